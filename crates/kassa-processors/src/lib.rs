@@ -1,0 +1,90 @@
+//! Payment processors behind one trait.
+//!
+//! Services see only [`Processor`] and the processor-neutral types in [`types`]; Stripe's
+//! wire format stays inside `stripe/`, and the offline `test` processor in `test/` behaves
+//! like Stripe's test mode. Both pass the same contract tests.
+
+pub mod signature;
+pub mod types;
+pub mod unavailable;
+
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// An idempotency key for a mutating processor call, chosen by the caller and derived from
+/// Kassa's own ids (`kassa_pay_<payment id>`), so that a retry after a crash repeats the call
+/// instead of making a second charge.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        IdempotencyKey(key.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A payment processor. Every mutating call carries the caller's idempotency key: the same
+/// key and parameters give the same result, however often the call is repeated.
+#[async_trait]
+pub trait Processor: Send + Sync + 'static {
+    /// `test` or `stripe`.
+    fn name(&self) -> &'static str;
+
+    async fn create_customer(
+        &self,
+        req: &CreateCustomer,
+        key: &IdempotencyKey,
+    ) -> Result<ProcessorCustomer, ProcessorError>;
+
+    /// Creates a PaymentIntent; with `confirm` set it is confirmed in the same call (the
+    /// single-shot flow), which is also the only confirm localstripe can serve.
+    async fn create_payment_intent(
+        &self,
+        req: &CreatePaymentIntent,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError>;
+
+    /// Confirms an existing PaymentIntent with a (new) payment source.
+    async fn confirm_payment_intent(
+        &self,
+        id: &str,
+        req: &ConfirmPaymentIntent,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError>;
+
+    async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, ProcessorError>;
+
+    /// Captures an authorized PaymentIntent; `amount` below the authorized amount is a
+    /// partial capture (the rest is released).
+    async fn capture_payment_intent(
+        &self,
+        id: &str,
+        amount: Option<i64>,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError>;
+
+    async fn cancel_payment_intent(&self, id: &str, key: &IdempotencyKey) -> Result<PaymentIntent, ProcessorError>;
+
+    async fn create_refund(&self, req: &CreateRefund, key: &IdempotencyKey) -> Result<Refund, ProcessorError>;
+
+    /// The customer's saved payment methods (cards saved with `setup_future_usage`).
+    async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError>;
+
+    /// A hosted checkout page at the processor (Stripe Checkout; the test processor's page).
+    async fn create_checkout_session(
+        &self,
+        req: &CreateCheckoutSession,
+        key: &IdempotencyKey,
+    ) -> Result<CheckoutSession, ProcessorError>;
+
+    async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError>;
+
+    async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError>;
+
+    /// Verifies a webhook delivery (raw body and `Stripe-Signature` header) and parses it.
+    fn parse_event(&self, payload: &[u8], signature: &str, now: i64) -> Result<Event, EventError>;
+}

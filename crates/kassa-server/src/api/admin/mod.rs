@@ -1,0 +1,11 @@
+//! The admin API (`/admin/*`): server to server, with a secret key.
+
+mod catalog;
+mod events;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(catalog::routes()).merge(events::routes())
+}

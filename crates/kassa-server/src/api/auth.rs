@@ -1,0 +1,98 @@
+//! Who is calling: an admin (secret key), or a storefront (publishable key) optionally acting
+//! for a signed-in customer.
+
+use crate::error::ApiError;
+use crate::services::keys::{self, KeyCheck};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+
+/// The publishable key header of the store API.
+pub const PUBLISHABLE_KEY_HEADER: &str = "kassa-publishable-key";
+
+/// A request authenticated with a secret key.
+pub struct Admin {
+    pub key_id: String,
+}
+
+impl Admin {
+    /// Idempotency keys of the admin API are shared by all its secret keys, as at Stripe.
+    pub fn idempotency_scope(&self) -> String {
+        "admin".into()
+    }
+}
+
+/// A request authenticated with a publishable key.
+pub struct Storefront {
+    pub key_id: String,
+    /// The raw bearer token after the publishable key, if any (a customer JWT).
+    pub bearer: Option<String>,
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+        return Some(token.trim().to_string());
+    }
+    // `curl -u sk_…:` sends Basic auth with the key as user name, as Stripe accepts.
+    let basic = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split(':').next().unwrap_or_default().to_string())
+}
+
+async fn check_key(state: &AppState, presented: &str) -> Result<kassa_store::api_keys::ApiKeyRow, ApiError> {
+    match keys::check(&state.store, presented).await? {
+        KeyCheck::Valid(row) => Ok(row),
+        KeyCheck::Revoked => Err(ApiError::Authentication("This API key has been revoked.".into())),
+        KeyCheck::Unknown => Err(ApiError::Authentication("Invalid API key provided.".into())),
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(key) = bearer(parts) else {
+            return Err(ApiError::Authentication(
+                "You did not provide an API key. Send your secret key as `Authorization: Bearer sk_…`.".into(),
+            ));
+        };
+        let row = check_key(state, &key).await?;
+        if row.kind != "secret" {
+            return Err(ApiError::PermissionDenied(
+                "Publishable keys cannot use the admin API; use a secret key (sk_…).".into(),
+            ));
+        }
+        Ok(Admin { key_id: row.id })
+    }
+}
+
+impl FromRequestParts<AppState> for Storefront {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(PUBLISHABLE_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
+        let bearer = bearer(parts);
+        // Without the header, a publishable key may come as the bearer token itself.
+        let (key, customer_token) = match (header, bearer) {
+            (Some(h), b) => (h.to_string(), b),
+            (None, Some(b)) if b.starts_with("pk_") => (b, None),
+            (None, _) => {
+                return Err(ApiError::Authentication(format!(
+                    "You did not provide a publishable key. Send it as `{PUBLISHABLE_KEY_HEADER}: pk_…`."
+                )));
+            }
+        };
+        let row = check_key(state, &key).await?;
+        if row.kind != "publishable" {
+            return Err(ApiError::PermissionDenied(
+                "Secret keys must not be used in the store API, which browsers call; use a publishable key (pk_…)."
+                    .into(),
+            ));
+        }
+        Ok(Storefront { key_id: row.id, bearer: customer_token })
+    }
+}

@@ -1,0 +1,187 @@
+//! `Idempotency-Key` on mutating requests, with Stripe's semantics:
+//! - the same key with the same request returns the stored response (same status, same bytes)
+//!   without doing the work again;
+//! - the same key with a different request (method, path or body) is a 400
+//!   `idempotency_key_reused`;
+//! - a second request while the first still runs is a 409 `idempotency_key_in_use`.
+//!
+//! Two ways to run the work (after Brandur Leach's "Implementing Stripe-like Idempotency
+//! Keys"):
+//! - [`IdemRequest::local`]: work that only touches our database runs in the same transaction
+//!   that claims the key and stores the response, so the work and its recorded answer commit
+//!   together or not at all.
+//! - [`IdemRequest::staged`]: work that calls the processor commits the claim first (a lock
+//!   with an expiry), runs in its own transactions, and stores the response last. The work
+//!   itself must be safe to repeat (its processor calls carry idempotency keys derived from
+//!   ours), because a holder that dies is taken over once its lock expires.
+
+use crate::api::extract::{parse_json, read_body};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use kassa_store::Tx;
+use kassa_store::idempotency::{self, Claim, IdempotencyRow};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+
+pub const HEADER: &str = "idempotency-key";
+/// How long a staged request holds its key before another may take it over.
+const STAGED_LOCK_SECS: i64 = 60;
+
+/// A JSON body together with the request's `Idempotency-Key` and fingerprint.
+pub struct Idempotent<T> {
+    pub request: IdemRequest,
+    pub body: T,
+}
+
+/// The key (if the client sent one) and a hash of what the key must be reused with.
+pub struct IdemRequest {
+    key: Option<String>,
+    fingerprint: String,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Idempotent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let key = match req.headers().get(HEADER) {
+            None => None,
+            Some(v) => {
+                let k = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255);
+                Some(
+                    k.ok_or_else(|| {
+                        ApiError::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 255 printable characters.")
+                    })?
+                    .to_string(),
+                )
+            }
+        };
+        let method = req.method().to_string();
+        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let bytes = read_body(req, state).await?;
+        let body = parse_json(&bytes)?;
+        let mut hasher = Sha256::new();
+        hasher.update(method.as_bytes());
+        hasher.update(b" ");
+        hasher.update(path.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(&bytes);
+        let fingerprint = hex::encode(hasher.finalize());
+        Ok(Idempotent { request: IdemRequest { key, fingerprint }, body })
+    }
+}
+
+/// A stored or fresh JSON response.
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+fn to_body<R: Serialize>(value: &R) -> ApiResult<String> {
+    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// What an existing key row means for this request.
+enum Existing {
+    Replay(Response),
+    /// The holder died; this request took the key over and must run.
+    TakenOver,
+}
+
+impl IdemRequest {
+    /// Runs local work in one transaction with the key's claim and stored response.
+    /// An error rolls everything back, key included, so a retry runs afresh.
+    pub async fn local<R, F>(self, state: &AppState, scope: &str, work: F) -> ApiResult<Response>
+    where
+        R: Serialize,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+    {
+        let now = state.clock.now();
+        let mut tx = state.store.begin().await?;
+        if let Some(key) = &self.key {
+            match idempotency::claim(&mut tx, scope, key, &self.fingerprint, now, now + STAGED_LOCK_SECS).await? {
+                Claim::Claimed => {}
+                Claim::Existing(row) => match self.existing(&mut tx, row, now).await? {
+                    Existing::Replay(res) => return Ok(res),
+                    Existing::TakenOver => {}
+                },
+            }
+        }
+        let value = work(&mut tx).await?;
+        let body = to_body(&value)?;
+        if let Some(key) = &self.key {
+            idempotency::complete(tx.conn(), scope, key, 200, &body).await?;
+        }
+        tx.commit().await?;
+        Ok(json_response(StatusCode::OK, body, false))
+    }
+
+    /// Runs work that manages its own transactions and processor calls (see module docs).
+    /// Answers below 500 are stored and replayed; a 5xx releases the key for a retry.
+    pub async fn staged<R, Fut>(self, state: &AppState, scope: &str, work: Fut) -> ApiResult<Response>
+    where
+        R: Serialize,
+        Fut: Future<Output = ApiResult<R>>,
+    {
+        let Some(key) = self.key.clone() else {
+            let value = work.await?;
+            return Ok(json_response(StatusCode::OK, to_body(&value)?, false));
+        };
+        let now = state.clock.now();
+        let mut tx = state.store.begin().await?;
+        match idempotency::claim(&mut tx, scope, &key, &self.fingerprint, now, now + STAGED_LOCK_SECS).await? {
+            Claim::Claimed => {}
+            Claim::Existing(row) => match self.existing(&mut tx, row, now).await? {
+                Existing::Replay(res) => return Ok(res),
+                Existing::TakenOver => {}
+            },
+        }
+        tx.commit().await?;
+
+        match work.await {
+            Ok(value) => {
+                let body = to_body(&value)?;
+                idempotency::complete(state.store.writer(), scope, &key, 200, &body).await?;
+                Ok(json_response(StatusCode::OK, body, false))
+            }
+            Err(e) if e.status().is_server_error() => {
+                idempotency::release(state.store.writer(), scope, &key).await?;
+                Err(e)
+            }
+            Err(e) => {
+                let body = to_body(&e.body())?;
+                idempotency::complete(state.store.writer(), scope, &key, e.status().as_u16(), &body).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn existing(&self, tx: &mut Tx, row: IdempotencyRow, now: i64) -> ApiResult<Existing> {
+        if row.fingerprint != self.fingerprint {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
+        if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
+            let status = StatusCode::from_u16(status as u16).map_err(|e| ApiError::Internal(e.into()))?;
+            return Ok(Existing::Replay(json_response(status, body, true)));
+        }
+        match row.locked_until {
+            Some(until) if until < now => {
+                if idempotency::take_over(tx, &row.scope, &row.key, now, now + STAGED_LOCK_SECS).await? {
+                    Ok(Existing::TakenOver)
+                } else {
+                    Err(ApiError::IdempotencyKeyInUse)
+                }
+            }
+            _ => Err(ApiError::IdempotencyKeyInUse),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The HTTP API. Handlers extract, call one service function, and serialize; every route is
+//! registered through `utoipa_axum::routes!`, so it cannot exist without its OpenAPI entry.
+
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod idempotency;
+pub mod pagination;
+pub mod store;
+pub mod system;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method};
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kassa",
+        description = "Self-hostable checkout and payments server. Admin API: `Authorization: Bearer sk_…`. \
+                       Store API: `Kassa-Publishable-Key: pk_…`, and for a signed-in customer \
+                       `Authorization: Bearer <customer JWT>`. Money is integer minor units. Mutating \
+                       requests accept `Idempotency-Key`."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(crate::error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "secret_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("sk_…").build()),
+        );
+        components.add_security_scheme(
+            "publishable_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(auth::PUBLISHABLE_KEY_HEADER))),
+        );
+        components.add_security_scheme(
+            "customer_jwt",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// All routes with their documentation, before state is attached.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(system::routes()).merge(admin::routes()).merge(store::routes())
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The application: routes, documentation, middleware.
+pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request is counted.
+    crate::metrics::handle();
+    let (router, openapi) = routes().split_for_parts();
+    extract::set_body_limit_hint(state.settings.server.body_limit);
+    let cors = cors(&state.settings.server.cors_origins);
+    router
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::Extension(Arc::new(openapi)))
+        .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn route_not_found(req: Request) -> ApiError {
+    ApiError::RouteNotFound { method: req.method().to_string(), path: req.uri().path().to_string() }
+}
+
+/// Browsers call the store API from the merchant's site.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::DELETE]).allow_headers([
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::CONTENT_TYPE,
+        HeaderName::from_static(auth::PUBLISHABLE_KEY_HEADER),
+        HeaderName::from_static(idempotency::HEADER),
+    ])
+}
+
+/// Documents the optional `Idempotency-Key` header of a mutating route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    /// Up to 255 characters; the same key with the same request replays the first answer.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}

@@ -1,0 +1,10 @@
+//! The store API (`/store/*`): called by storefronts and browsers with a publishable key.
+
+mod catalog;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(catalog::routes())
+}

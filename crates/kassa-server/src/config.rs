@@ -1,0 +1,465 @@
+//! Typed configuration: defaults ← `kassa.toml` (or the file in `KASSA_CONFIG`) ← environment.
+//!
+//! Environment variables are `KASSA_<SECTION>__<KEY>` (`KASSA_SERVER__PORT=8080`), plus the
+//! conventional `DATABASE_URL` and `PORT`. [`Settings::load`] validates everything a running
+//! server needs, so a missing or malformed secret stops `kassa serve` at start with a message
+//! naming the variable, never at the first webhook.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kassa_domain::Currency;
+use kassa_domain::credits::FeeSchedule;
+use kassa_domain::tax::Percentage;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub processor: ProcessorSettings,
+    pub customer_auth: CustomerAuthSettings,
+    pub checkout: CheckoutSettings,
+    pub credits: CreditSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// The address browsers reach Kassa at (hosted checkout pages, 3-D Secure returns).
+    /// Defaults to `http://<host>:<port>` of the bound socket.
+    pub public_url: Option<String>,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Seconds to finish in-flight requests after SIGTERM/Ctrl-C.
+    pub shutdown_grace_secs: u64,
+    /// Origins allowed to call the store API from browsers; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://kassa.db` (default, created if missing) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive (`info`, `kassa=debug,tower_http=info`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessorKind {
+    Test,
+    Stripe,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSettings {
+    pub kind: ProcessorKind,
+    pub stripe: StripeSettings,
+    pub test: TestProcessorSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    /// `sk_live_…` or `sk_test_…`; required when the processor is `stripe`.
+    #[serde(serialize_with = "expose")]
+    pub secret_key: Option<SecretString>,
+    /// `whsec_…` of the endpoint that posts to `/webhooks/stripe`; required with `stripe`.
+    #[serde(serialize_with = "expose")]
+    pub webhook_secret: Option<SecretString>,
+    /// Another secret accepted during rotation.
+    #[serde(serialize_with = "expose")]
+    pub previous_webhook_secret: Option<SecretString>,
+    /// `https://api.stripe.com`; tests point it at localstripe.
+    pub base_url: String,
+    /// The pinned `Stripe-Version`.
+    pub api_version: String,
+    pub max_network_retries: u32,
+    pub timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestProcessorSettings {
+    /// Where the test processor delivers its events; defaults to this server's own
+    /// `/webhooks/stripe`.
+    pub webhook_url: Option<String>,
+    /// Duplicate, delay and reorder event deliveries (for tests of exactly-once handling).
+    pub chaos: bool,
+    /// Milliseconds between delivery rounds.
+    pub delivery_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerAuthSettings {
+    /// HS256 shared secret of the merchant's auth system.
+    #[serde(serialize_with = "expose")]
+    pub jwt_hs256_secret: Option<SecretString>,
+    /// PEM file with an RS256 or EdDSA public key.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS file (RS256/EdDSA keys, chosen by `kid`).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp`/`nbf`, seconds.
+    pub leeway_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutSettings {
+    /// Days of inactivity after which an open cart expires.
+    pub cart_ttl_days: u64,
+    /// Hosted checkout sessions expire after this many hours.
+    pub session_ttl_hours: u64,
+    /// `automatic` captures at payment; `manual` authorizes and leaves capture to the admin.
+    pub capture: CaptureMode,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditSettings {
+    pub currency: String,
+    /// Minor units of `currency` one credit is worth.
+    pub unit_amount: i64,
+    /// The processor's percentage fee the top-up is grossed up by (`"2.9"`).
+    pub fee_percent: String,
+    /// The processor's fixed fee per charge, in minor units.
+    pub fee_fixed: i64,
+    /// Largest top-up, in credits.
+    pub max_credits: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Run background jobs in this process (turn off on API-only replicas).
+    pub enabled: bool,
+    /// Milliseconds between rounds of each periodic job.
+    pub interval_ms: u64,
+    /// Hours an idempotency key is kept (Stripe keeps them 24 h).
+    pub idempotency_retention_hours: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 7070,
+                public_url: None,
+                body_limit: 256 * 1024,
+                shutdown_grace_secs: 10,
+                cors_origins: vec!["*".into()],
+            },
+            database: DatabaseSettings {
+                url: "sqlite://kassa.db".into(),
+                max_connections: 16,
+                acquire_timeout_secs: 10,
+            },
+            log: LogSettings { format: LogFormat::Human, level: "info".into() },
+            processor: ProcessorSettings {
+                kind: ProcessorKind::Test,
+                stripe: StripeSettings {
+                    secret_key: None,
+                    webhook_secret: None,
+                    previous_webhook_secret: None,
+                    base_url: "https://api.stripe.com".into(),
+                    api_version: "2024-06-20".into(),
+                    max_network_retries: 2,
+                    timeout_secs: 30,
+                },
+                test: TestProcessorSettings { webhook_url: None, chaos: false, delivery_interval_ms: 200 },
+            },
+            customer_auth: CustomerAuthSettings::default(),
+            checkout: CheckoutSettings { cart_ttl_days: 7, session_ttl_hours: 24, capture: CaptureMode::Automatic },
+            credits: CreditSettings {
+                currency: "usd".into(),
+                unit_amount: 1,
+                fee_percent: "2.9".into(),
+                fee_fixed: 30,
+                max_credits: 1_000_000,
+            },
+            jobs: JobSettings { enabled: true, interval_ms: 1000, idempotency_retention_hours: 24 },
+        }
+    }
+}
+
+/// A configuration problem, naming the setting and the environment variable that sets it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("{setting} (environment variable {env}): {problem}")]
+    Invalid { setting: &'static str, env: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file (`KASSA_CONFIG`, else `./kassa.toml` when present),
+    /// then the environment; then validates.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let file = std::env::var("KASSA_CONFIG").unwrap_or_else(|_| "kassa.toml".into());
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if std::path::Path::new(&file).exists() {
+            figment = figment.merge(Toml::file(&file));
+        } else if std::env::var("KASSA_CONFIG").is_ok() {
+            return Err(ConfigError::Parse(format!("KASSA_CONFIG names {file}, which does not exist")));
+        }
+        figment = figment
+            .merge(Env::prefixed("KASSA_").split("__").ignore(&["config"]))
+            .merge(Env::raw().only(&["database_url"]).map(|_| "database.url".into()))
+            .merge(Env::raw().only(&["port"]).map(|_| "server.port".into()));
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: required secrets for the chosen processor, URLs, fees.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "database.url",
+                env: "DATABASE_URL",
+                problem: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if let Some(url) = &self.server.public_url {
+            check_http_url(url).map_err(|problem| ConfigError::Invalid {
+                setting: "server.public_url",
+                env: "KASSA_SERVER__PUBLIC_URL",
+                problem,
+            })?;
+        }
+        if self.processor.kind == ProcessorKind::Stripe {
+            let s = &self.processor.stripe;
+            match &s.secret_key {
+                Some(k) if k.expose_secret().starts_with("sk_") || k.expose_secret().starts_with("rk_") => {}
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "processor.stripe.secret_key",
+                        env: "KASSA_PROCESSOR__STRIPE__SECRET_KEY",
+                        problem: "must be a Stripe secret or restricted key (sk_… or rk_…)".into(),
+                    });
+                }
+                None => {
+                    return Err(ConfigError::Invalid {
+                        setting: "processor.stripe.secret_key",
+                        env: "KASSA_PROCESSOR__STRIPE__SECRET_KEY",
+                        problem: "is required when the processor is stripe".into(),
+                    });
+                }
+            }
+            for (secret, setting, env) in [
+                (&s.webhook_secret, "processor.stripe.webhook_secret", "KASSA_PROCESSOR__STRIPE__WEBHOOK_SECRET"),
+                (
+                    &s.previous_webhook_secret,
+                    "processor.stripe.previous_webhook_secret",
+                    "KASSA_PROCESSOR__STRIPE__PREVIOUS_WEBHOOK_SECRET",
+                ),
+            ] {
+                match secret {
+                    Some(w) if w.expose_secret().starts_with("whsec_") && w.expose_secret().len() > 6 => {}
+                    Some(_) => {
+                        return Err(ConfigError::Invalid {
+                            setting,
+                            env,
+                            problem: "must be a webhook signing secret (whsec_…)".into(),
+                        });
+                    }
+                    None if setting == "processor.stripe.webhook_secret" => {
+                        return Err(ConfigError::Invalid {
+                            setting,
+                            env,
+                            problem: "is required when the processor is stripe: without it no \
+                                      webhook can be verified"
+                                .into(),
+                        });
+                    }
+                    None => {}
+                }
+            }
+            check_http_url(&s.base_url).map_err(|problem| ConfigError::Invalid {
+                setting: "processor.stripe.base_url",
+                env: "KASSA_PROCESSOR__STRIPE__BASE_URL",
+                problem,
+            })?;
+        }
+        if let Some(url) = &self.processor.test.webhook_url {
+            check_http_url(url).map_err(|problem| ConfigError::Invalid {
+                setting: "processor.test.webhook_url",
+                env: "KASSA_PROCESSOR__TEST__WEBHOOK_URL",
+                problem,
+            })?;
+        }
+        let auth = &self.customer_auth;
+        if let Some(s) = &auth.jwt_hs256_secret
+            && s.expose_secret().len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                setting: "customer_auth.jwt_hs256_secret",
+                env: "KASSA_CUSTOMER_AUTH__JWT_HS256_SECRET",
+                problem: "must be at least 32 bytes".into(),
+            });
+        }
+        for (file, setting, env) in [
+            (
+                &auth.jwt_public_key_file,
+                "customer_auth.jwt_public_key_file",
+                "KASSA_CUSTOMER_AUTH__JWT_PUBLIC_KEY_FILE",
+            ),
+            (&auth.jwks_file, "customer_auth.jwks_file", "KASSA_CUSTOMER_AUTH__JWKS_FILE"),
+        ] {
+            if let Some(f) = file
+                && !f.exists()
+            {
+                return Err(ConfigError::Invalid { setting, env, problem: format!("{} does not exist", f.display()) });
+            }
+        }
+        self.credit_fee().map_err(|problem| ConfigError::Invalid {
+            setting: "credits.fee_percent",
+            env: "KASSA_CREDITS__FEE_PERCENT",
+            problem,
+        })?;
+        self.credit_currency().map_err(|problem| ConfigError::Invalid {
+            setting: "credits.currency",
+            env: "KASSA_CREDITS__CURRENCY",
+            problem,
+        })?;
+        if self.credits.unit_amount <= 0 {
+            return Err(ConfigError::Invalid {
+                setting: "credits.unit_amount",
+                env: "KASSA_CREDITS__UNIT_AMOUNT",
+                problem: "must be a positive number of minor units".into(),
+            });
+        }
+        if self.credits.max_credits <= 0 {
+            return Err(ConfigError::Invalid {
+                setting: "credits.max_credits",
+                env: "KASSA_CREDITS__MAX_CREDITS",
+                problem: "must be positive".into(),
+            });
+        }
+        if self.checkout.cart_ttl_days == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "checkout.cart_ttl_days",
+                env: "KASSA_CHECKOUT__CART_TTL_DAYS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if !(1..=24).contains(&self.checkout.session_ttl_hours) {
+            return Err(ConfigError::Invalid {
+                setting: "checkout.session_ttl_hours",
+                env: "KASSA_CHECKOUT__SESSION_TTL_HOURS",
+                problem: "must be between 1 and 24 (Stripe's limits)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn credit_fee(&self) -> Result<FeeSchedule, String> {
+        let percent: Percentage = self.credits.fee_percent.parse().map_err(|e| format!("{e}"))?;
+        if percent.ppm() >= 1_000_000 {
+            return Err("must be below 100".into());
+        }
+        if self.credits.fee_fixed < 0 {
+            return Err("credits.fee_fixed must not be negative".into());
+        }
+        Ok(FeeSchedule { percent, fixed: self.credits.fee_fixed })
+    }
+
+    pub fn credit_currency(&self) -> Result<Currency, String> {
+        Currency::parse(&self.credits.currency).map_err(|e| e.to_string())
+    }
+}
+
+/// Settings serialize only to seed figment with defaults (where secrets are absent); secrets
+/// never reach logs, since `SecretString`'s `Debug` hides them.
+fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|x| x.expose_secret()).serialize(s)
+}
+
+fn check_http_url(s: &str) -> Result<(), String> {
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err(format!("`{s}` must be an absolute http(s) URL")),
+        Err(e) => Err(format!("`{s}` is not a URL: {e}")),
+    }
+}
+
+/// Figment's error, with the environment variable that would set the offending key.
+fn describe(e: figment::Error) -> String {
+    let mut out = Vec::new();
+    for err in e {
+        let path = err.path.join(".");
+        if path.is_empty() {
+            out.push(err.to_string());
+        } else {
+            let env = format!("KASSA_{}", err.path.join("__").to_uppercase());
+            out.push(format!("{path} (environment variable {env}): {}", err.kind));
+        }
+    }
+    out.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_without_webhook_secret_is_refused_naming_the_variable() {
+        let mut s = Settings::default();
+        s.processor.kind = ProcessorKind::Stripe;
+        s.processor.stripe.secret_key = Some("sk_test_123".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("KASSA_PROCESSOR__STRIPE__WEBHOOK_SECRET"), "{err}");
+        s.processor.stripe.webhook_secret = Some("nope".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("whsec_"), "{err}");
+        s.processor.stripe.webhook_secret = Some("whsec_abc".into());
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+}

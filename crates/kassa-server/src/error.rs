@@ -1,0 +1,198 @@
+//! The one error type of the API. Every failure a handler can return is a variant here, and
+//! [`IntoResponse`] writes Stripe's error object with the status of SPEC §2:
+//! `{"error": {"type", "code", "message", "param"?, "decline_code"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kassa_processors::ProcessorError;
+use kassa_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or a parameter is invalid.
+    #[error("{message}")]
+    InvalidRequest { code: &'static str, message: String, param: Option<String> },
+    /// 401: no API key, an unknown one, or a revoked one; or a bad customer token.
+    #[error("{0}")]
+    Authentication(String),
+    /// 403: the key is valid but may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// 404: no such object (or not yours).
+    #[error("No such {kind}: '{id}'")]
+    NotFound { kind: &'static str, id: String },
+    /// 404: no such route.
+    #[error("Unrecognized request URL ({method} {path})")]
+    RouteNotFound { method: String, path: String },
+    /// 405
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// 409: the object's state forbids this (or a concurrent request holds the key).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 400 `idempotency_key_reused`: the key was used with other parameters.
+    #[error("Keys for idempotent requests can only be used with the same parameters they were first used with.")]
+    IdempotencyKeyReused,
+    /// 409 `idempotency_key_in_use`: the first request with this key is still running.
+    #[error("A request with this idempotency key is still being processed; retry later.")]
+    IdempotencyKeyInUse,
+    /// 402: the payment was refused.
+    #[error("{message}")]
+    PaymentFailed {
+        code: String,
+        decline_code: Option<String>,
+        message: String,
+        /// The Kassa payment the attempt belongs to.
+        payment: Option<String>,
+    },
+    /// 413
+    #[error("The request body is larger than {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    /// 422: well-formed, but the semantics forbid it.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String, param: Option<String> },
+    /// 502: the payment processor failed or could not be reached; safe to retry.
+    #[error("The payment processor is unavailable: {0}")]
+    ProcessorUnavailable(String),
+    /// 500: a real fault of ours. The cause is logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidRequest { code: "parameter_invalid", message: message.into(), param: Some(param.into()) }
+    }
+
+    pub fn missing(param: &str) -> ApiError {
+        ApiError::InvalidRequest {
+            code: "parameter_missing",
+            message: format!("Missing required param: {param}."),
+            param: Some(param.into()),
+        }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> ApiError {
+        ApiError::NotFound { kind, id: id.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidRequest { .. } | IdempotencyKeyReused => StatusCode::BAD_REQUEST,
+            Authentication(_) => StatusCode::UNAUTHORIZED,
+            PaymentFailed { .. } => StatusCode::PAYMENT_REQUIRED,
+            PermissionDenied(_) => StatusCode::FORBIDDEN,
+            NotFound { .. } | RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict { .. } | IdempotencyKeyInUse => StatusCode::CONFLICT,
+            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ProcessorUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        use ApiError::*;
+        let (kind, code, param, decline_code, payment): (
+            &str,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = match self {
+            InvalidRequest { code, param, .. } => {
+                ("invalid_request_error", Some((*code).into()), param.clone(), None, None)
+            }
+            Authentication(_) => ("authentication_error", Some("api_key_invalid".into()), None, None, None),
+            PermissionDenied(_) => ("permission_error", Some("permission_denied".into()), None, None, None),
+            NotFound { .. } => {
+                ("invalid_request_error", Some("resource_missing".into()), Some("id".into()), None, None)
+            }
+            RouteNotFound { .. } => ("invalid_request_error", Some("route_not_found".into()), None, None, None),
+            MethodNotAllowed => ("invalid_request_error", Some("method_not_allowed".into()), None, None, None),
+            Conflict { code, .. } => ("invalid_request_error", Some((*code).into()), None, None, None),
+            IdempotencyKeyReused => ("idempotency_error", Some("idempotency_key_reused".into()), None, None, None),
+            IdempotencyKeyInUse => ("idempotency_error", Some("idempotency_key_in_use".into()), None, None, None),
+            PaymentFailed { code, decline_code, payment, .. } => {
+                ("card_error", Some(code.clone()), None, decline_code.clone(), payment.clone())
+            }
+            PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large".into()), None, None, None),
+            Unprocessable { code, param, .. } => {
+                ("invalid_request_error", Some((*code).into()), param.clone(), None, None)
+            }
+            ProcessorUnavailable(_) => ("api_error", Some("processor_unavailable".into()), None, None, None),
+            Internal(_) => ("api_error", None, None, None, None),
+        };
+        let message = match self {
+            Internal(_) => "An internal error occurred. It has been logged; retrying is safe.".to_string(),
+            other => other.to_string(),
+        };
+        ErrorBody { error: ErrorObject { kind: kind.into(), code, message, param, decline_code, payment } }
+    }
+}
+
+/// The error envelope every non-2xx response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `idempotency_error`,
+    /// `card_error` or `api_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+    /// The request parameter at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// For card declines: `generic_decline`, `insufficient_funds`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    /// For payment failures: the Kassa payment of the attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = ?e, "internal error");
+        }
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<ProcessorError> for ApiError {
+    fn from(e: ProcessorError) -> Self {
+        match e {
+            ProcessorError::Payment { error, .. } => ApiError::PaymentFailed {
+                code: error.code,
+                decline_code: error.decline_code,
+                message: error.message,
+                payment: None,
+            },
+            ProcessorError::Unavailable(m) => ApiError::ProcessorUnavailable(m),
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}

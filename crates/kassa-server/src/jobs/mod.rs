@@ -1,0 +1,52 @@
+//! Background work. Every job is safe to run on several servers sharing one database: it
+//! claims rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer), changes them
+//! in the claiming transaction, and works in bounded batches.
+
+mod idempotency_cleanup;
+
+use crate::state::AppState;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Starts every job; they stop when `shutdown` turns true.
+pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    let every = Duration::from_millis(state.settings.jobs.interval_ms);
+    {
+        let state = state.clone();
+        set.spawn(periodic("idempotency_cleanup", every * 60, shutdown.clone(), move || {
+            let state = state.clone();
+            async move { idempotency_cleanup::run(&state).await }
+        }));
+    }
+    set
+}
+
+/// Runs `round` every `every` until shutdown; a failed round is logged and retried next time.
+pub(crate) async fn periodic<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(e) = round().await {
+                    tracing::warn!(job = name, error = %e, "job round failed");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+}

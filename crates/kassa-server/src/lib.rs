@@ -1,0 +1,17 @@
+//! Kassa's server: HTTP API (`api`), use cases (`services`), background work (`jobs`), and
+//! what ties them together (configuration, errors, state, startup).
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod objects;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::Application;

@@ -1,0 +1,103 @@
+//! API keys: secret keys (`sk_…`) for the admin API, publishable keys (`pk_…`) for the store
+//! API. A key is shown once, when created; only its SHA-256 is stored. A plain hash is enough
+//! (unlike passwords): keys are 40 random base62 characters, far beyond brute force.
+
+use kassa_domain::ids::IdKind;
+use kassa_store::api_keys::{self, ApiKeyRow};
+use kassa_store::{Store, StoreError, settings};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Secret,
+    Publishable,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Publishable => "publishable",
+        }
+    }
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "sk_",
+            KeyKind::Publishable => "pk_",
+        }
+    }
+}
+
+/// A freshly created key; `secret` exists only in this value.
+pub struct NewKey {
+    pub row: ApiKeyRow,
+    pub secret: String,
+}
+
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn random_key(kind: KeyKind) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    let body: String = (0..40).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("{}{body}", kind.prefix())
+}
+
+pub async fn create(store: &Store, kind: KeyKind, name: Option<String>, now: i64) -> Result<NewKey, StoreError> {
+    let mut tx = store.begin().await?;
+    let key = insert_new(&mut tx, kind, name, now).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+async fn insert_new(
+    tx: &mut kassa_store::Tx,
+    kind: KeyKind,
+    name: Option<String>,
+    now: i64,
+) -> Result<NewKey, StoreError> {
+    let secret = random_key(kind);
+    let row = ApiKeyRow {
+        id: IdKind::ApiKey.new_id(),
+        kind: kind.as_str().into(),
+        secret_hash: hash_key(&secret),
+        last4: secret[secret.len() - 4..].to_string(),
+        name,
+        created: now,
+        revoked_at: None,
+    };
+    api_keys::insert(tx.conn(), &row).await?;
+    Ok(NewKey { row, secret })
+}
+
+/// On the very first start, creates one secret and one publishable key and returns them to
+/// be printed once. Several servers starting together on a fresh database agree on one
+/// winner through the `bootstrap_keys` setting, inserted in the same transaction.
+pub async fn bootstrap(store: &Store, now: i64) -> Result<Option<(NewKey, NewKey)>, StoreError> {
+    let mut tx = store.begin().await?;
+    if !settings::insert_if_absent(tx.conn(), "bootstrap_keys", &now.to_string()).await? {
+        return Ok(None);
+    }
+    let secret = insert_new(&mut tx, KeyKind::Secret, Some("default secret key".into()), now).await?;
+    let publishable = insert_new(&mut tx, KeyKind::Publishable, Some("default publishable key".into()), now).await?;
+    tx.commit().await?;
+    Ok(Some((secret, publishable)))
+}
+
+/// Outcome of presenting a key.
+pub enum KeyCheck {
+    Valid(ApiKeyRow),
+    Unknown,
+    Revoked,
+}
+
+pub async fn check(store: &Store, presented: &str) -> Result<KeyCheck, StoreError> {
+    match api_keys::find_by_hash(store.reader(), &hash_key(presented)).await? {
+        None => Ok(KeyCheck::Unknown),
+        Some(row) if row.revoked_at.is_some() => Ok(KeyCheck::Revoked),
+        Some(row) => Ok(KeyCheck::Valid(row)),
+    }
+}

@@ -1,0 +1,164 @@
+//! Building and running a server: database, keys, processor, router, jobs, shutdown.
+
+use crate::clock::Clock;
+use crate::config::{ProcessorKind, Settings};
+use crate::services::keys::{self, NewKey};
+use crate::state::AppState;
+use anyhow::Context;
+use kassa_processors::Processor;
+use kassa_store::Store;
+use kassa_store::db::ConnectOptions;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What `build` may do besides serving.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// Seed the demo catalog.
+    pub demo: bool,
+}
+
+/// A server bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// Keys created on the very first start, to be shown once.
+    pub bootstrap_keys: Option<(NewKey, NewKey)>,
+}
+
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&ConnectOptions {
+        url: settings.database.url.clone(),
+        max_connections: settings.database.max_connections,
+        acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+    })
+    .await
+    .with_context(|| format!("cannot open the database at {}", redact(&settings.database.url)))?;
+    Ok(store)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings, options: BuildOptions) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, options, Clock::default()).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        options: BuildOptions,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
+        let store = connect_store(&settings).await?;
+        store.migrate().await.context("applying migrations")?;
+        let bootstrap_keys = keys::bootstrap(&store, clock.now()).await?;
+        if options.demo {
+            crate::demo::seed(&store, clock.now()).await.context("seeding the demo catalog")?;
+        }
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let public_url: Arc<str> = settings
+            .server
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{local}"))
+            .into();
+        let processor = build_processor(&settings, &store, &public_url, local)?;
+        let state = AppState { store, processor, settings: Arc::new(settings), clock, public_url };
+        Ok(Application { listener, state, bootstrap_keys })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking connections, lets in-flight
+    /// requests finish (up to the grace period) and stops the jobs.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut jobs = if self.state.settings.jobs.enabled {
+            crate::jobs::spawn_all(&self.state, stop_rx.clone())
+        } else {
+            tokio::task::JoinSet::new()
+        };
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        let router = crate::api::router(self.state.clone());
+        let mut stop_rx_server = stop_rx.clone();
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx_server.wait_for(|s| *s).await;
+            });
+        let stop = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let mut server = std::pin::pin!(server.into_future());
+        let mut stop_rx_wait = stop_rx.clone();
+        let stopping = async move {
+            let _ = stop_rx_wait.wait_for(|s| *s).await;
+        };
+        tokio::select! {
+            r = &mut server => r?,
+            _ = stopping => {
+                if tokio::time::timeout(grace, &mut server).await.is_err() {
+                    tracing::warn!("grace period over; dropping remaining connections");
+                }
+            }
+        }
+        stop.abort();
+        while jobs.join_next().await.is_some() {}
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+fn build_processor(
+    settings: &Settings,
+    _store: &Store,
+    _public_url: &Arc<str>,
+    _local: SocketAddr,
+) -> anyhow::Result<Arc<dyn Processor>> {
+    match settings.processor.kind {
+        // Filled in by the processor implementations; until then payments are refused.
+        ProcessorKind::Test | ProcessorKind::Stripe => Ok(Arc::new(kassa_processors::unavailable::Unavailable)),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

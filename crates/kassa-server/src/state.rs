@@ -1,0 +1,16 @@
+use crate::clock::Clock;
+use crate::config::Settings;
+use kassa_processors::Processor;
+use kassa_store::Store;
+use std::sync::Arc;
+
+/// Everything a handler, service or job needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub processor: Arc<dyn Processor>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    /// Where browsers reach this server (hosted pages, redirects), without a trailing slash.
+    pub public_url: Arc<str>,
+}

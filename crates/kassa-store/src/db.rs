@@ -1,0 +1,202 @@
+use crate::{Result, StoreError, sql};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database: a pool for reads and a pool for writes.
+///
+/// On SQLite the writer pool holds exactly one connection: SQLite has one writer at a time
+/// anyway, and queueing writers in the pool (instead of letting several connections fight
+/// over the lock with `busy_timeout`) keeps tail latency low. Readers use their own
+/// connections, which WAL lets run beside the writer. On PostgreSQL both are the same pool.
+///
+/// Rule that follows from the single SQLite writer: never acquire a second write connection
+/// while holding a [`Tx`] — that waits for itself.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+/// Options for [`Store::connect`].
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub url: String,
+    /// Connections per pool (PostgreSQL) or reader connections (SQLite).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Store {
+    pub async fn connect(opts: &ConnectOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(&opts.url)?;
+        match backend {
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect(&opts.url)
+                    .await?;
+                Ok(Store { backend, writer: pool.clone(), reader: pool })
+            }
+            Backend::Sqlite => {
+                let url = sqlite_url_creating(&opts.url);
+                let writer = sqlite_pool(&url, 1, opts.acquire_timeout).connect(&url).await?;
+                let reader = sqlite_pool(&url, opts.max_connections.max(1), opts.acquire_timeout).connect(&url).await?;
+                Ok(Store { backend, writer, reader })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Pool for statements that only read.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Pool for single statements that write outside a transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes never fails to
+    /// upgrade its lock; on PostgreSQL it is a plain READ COMMITTED transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        };
+        sql::count_transaction();
+        Ok(Tx { inner, backend: self.backend })
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    ///
+    /// The migrator's advisory lock is off (PostgreSQL-compatible distributed databases lack
+    /// advisory locks); two servers migrating at once make one of them fail, and it retries
+    /// against the schema the other one finished.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.set_locking(false);
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.writer).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "migration failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sql::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else {
+        Err(StoreError::Database(sqlx::Error::Configuration(
+            "DATABASE_URL must start with sqlite: or postgres://".into(),
+        )))
+    }
+}
+
+/// Adds `mode=rwc` so a fresh machine gets its database file created on first start.
+fn sqlite_url_creating(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn sqlite_pool(_url: &str, max: u32, acquire_timeout: Duration) -> AnyPoolOptions {
+    AnyPoolOptions::new().max_connections(max).min_connections(1).acquire_timeout(acquire_timeout).after_connect(
+        |conn, _meta| {
+            Box::pin(async move {
+                // WAL: readers run beside the writer. synchronous=FULL: a commit the API has
+                // answered survives power loss, which a payments server owes its merchants.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        },
+    )
+}
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls it back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    /// The connection to run statements on: `query(..).execute(tx.conn())`.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, where the transaction already holds
+    /// the database's only write lock.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+}
+
+/// `FOR UPDATE SKIP LOCKED` for job queues on PostgreSQL; nothing on SQLite (one writer).
+pub fn skip_locked(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    }
+}
+
+/// Unix seconds.
+pub type Timestamp = i64;

@@ -1,0 +1,21 @@
+//! Kassa's database: one API over SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Every query lives in this crate, behind functions named for what they do. Statements use
+//! `$1, $2…` placeholders, which sqlx binds by number on both backends; where the dialects
+//! must differ (row locks, pragmas, `LEAST`/`MIN`) the difference is decided here, once, by
+//! [`Backend`]. Timestamps are Unix seconds (`BIGINT`), money is `BIGINT` minor units, JSON is
+//! text: the Any driver decodes only those primitive types on both backends.
+
+pub mod api_keys;
+pub mod catalog;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod settings;
+pub mod sql;
+
+pub use db::{Backend, Store, Tx};
+pub use error::StoreError;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

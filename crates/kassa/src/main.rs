@@ -1,0 +1,88 @@
+//! The `kassa` binary: a thin command line over `kassa-server`.
+
+mod bench;
+mod keys;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kassa_server::config::Settings;
+use kassa_server::startup::{self, Application, BuildOptions};
+
+#[derive(Parser)]
+#[command(name = "kassa", version, about = "Self-hostable checkout and payments server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (SQLite and the test processor unless configured otherwise).
+    Serve {
+        /// Seed a small demo catalog (a region, three products, a shipping option).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Drive the HTTP API with concurrent clients and print throughput and latency.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args).await,
+        command => {
+            let settings = match Settings::load() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("kassa: {e}");
+                    std::process::exit(2);
+                }
+            };
+            kassa_server::telemetry::init(&settings.log);
+            match command {
+                Command::Serve { demo } => serve(settings, demo).await,
+                Command::Migrate => {
+                    let store = startup::connect_store(&settings).await?;
+                    store.migrate().await.context("applying migrations")?;
+                    println!("migrations applied to {}", startup::redact(&settings.database.url));
+                    Ok(())
+                }
+                Command::Keys { command } => keys::run(settings, command).await,
+                Command::Bench(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let db = startup::redact(&settings.database.url);
+    let processor = format!("{:?}", settings.processor.kind).to_lowercase();
+    let app = Application::build(settings, BuildOptions { demo }).await?;
+    if let Some((secret, publishable)) = &app.bootstrap_keys {
+        println!("Kassa created its first API keys. They are shown once; keep them safe.");
+        println!("  secret key (admin API):       {}", secret.secret);
+        println!("  publishable key (store API):  {}", publishable.secret);
+        println!("  export KASSA_SECRET_KEY={} KASSA_PUBLISHABLE_KEY={}", secret.secret, publishable.secret);
+    }
+    let public_url = app.state().public_url.clone();
+    println!(
+        "Kassa listening on {public_url} (database {db}, processor {processor}{}) — ready in {} ms",
+        if demo { ", demo catalog" } else { "" },
+        started.elapsed().as_millis()
+    );
+    app.run_until_stopped(startup::shutdown_signal()).await
+}

@@ -1,0 +1,11 @@
+//! HTTP integration tests: each test spawns a server on port 0 against a fresh database (a
+//! temp SQLite file, or with `KASSA_TEST_DATABASE_URL=postgres://…` a fresh PostgreSQL
+//! schema) and talks to it over HTTP. One test binary, so it links once.
+
+#[allow(dead_code)]
+mod helpers;
+
+mod auth;
+mod catalog;
+mod idempotency;
+mod system;
