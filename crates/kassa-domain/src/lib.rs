@@ -3,6 +3,7 @@
 //! Nothing here does IO, spawns tasks or knows about SQL or HTTP, so every rule can be
 //! unit- and property-tested in isolation.
 
+pub mod billing;
 pub mod credits;
 pub mod currency;
 pub mod ids;

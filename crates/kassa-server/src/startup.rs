@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::config::{ProcessorKind, Settings};
+use crate::services::identity::CustomerTokens;
 use crate::services::keys::{self, NewKey};
 use crate::state::AppState;
 use anyhow::Context;
@@ -62,6 +63,7 @@ impl Application {
         options: BuildOptions,
         clock: Clock,
     ) -> anyhow::Result<Application> {
+        let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
         let store = connect_store(&settings).await?;
         store.migrate().await.context("applying migrations")?;
         let bootstrap_keys = keys::bootstrap(&store, clock.now()).await?;
@@ -79,7 +81,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{local}"))
             .into();
         let processor = build_processor(&settings, &store, &public_url, local)?;
-        let state = AppState { store, processor, settings: Arc::new(settings), clock, public_url };
+        let state = AppState { store, processor, settings: Arc::new(settings), clock, public_url, customer_tokens };
         Ok(Application { listener, state, bootstrap_keys })
     }
 

@@ -1,5 +1,6 @@
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::services::identity::CustomerTokens;
 use kassa_processors::Processor;
 use kassa_store::Store;
 use std::sync::Arc;
@@ -13,4 +14,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Where browsers reach this server (hosted pages, redirects), without a trailing slash.
     pub public_url: Arc<str>,
+    /// Verifier of customer JWTs; `None` when customer sign-in is not configured.
+    pub customer_tokens: Option<Arc<CustomerTokens>>,
 }

@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+pub mod customers;
 pub mod db;
 pub mod error;
 pub mod events;

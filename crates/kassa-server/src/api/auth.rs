@@ -96,3 +96,48 @@ impl FromRequestParts<AppState> for Storefront {
         Ok(Storefront { key_id: row.id, bearer: customer_token })
     }
 }
+
+/// A store request and, when it carries a valid customer JWT, the signed-in customer (found
+/// by `sub`, or created on first sight through the one customer-creation path).
+pub struct Shopper {
+    pub key_id: String,
+    pub customer: Option<kassa_store::customers::CustomerRow>,
+}
+
+impl Shopper {
+    /// The signed-in customer, or 401.
+    pub fn signed_in(&self) -> Result<&kassa_store::customers::CustomerRow, ApiError> {
+        self.customer.as_ref().ok_or_else(|| {
+            ApiError::Authentication(
+                "This endpoint needs a signed-in customer: send `Authorization: Bearer <customer JWT>`.".into(),
+            )
+        })
+    }
+
+    /// Idempotency keys of the store API are scoped to the customer (or to guests).
+    pub fn idempotency_scope(&self) -> String {
+        match &self.customer {
+            Some(c) => format!("store:{}", c.id),
+            None => "store:guest".into(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Shopper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let front = Storefront::from_request_parts(parts, state).await?;
+        let customer = match &front.bearer {
+            None => None,
+            Some(token) => {
+                let tokens = state.customer_tokens.as_ref().ok_or_else(|| {
+                    ApiError::Authentication("Customer sign-in is not configured on this Kassa.".into())
+                })?;
+                let claims = tokens.verify(token)?;
+                Some(crate::services::customers::signed_in(state, &claims).await?)
+            }
+        };
+        Ok(Shopper { key_id: front.key_id, customer })
+    }
+}

@@ -105,13 +105,23 @@ impl IdemRequest {
         R: Serialize,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
     {
+        Ok(self.local_returning(state, scope, work).await?.0)
+    }
+
+    /// Like [`IdemRequest::local`], and also hands back the value when the work ran now
+    /// (`None` for a replay), for follow-up work after the commit.
+    pub async fn local_returning<R, F>(self, state: &AppState, scope: &str, work: F) -> ApiResult<(Response, Option<R>)>
+    where
+        R: Serialize,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+    {
         let now = state.clock.now();
         let mut tx = state.store.begin().await?;
         if let Some(key) = &self.key {
             match idempotency::claim(&mut tx, scope, key, &self.fingerprint, now, now + STAGED_LOCK_SECS).await? {
                 Claim::Claimed => {}
                 Claim::Existing(row) => match self.existing(&mut tx, row, now).await? {
-                    Existing::Replay(res) => return Ok(res),
+                    Existing::Replay(res) => return Ok((res, None)),
                     Existing::TakenOver => {}
                 },
             }
@@ -122,7 +132,7 @@ impl IdemRequest {
             idempotency::complete(tx.conn(), scope, key, 200, &body).await?;
         }
         tx.commit().await?;
-        Ok(json_response(StatusCode::OK, body, false))
+        Ok((json_response(StatusCode::OK, body, false), Some(value)))
     }
 
     /// Runs work that manages its own transactions and processor calls (see module docs).

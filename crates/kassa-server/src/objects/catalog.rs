@@ -1,4 +1,5 @@
 use super::{Metadata, parse_metadata};
+pub use kassa_domain::billing::Interval;
 use kassa_domain::tax::Percentage;
 use kassa_store::catalog::{PriceRow, PricingModelRow, ProductRow, RegionRow, ShippingOptionRow};
 use serde::{Deserialize, Serialize};
@@ -52,35 +53,6 @@ impl Product {
             created: r.created,
             updated: r.updated,
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Interval {
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-impl Interval {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interval::Day => "day",
-            Interval::Week => "week",
-            Interval::Month => "month",
-            Interval::Year => "year",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Interval> {
-        Some(match s {
-            "day" => Interval::Day,
-            "week" => Interval::Week,
-            "month" => Interval::Month,
-            "year" => Interval::Year,
-            _ => return None,
-        })
     }
 }
 

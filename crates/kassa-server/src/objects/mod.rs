@@ -1,6 +1,7 @@
 //! The API's objects as JSON shows them (and events record them), built from store rows.
 
 pub mod catalog;
+pub mod customer;
 pub mod event;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! business rules live here and in `kassa-domain`, where tests reach them.
 
 pub mod catalog;
+pub mod customers;
 pub mod events;
+pub mod identity;
 pub mod keys;
 pub mod validate;

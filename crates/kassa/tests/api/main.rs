@@ -7,5 +7,6 @@ mod helpers;
 
 mod auth;
 mod catalog;
+mod customers;
 mod idempotency;
 mod system;

@@ -1,11 +1,12 @@
 //! The admin API (`/admin/*`): server to server, with a secret key.
 
 mod catalog;
+mod customers;
 mod events;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalog::routes()).merge(events::routes())
+    OpenApiRouter::new().merge(catalog::routes()).merge(customers::routes()).merge(events::routes())
 }

@@ -1,10 +1,11 @@
 //! The store API (`/store/*`): called by storefronts and browsers with a publishable key.
 
 mod catalog;
+mod customers;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalog::routes())
+    OpenApiRouter::new().merge(catalog::routes()).merge(customers::routes())
 }

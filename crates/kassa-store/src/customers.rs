@@ -1,0 +1,292 @@
+//! Customers and their subscriptions.
+//!
+//! A customer row comes to exist in exactly one way: [`create`], which in the caller's
+//! transaction also assigns the default pricing model, starts the free default subscription
+//! and records the events. The raw insert is private to this module, so no other code path
+//! can make a customer that skipped those side effects.
+
+use crate::catalog::{self, PricingModelRow};
+use crate::sql::{self, DbBool, Listed, Page};
+use crate::{Result, Tx, events};
+use kassa_domain::billing::{Interval, period_end};
+use kassa_domain::ids::IdKind;
+use sqlx::{Any, Executor};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    #[sqlx(try_from = "DbBool")]
+    pub guest: bool,
+    #[sqlx(try_from = "DbBool")]
+    pub email_verified: bool,
+    pub pricing_model: Option<String>,
+    pub processor_customer: Option<String>,
+    pub credit_balance: i64,
+    pub metadata: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const COLUMNS: &str = "id, email, name, external_id, guest, email_verified, pricing_model, \
+    processor_customer, credit_balance, metadata, created, updated";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub customer: String,
+    pub price: String,
+    pub status: String,
+    pub current_period_start: i64,
+    pub current_period_end: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, customer, price, status, current_period_start, current_period_end, created, updated";
+
+/// What a new customer is made of.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerDraft {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The `sub` of the merchant's JWT; unique.
+    pub external_id: Option<String>,
+    /// A guest is found or created by email: one guest customer per email.
+    pub guest: bool,
+    pub email_verified: bool,
+    /// `None` assigns the default pricing model.
+    pub pricing_model: Option<String>,
+    pub metadata: String,
+}
+
+/// How the API shows customers and subscriptions in events (the server owns the shapes).
+pub trait EventShapes {
+    fn customer(&self, c: &CustomerRow) -> serde_json::Value;
+    fn subscription(&self, s: &SubscriptionRow) -> serde_json::Value;
+}
+
+pub struct Created {
+    pub customer: CustomerRow,
+    pub subscription: Option<SubscriptionRow>,
+    /// False when a customer with the same external id or guest email already existed (it
+    /// is returned instead and nothing else happened).
+    pub created: bool,
+}
+
+/// Creates a customer with every side effect, or finds the one that holds its external id or
+/// guest email. Race-free: the insert is `ON CONFLICT DO NOTHING` against the unique indexes,
+/// so of many concurrent first sights exactly one inserts and the rest read its row.
+pub async fn create(tx: &mut Tx, draft: CustomerDraft, now: i64, shapes: &(dyn EventShapes + Sync)) -> Result<Created> {
+    let model = match &draft.pricing_model {
+        Some(id) => catalog::get_pricing_model(tx.conn(), id).await?,
+        None => catalog::default_pricing_model(tx.conn()).await?,
+    };
+    let id = IdKind::Customer.new_id();
+    let inserted: Option<CustomerRow> = sql::query_as(&format!(
+        "INSERT INTO customers (id, email, email_lower, name, external_id, guest, email_verified, pricing_model, \
+            metadata, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(&id)
+    .bind(&draft.email)
+    .bind(draft.email.as_ref().map(|e| e.to_lowercase()))
+    .bind(&draft.name)
+    .bind(&draft.external_id)
+    .bind(draft.guest)
+    .bind(draft.email_verified)
+    .bind(model.as_ref().map(|m| m.id.clone()))
+    .bind(&draft.metadata)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+
+    let Some(customer) = inserted else {
+        let existing = match (&draft.external_id, draft.guest, &draft.email) {
+            (Some(sub), _, _) => get_by_external_id(tx.conn(), sub).await?,
+            (None, true, Some(email)) => find_guest(tx.conn(), email).await?,
+            _ => None,
+        };
+        let customer =
+            existing.ok_or_else(|| crate::StoreError::Corrupt("customer insert conflicted on its id".into()))?;
+        return Ok(Created { customer, subscription: None, created: false });
+    };
+
+    events::record(tx, "customer.created", &customer.id, &shapes.customer(&customer), now).await?;
+    let subscription = match model {
+        Some(m) => start_free_subscription(tx, &customer, &m, now).await?,
+        None => None,
+    };
+    if let Some(s) = &subscription {
+        events::record(tx, "subscription.created", &s.id, &shapes.subscription(s), now).await?;
+    }
+    Ok(Created { customer, subscription, created: true })
+}
+
+/// Subscribes the customer to the model's free default price, if it has a usable one.
+async fn start_free_subscription(
+    tx: &mut Tx,
+    customer: &CustomerRow,
+    model: &PricingModelRow,
+    now: i64,
+) -> Result<Option<SubscriptionRow>> {
+    let Some(price_id) = &model.default_price else { return Ok(None) };
+    let Some(price) = catalog::get_price(tx.conn(), price_id).await? else { return Ok(None) };
+    let interval = price.recurring_interval.as_deref().and_then(Interval::parse);
+    let (Some(interval), true, 0) = (interval, price.active, price.unit_amount) else { return Ok(None) };
+    let count = price.recurring_interval_count.unwrap_or(1).clamp(1, 365) as u32;
+    let end = period_end(now, interval, count).unwrap_or(now);
+    let row = SubscriptionRow {
+        id: IdKind::Subscription.new_id(),
+        customer: customer.id.clone(),
+        price: price.id,
+        status: "active".into(),
+        current_period_start: now,
+        current_period_end: end,
+        created: now,
+        updated: now,
+    };
+    sql::query(&format!("INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        .bind(&row.id)
+        .bind(&row.customer)
+        .bind(&row.price)
+        .bind(&row.status)
+        .bind(row.current_period_start)
+        .bind(row.current_period_end)
+        .bind(row.created)
+        .bind(row.updated)
+        .execute(tx.conn())
+        .await?;
+    Ok(Some(row))
+}
+
+/// Turns a guest customer into the signed-in customer `external_id` (same row: their carts,
+/// orders and credits stay theirs). Only a guest not yet linked can be linked.
+pub async fn link_guest(tx: &mut Tx, guest_id: &str, external_id: &str, now: i64) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!(
+        "UPDATE customers SET external_id = $2, guest = FALSE, email_verified = TRUE, updated = $3 \
+         WHERE id = $1 AND guest = TRUE AND external_id IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(guest_id)
+    .bind(external_id)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+pub async fn get_by_external_id<'e, E: Executor<'e, Database = Any>>(db: E, sub: &str) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE external_id = $1"))
+        .bind(sub)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn find_guest<'e, E: Executor<'e, Database = Any>>(db: E, email: &str) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE email_lower = $1 AND guest = TRUE"))
+        .bind(email.to_lowercase())
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    email: Option<&str>,
+    page: &Page,
+) -> Result<Listed<CustomerRow>> {
+    let lower = email.map(str::to_lowercase);
+    let filters: Vec<(&str, &str)> = lower.as_deref().map(|e| ("email_lower", e)).into_iter().collect();
+    sql::list_page(db, &format!("SELECT {COLUMNS} FROM customers"), &filters, page).await
+}
+
+/// Changes to a customer; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerPatch {
+    pub email: Option<String>,
+    pub name: Option<Option<String>>,
+    pub pricing_model: Option<String>,
+    pub metadata: Option<String>,
+}
+
+pub async fn update(tx: &mut Tx, id: &str, patch: &CustomerPatch, now: i64) -> Result<Option<CustomerRow>> {
+    let (name_set, name) = match &patch.name {
+        Some(n) => (true, n.clone()),
+        None => (false, None),
+    };
+    Ok(sql::query_as(&format!(
+        "UPDATE customers SET email = COALESCE($2, email), email_lower = COALESCE($3, email_lower), \
+            name = CASE WHEN $4 THEN $5 ELSE name END, pricing_model = COALESCE($6, pricing_model), \
+            metadata = COALESCE($7, metadata), updated = $8 \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&patch.email)
+    .bind(patch.email.as_ref().map(|e| e.to_lowercase()))
+    .bind(name_set)
+    .bind(name)
+    .bind(&patch.pricing_model)
+    .bind(&patch.metadata)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// Takes the lease to create the processor customer, unless it exists or another request
+/// holds a live lease. Returns whether this caller holds it.
+pub async fn claim_processor_customer<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE customers SET processor_claim_until = $3 WHERE id = $1 AND processor_customer IS NULL \
+         AND (processor_claim_until IS NULL OR processor_claim_until < $2)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(until)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Stores the processor customer id (once); returns the id that is stored.
+pub async fn set_processor_customer(tx: &mut Tx, id: &str, processor_customer: &str) -> Result<Option<String>> {
+    sql::query(
+        "UPDATE customers SET processor_customer = $2, processor_claim_until = NULL \
+         WHERE id = $1 AND processor_customer IS NULL",
+    )
+    .bind(id)
+    .bind(processor_customer)
+    .execute(tx.conn())
+    .await?;
+    Ok(sql::query_scalar("SELECT processor_customer FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Gives up a lease after a failed processor call, so the next request retries at once.
+pub async fn release_processor_claim<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<()> {
+    sql::query("UPDATE customers SET processor_claim_until = NULL WHERE id = $1 AND processor_customer IS NULL")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn subscriptions_of<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    customer: &str,
+    page: &Page,
+) -> Result<Listed<SubscriptionRow>> {
+    sql::list_page(db, &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions"), &[("customer", customer)], page)
+        .await
+}
