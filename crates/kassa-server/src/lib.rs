@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod failpoint;
 pub mod jobs;
 pub mod metrics;
 pub mod objects;

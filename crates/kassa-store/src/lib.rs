@@ -7,12 +7,18 @@
 //! text: the Any driver decodes only those primitive types on both backends.
 
 pub mod api_keys;
+pub mod carts;
 pub mod catalog;
+pub mod checkout_sessions;
+pub mod credits;
 pub mod customers;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod orders;
+pub mod payments;
+pub mod processor_events;
 pub mod settings;
 pub mod sql;
 

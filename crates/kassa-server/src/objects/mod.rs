@@ -1,6 +1,8 @@
 //! The API's objects as JSON shows them (and events record them), built from store rows.
 
 pub mod catalog;
+pub mod commerce;
+pub mod credits;
 pub mod customer;
 pub mod event;
 

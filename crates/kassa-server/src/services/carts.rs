@@ -1,0 +1,468 @@
+//! Carts: created and changed by shoppers; every change happens under the cart's row lock,
+//! recomputes the totals on the server, bumps the version and keeps stock reservations in
+//! step with the lines.
+
+use crate::error::{ApiError, ApiResult};
+use crate::objects::catalog::TaxRate;
+use crate::objects::commerce::{Address, Cart};
+use crate::objects::{Metadata, metadata_json};
+use crate::services::catalog::{combined_rate, double_option};
+use crate::services::{customers, validate};
+use kassa_domain::ids::IdKind;
+use kassa_domain::money::{Amount, MAX_QUANTITY};
+use kassa_domain::totals::{self, PricedLine, TaxPolicy};
+use kassa_store::carts::{self as db, CartRow, LineRow};
+use kassa_store::customers::CustomerRow;
+use kassa_store::{Store, Tx, catalog, events, orders};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemInput {
+    pub price: String,
+    /// Default 1.
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCart {
+    /// Sets the currency and taxes.
+    pub region: String,
+    /// A guest's email (without a customer token): finds or creates the guest customer.
+    pub email: Option<String>,
+    #[serde(default)]
+    pub items: Vec<ItemInput>,
+    pub shipping_address: Option<Address>,
+    pub billing_address: Option<Address>,
+    pub shipping_option: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCart {
+    pub email: Option<String>,
+    /// Another region with the same currency (or any region while the cart is empty).
+    pub region: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Address>)]
+    pub shipping_address: Option<Option<Address>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Address>)]
+    pub billing_address: Option<Option<Address>>,
+    /// A shipping option of the cart's region; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub shipping_option: Option<Option<String>>,
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLineInput {
+    /// 0 removes the line.
+    pub quantity: i64,
+}
+
+/// Who is acting on a cart.
+pub struct Actor<'a> {
+    pub customer: Option<&'a CustomerRow>,
+    pub now: i64,
+    pub ttl_secs: i64,
+}
+
+/// Guest customers created while changing a cart (their processor customer is started
+/// after the commit).
+pub type NewCustomers = Vec<String>;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("cart", id)
+}
+
+/// Whether the actor may see the cart: a signed-in customer's cart is theirs alone; other
+/// carts belong to whoever holds the id.
+pub fn may_access(cart: &CartRow, customer: Option<&CustomerRow>) -> bool {
+    !cart.customer_signed_in || customer.is_some_and(|c| Some(&c.id) == cart.customer.as_ref())
+}
+
+fn country(param: &str, region_countries: &[String], a: &Address) -> ApiResult<Address> {
+    let mut a = a.clone();
+    a.line1 = validate::text(&format!("{param}.line1"), &a.line1, 200)?;
+    a.city = validate::text(&format!("{param}.city"), &a.city, 100)?;
+    let c = a.country.trim().to_ascii_uppercase();
+    if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()) {
+        return Err(ApiError::invalid(
+            format!("{param}.country"),
+            "country is an ISO 3166-1 alpha-2 code such as \"US\".",
+        ));
+    }
+    if param == "shipping_address" && !region_countries.is_empty() && !region_countries.contains(&c) {
+        return Err(ApiError::invalid(
+            format!("{param}.country"),
+            format!("The cart's region ships to {} only.", region_countries.join(", ")),
+        ));
+    }
+    a.country = c;
+    for (field, value, max) in [
+        ("name", &a.name, 200),
+        ("line2", &a.line2, 200),
+        ("postal_code", &a.postal_code, 20),
+        ("state", &a.state, 100),
+        ("phone", &a.phone, 40),
+    ] {
+        validate::optional_text(&format!("{param}.{field}"), value.as_deref(), max)?;
+    }
+    Ok(a)
+}
+
+async fn region_countries(tx: &mut Tx, region: &str) -> ApiResult<Vec<String>> {
+    let r =
+        catalog::get_region(tx.conn(), region).await?.ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+    Ok(serde_json::from_str(&r.countries).unwrap_or_default())
+}
+
+/// Recomputes the totals from the lines, the shipping option and the region's taxes.
+async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow]) -> ApiResult<()> {
+    let region = catalog::get_region(tx.conn(), &cart.region)
+        .await?
+        .ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+    let rates: Vec<TaxRate> = serde_json::from_str(&region.tax_rates).unwrap_or_default();
+    let shipping = match &cart.shipping_option {
+        Some(id) => catalog::get_shipping_option(tx.conn(), id).await?.map(|s| s.amount).unwrap_or(0),
+        None => 0,
+    };
+    let priced: Vec<PricedLine> = lines
+        .iter()
+        .map(|l| PricedLine { unit_amount: Amount::new(l.unit_amount).unwrap_or_default(), quantity: l.quantity })
+        .collect();
+    let policy = TaxPolicy { rate: combined_rate(&rates), inclusive: region.tax_inclusive };
+    let t = totals::compute(&priced, Amount::new(shipping).unwrap_or_default(), policy)
+        .map_err(|_| ApiError::invalid("quantity", "The cart's total would be larger than Kassa accepts."))?;
+    cart.subtotal = t.subtotal;
+    cart.discount_total = t.discount;
+    cart.shipping_total = t.shipping;
+    cart.tax_total = t.tax;
+    cart.total = t.total;
+    Ok(())
+}
+
+/// Adds `quantity` of `price` to the cart (merging with an existing line of that price),
+/// reserving tracked stock.
+async fn add_units(tx: &mut Tx, cart: &CartRow, price_id: &str, quantity: i64, param: &str, now: i64) -> ApiResult<()> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(ApiError::invalid(
+            format!("{param}.quantity"),
+            format!("quantity must be between 1 and {MAX_QUANTITY}."),
+        ));
+    }
+    let price_param = format!("{param}.price");
+    let price = if IdKind::Price.matches(price_id) { catalog::get_price(tx.conn(), price_id).await? } else { None };
+    let price = price.ok_or_else(|| ApiError::invalid(&price_param, format!("No such price: '{price_id}'")))?;
+    if !price.active {
+        return Err(ApiError::invalid(&price_param, "This price is not active."));
+    }
+    if price.kind != "one_time" {
+        return Err(ApiError::invalid(
+            &price_param,
+            "Recurring prices start subscriptions; carts take one-time prices.",
+        ));
+    }
+    if price.currency != cart.currency {
+        return Err(ApiError::invalid(
+            &price_param,
+            format!("The price is in {}, the cart in {}.", price.currency, cart.currency),
+        ));
+    }
+    let product = catalog::get_product(tx.conn(), &price.product)
+        .await?
+        .filter(|p| p.active)
+        .ok_or_else(|| ApiError::invalid(&price_param, "The price's product is not available."))?;
+    let existing = db::lines(tx.conn(), &cart.id).await?.into_iter().find(|l| l.price == price.id);
+    let new_quantity = existing.as_ref().map(|l| l.quantity).unwrap_or(0) + quantity;
+    if new_quantity > MAX_QUANTITY {
+        return Err(ApiError::invalid(
+            format!("{param}.quantity"),
+            format!("A line holds at most {MAX_QUANTITY} units."),
+        ));
+    }
+    let mut reserved = existing.as_ref().map(|l| l.reserved).unwrap_or(0);
+    if product.track_inventory {
+        if !db::reserve(tx, &product.id, quantity, now).await? {
+            return Err(ApiError::conflict(
+                "insufficient_inventory",
+                format!(
+                    "Only {} of '{}' are available.",
+                    product.inventory_quantity - product.inventory_reserved,
+                    product.name
+                ),
+            ));
+        }
+        reserved += quantity;
+    }
+    match existing {
+        Some(l) => db::update_line(tx, &l.id, new_quantity, reserved, now).await?,
+        None => {
+            db::insert_line(
+                tx,
+                &LineRow {
+                    id: IdKind::LineItem.new_id(),
+                    cart: cart.id.clone(),
+                    price: price.id,
+                    product: product.id,
+                    name: product.name,
+                    quantity,
+                    unit_amount: price.unit_amount,
+                    reserved,
+                    created: now,
+                    updated: now,
+                },
+            )
+            .await?
+        }
+    }
+    Ok(())
+}
+
+/// Sets a line's quantity (0 removes it), moving the reservation by the difference.
+async fn set_quantity(tx: &mut Tx, cart: &CartRow, line_id: &str, quantity: i64, now: i64) -> ApiResult<()> {
+    if !(0..=MAX_QUANTITY).contains(&quantity) {
+        return Err(ApiError::invalid("quantity", format!("quantity must be between 0 and {MAX_QUANTITY}.")));
+    }
+    let line = db::lines(tx.conn(), &cart.id)
+        .await?
+        .into_iter()
+        .find(|l| l.id == line_id)
+        .ok_or_else(|| ApiError::not_found("line_item", line_id))?;
+    let delta = quantity - line.quantity;
+    let mut reserved = line.reserved;
+    if delta > 0 {
+        let product = catalog::get_product(tx.conn(), &line.product).await?;
+        if product.as_ref().is_some_and(|p| p.track_inventory) {
+            if !db::reserve(tx, &line.product, delta, now).await? {
+                return Err(ApiError::conflict(
+                    "insufficient_inventory",
+                    format!("Not enough of '{}' is available.", line.name),
+                ));
+            }
+            reserved += delta;
+        }
+    } else if delta < 0 && line.reserved > 0 {
+        // Release what the lower quantity no longer needs.
+        let give_back = (line.reserved - quantity.max(0)).clamp(0, line.reserved);
+        if give_back > 0 {
+            db::release(tx, &line.product, give_back, now).await?;
+            reserved -= give_back;
+        }
+    }
+    if quantity == 0 {
+        db::delete_line(tx, &line.id).await?;
+    } else {
+        db::update_line(tx, &line.id, quantity, reserved, now).await?;
+    }
+    Ok(())
+}
+
+/// Locks an open cart the actor may change.
+async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor<'_>) -> ApiResult<CartRow> {
+    validate::id(IdKind::Cart, "cart", id)?;
+    let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.customer)).ok_or_else(|| not_found(id))?;
+    if cart.status != "open" {
+        return Err(ApiError::conflict(
+            "cart_not_open",
+            format!("This cart is {}; it can no longer change.", cart.status),
+        ));
+    }
+    Ok(cart)
+}
+
+/// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
+async fn finish(tx: &mut Tx, mut cart: CartRow, actor: &Actor<'_>) -> ApiResult<Cart> {
+    // A signed-in shopper who changes a guest's or an anonymous cart takes it over.
+    if let Some(c) = actor.customer
+        && !cart.customer_signed_in
+    {
+        cart.customer = Some(c.id.clone());
+        cart.customer_signed_in = true;
+        if cart.email.is_none() {
+            cart.email = c.email.clone();
+        }
+    }
+    let lines = db::lines(tx.conn(), &cart.id).await?;
+    recompute(tx, &mut cart, &lines).await?;
+    cart.version += 1;
+    cart.last_activity = actor.now;
+    cart.updated = actor.now;
+    db::save(tx, &cart).await?;
+    Ok(Cart::from_rows(cart, lines, None, actor.ttl_secs))
+}
+
+async fn set_email(
+    tx: &mut Tx,
+    cart: &mut CartRow,
+    email: &str,
+    actor: &Actor<'_>,
+    new: &mut NewCustomers,
+) -> ApiResult<()> {
+    let email = customers::email("email", email)?;
+    if actor.customer.is_none() && !cart.customer_signed_in {
+        let (guest, created) = customers::guest(tx, actor.now, &email).await?;
+        if created {
+            new.push(guest.id.clone());
+        }
+        cart.customer = Some(guest.id);
+    }
+    cart.email = Some(email);
+    Ok(())
+}
+
+async fn set_shipping_option(tx: &mut Tx, cart: &mut CartRow, option: Option<&str>) -> ApiResult<()> {
+    cart.shipping_option = match option {
+        None => None,
+        Some(id) => {
+            let o = if IdKind::ShippingOption.matches(id) {
+                catalog::get_shipping_option(tx.conn(), id).await?
+            } else {
+                None
+            };
+            let o = o.filter(|o| o.active && o.region == cart.region).ok_or_else(|| {
+                ApiError::invalid("shipping_option", "No active shipping option with this id in the cart's region.")
+            })?;
+            Some(o.id)
+        }
+    };
+    Ok(())
+}
+
+pub async fn create(tx: &mut Tx, actor: &Actor<'_>, input: CreateCart, new: &mut NewCustomers) -> ApiResult<Cart> {
+    validate::metadata(&input.metadata)?;
+    let region =
+        if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
+    let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
+    let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
+    let mut cart = CartRow {
+        id: IdKind::Cart.new_id(),
+        customer: actor.customer.map(|c| c.id.clone()),
+        customer_signed_in: actor.customer.is_some(),
+        email: actor.customer.and_then(|c| c.email.clone()),
+        region: region.id,
+        currency: region.currency,
+        shipping_option: None,
+        shipping_address: input
+            .shipping_address
+            .as_ref()
+            .map(|a| country("shipping_address", &countries, a))
+            .transpose()?
+            .map(|a| serde_json::to_string(&a).expect("address")),
+        billing_address: input
+            .billing_address
+            .as_ref()
+            .map(|a| country("billing_address", &countries, a))
+            .transpose()?
+            .map(|a| serde_json::to_string(&a).expect("address")),
+        status: "open".into(),
+        version: 0,
+        subtotal: 0,
+        discount_total: 0,
+        shipping_total: 0,
+        tax_total: 0,
+        total: 0,
+        metadata: metadata_json(&input.metadata),
+        last_activity: actor.now,
+        completed_at: None,
+        created: actor.now,
+        updated: actor.now,
+    };
+    if let Some(e) = &input.email {
+        set_email(tx, &mut cart, e, actor, new).await?;
+    }
+    set_shipping_option(tx, &mut cart, input.shipping_option.as_deref()).await?;
+    db::insert(tx, &cart).await?;
+    for (i, item) in input.items.iter().enumerate() {
+        add_units(tx, &cart, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor.now).await?;
+    }
+    let cart = finish(tx, cart, actor).await?;
+    events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
+    Ok(cart)
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    actor: &Actor<'_>,
+    id: &str,
+    input: UpdateCart,
+    new: &mut NewCustomers,
+) -> ApiResult<Cart> {
+    let mut cart = lock_open(tx, id, actor).await?;
+    if let Some(region_id) = &input.region {
+        let region =
+            if IdKind::Region.matches(region_id) { catalog::get_region(tx.conn(), region_id).await? } else { None };
+        let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{region_id}'")))?;
+        if region.currency != cart.currency && !db::lines(tx.conn(), &cart.id).await?.is_empty() {
+            return Err(ApiError::invalid(
+                "region",
+                format!("The cart holds items priced in {}; the region uses {}.", cart.currency, region.currency),
+            ));
+        }
+        if cart.region != region.id {
+            cart.shipping_option = None;
+        }
+        cart.region = region.id;
+        cart.currency = region.currency;
+    }
+    let countries = region_countries(tx, &cart.region).await?;
+    if let Some(e) = &input.email {
+        set_email(tx, &mut cart, e, actor, new).await?;
+    }
+    if let Some(a) = &input.shipping_address {
+        cart.shipping_address = a
+            .as_ref()
+            .map(|a| country("shipping_address", &countries, a))
+            .transpose()?
+            .map(|a| serde_json::to_string(&a).expect("address"));
+    }
+    if let Some(a) = &input.billing_address {
+        cart.billing_address = a
+            .as_ref()
+            .map(|a| country("billing_address", &countries, a))
+            .transpose()?
+            .map(|a| serde_json::to_string(&a).expect("address"));
+    }
+    if let Some(o) = &input.shipping_option {
+        set_shipping_option(tx, &mut cart, o.as_deref()).await?;
+    }
+    if let Some(m) = &input.metadata {
+        validate::metadata(m)?;
+        cart.metadata = metadata_json(m);
+    }
+    finish(tx, cart, actor).await
+}
+
+pub async fn add_line(tx: &mut Tx, actor: &Actor<'_>, id: &str, input: ItemInput) -> ApiResult<Cart> {
+    let cart = lock_open(tx, id, actor).await?;
+    add_units(tx, &cart, &input.price, input.quantity.unwrap_or(1), "item", actor.now).await.map_err(|e| match e {
+        // Single-item endpoint: the params are top-level.
+        ApiError::InvalidRequest { code, message, param } => {
+            ApiError::InvalidRequest { code, message, param: param.map(|p| p.trim_start_matches("item.").to_string()) }
+        }
+        other => other,
+    })?;
+    finish(tx, cart, actor).await
+}
+
+pub async fn update_line(tx: &mut Tx, actor: &Actor<'_>, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
+    let cart = lock_open(tx, id, actor).await?;
+    set_quantity(tx, &cart, line, quantity, actor.now).await?;
+    finish(tx, cart, actor).await
+}
+
+pub async fn get(store: &Store, customer: Option<&CustomerRow>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {
+    validate::id(IdKind::Cart, "cart", id)?;
+    let cart = db::get(store.reader(), id).await?.filter(|c| may_access(c, customer)).ok_or_else(|| not_found(id))?;
+    let lines = db::lines(store.reader(), id).await?;
+    let order =
+        if cart.status == "completed" { orders::by_cart(store.reader(), id).await?.map(|o| o.id) } else { None };
+    Ok(Cart::from_rows(cart, lines, order, ttl_secs))
+}

@@ -1,0 +1,339 @@
+//! Single-shot checkout (`POST /store/carts/{id}/pay`): Kassa creates and confirms a
+//! PaymentIntent with the processor customer attached, and creates the order only once the
+//! payment succeeded (or is authorized).
+//!
+//! Crash safety: the payment row (with everything needed to repeat the processor call) is
+//! committed before the call, and the call's idempotency key is derived from that row's id.
+//! A retry after a crash repeats the same call and gets the same PaymentIntent; a webhook
+//! finds the payment by PaymentIntent id or by the `kassa_payment_id` metadata. Either way
+//! [`payments::apply_intent`] creates the order exactly once.
+
+use crate::config::CaptureMode;
+use crate::error::{ApiError, ApiResult};
+use crate::objects::commerce::{Order, Payment};
+use crate::services::carts::may_access;
+use crate::services::payments::{self, is_secured};
+use crate::services::{customers, validate};
+use crate::state::AppState;
+use kassa_domain::ids::IdKind;
+use kassa_processors::{CaptureMethod, CreatePaymentIntent, IdempotencyKey, Metadata, PaymentSource, ProcessorError};
+use kassa_store::customers::CustomerRow;
+use kassa_store::payments::{self as db, PaymentRow};
+use kassa_store::{carts, orders};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayInput {
+    /// A ConfirmationToken from the browser (Stripe.js, or the test processor's
+    /// `/test-processor/v1/confirmation_tokens`).
+    pub confirmation_token: Option<String>,
+    /// Or a payment method saved with the (signed-in) customer.
+    pub payment_method: Option<String>,
+    /// Where the customer returns after a 3-D Secure challenge.
+    pub return_url: Option<String>,
+    /// Save the card for later off-session charges (renewals).
+    #[serde(default)]
+    pub save_payment_method: bool,
+}
+
+/// What a payment attempt sends to the processor, stored with the attempt so that a retry
+/// after a crash repeats exactly the same call (same idempotency key, same parameters).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Attempt {
+    source: PaymentSource,
+    return_url: Option<String>,
+    save: bool,
+    manual_capture: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextAction {
+    /// Always `redirect_to_url`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Send the customer here (the 3-D Secure challenge).
+    pub redirect_url: String,
+}
+
+/// The answer of `pay`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayResult {
+    /// Always `cart_payment`.
+    pub object: &'static str,
+    /// `succeeded`, `authorized` (manual capture), `requires_action` (see `next_action`) or
+    /// `processing` (the outcome arrives by webhook).
+    pub status: String,
+    pub payment: Payment,
+    /// The order, when the payment is secured.
+    pub order: Option<Order>,
+    pub next_action: Option<NextAction>,
+}
+
+pub async fn pay(
+    state: &AppState,
+    shopper: Option<&CustomerRow>,
+    cart_id: &str,
+    input: PayInput,
+) -> ApiResult<PayResult> {
+    let source = match (&input.confirmation_token, &input.payment_method) {
+        (Some(t), None) => PaymentSource::ConfirmationToken(validate::text("confirmation_token", t, 255)?),
+        (None, Some(pm)) => PaymentSource::PaymentMethod(validate::text("payment_method", pm, 255)?),
+        (None, None) => return Err(ApiError::missing("confirmation_token")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("payment_method", "Pass confirmation_token or payment_method, not both."));
+        }
+    };
+    let return_url = input.return_url.as_deref().map(|u| validate::http_url("return_url", u)).transpose()?;
+    let attempt = Attempt {
+        source,
+        return_url,
+        save: input.save_payment_method,
+        manual_capture: state.settings.checkout.capture == CaptureMode::Manual,
+    };
+
+    validate::id(IdKind::Cart, "cart", cart_id)?;
+    let cart = carts::get(state.store.reader(), cart_id)
+        .await?
+        .filter(|c| may_access(c, shopper))
+        .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
+    match cart.status.as_str() {
+        "open" => {}
+        "completed" => {
+            let order = orders::by_cart(state.store.reader(), cart_id).await?.map(|o| o.id).unwrap_or_default();
+            return Err(ApiError::conflict("cart_completed", format!("This cart is paid already: order {order}.")));
+        }
+        other => return Err(ApiError::conflict("cart_not_open", format!("This cart is {other}."))),
+    }
+    if carts::lines(state.store.reader(), cart_id).await?.is_empty() {
+        return Err(ApiError::conflict("cart_empty", "The cart has no items."));
+    }
+    if cart.total <= 0 {
+        return Err(ApiError::conflict("nothing_to_pay", "The cart's total is zero."));
+    }
+    let customer = cart.customer.clone().ok_or_else(|| {
+        ApiError::invalid("email", "Set the cart's email (guests) or sign the customer in before paying.")
+    })?;
+    // Never a "Guest" payment at the processor: the processor customer exists first.
+    let processor_customer = customers::ensure_processor_customer(state, &customer).await?;
+
+    // An earlier attempt may still be open (a crash, a 3-D Secure challenge, a double click).
+    if let Some(prev) = db::latest_for_cart(state.store.reader(), cart_id).await? {
+        if let Some(done) = settle_previous(state, &prev, cart.version, &attempt, &processor_customer).await? {
+            return Ok(done);
+        }
+    }
+    let latest = db::latest_for_cart(state.store.reader(), cart_id).await?;
+    let number = latest.filter(|p| p.cart_version == Some(cart.version)).map(|p| p.attempt + 1).unwrap_or(1);
+
+    let now = state.clock.now();
+    let payment = PaymentRow {
+        id: IdKind::Payment.new_id(),
+        purpose: "order".into(),
+        cart: Some(cart.id.clone()),
+        cart_version: Some(cart.version),
+        attempt: number,
+        checkout_session: None,
+        customer,
+        amount: cart.total,
+        currency: cart.currency.clone(),
+        processor: state.processor.name().into(),
+        processor_payment_intent: None,
+        source: Some(serde_json::to_string(&attempt).expect("attempt serializes")),
+        status: "pending".into(),
+        amount_capturable: 0,
+        amount_captured: 0,
+        amount_refunded: 0,
+        failure_code: None,
+        decline_code: None,
+        failure_message: None,
+        next_action_url: None,
+        void_reason: None,
+        created: now,
+        updated: now,
+    };
+    let mut tx = state.store.begin().await?;
+    let locked = carts::lock(&mut tx, cart_id).await?.ok_or_else(|| ApiError::not_found("cart", cart_id))?;
+    if locked.status != "open" || locked.version != cart.version {
+        return Err(ApiError::conflict("cart_changed", "The cart changed while paying; review it and pay again."));
+    }
+    match db::insert(&mut tx, &payment).await {
+        Ok(()) => {}
+        // Another attempt for this cart version won the race for this attempt number.
+        Err(e) if e.is_constraint() => {
+            return Err(ApiError::conflict("payment_in_progress", "Another payment for this cart is in progress."));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    issue(state, &payment, &attempt, &processor_customer).await
+}
+
+/// Resolves the cart's previous attempt. Returns the result when it already settles the
+/// cart (paid, or a 3-D Secure challenge still waiting for the same source).
+async fn settle_previous(
+    state: &AppState,
+    prev: &PaymentRow,
+    version: i64,
+    attempt: &Attempt,
+    processor_customer: &str,
+) -> ApiResult<Option<PayResult>> {
+    let same_version = prev.cart_version == Some(version);
+    match prev.status.as_str() {
+        // Unknown outcome (crash or processor outage mid-call): repeat the same call.
+        "pending" => {
+            let original: Attempt =
+                prev.source.as_deref().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("payment {} lacks its attempt parameters", prev.id))
+                })?;
+            match issue(state, prev, &original, processor_customer).await {
+                Ok(r) if same_version => Ok(Some(r)),
+                Ok(_) => Ok(None),
+                Err(ApiError::PaymentFailed { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        "requires_action" | "processing" => {
+            let Some(pi_id) = &prev.processor_payment_intent else { return Ok(None) };
+            let pi = state.processor.retrieve_payment_intent(pi_id).await?;
+            let p = payments::apply_intent(state, &prev.id, &pi, None).await?.unwrap_or_else(|| prev.clone());
+            if is_secured(&p.status) || (p.status == "processing" && same_version) {
+                return result_of(state, &p.id).await.map(Some);
+            }
+            if p.status == "requires_action" {
+                let original: Option<Attempt> = prev.source.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                if same_version && original.as_ref().map(|o| &o.source) == Some(&attempt.source) {
+                    return result_of(state, &p.id).await.map(Some);
+                }
+                // Abandon the challenge before paying another way, so it cannot succeed too.
+                let key = IdempotencyKey::new(format!("kassa_cancel_{}", p.id));
+                match state.processor.cancel_payment_intent(pi_id, &key).await {
+                    Ok(pi) => {
+                        payments::apply_intent(state, &p.id, &pi, None).await?;
+                    }
+                    Err(ProcessorError::InvalidRequest { .. }) => {
+                        // It completed meanwhile: take it.
+                        let pi = state.processor.retrieve_payment_intent(pi_id).await?;
+                        let p = payments::apply_intent(state, &p.id, &pi, None).await?.unwrap_or_else(|| prev.clone());
+                        if is_secured(&p.status) && same_version {
+                            return result_of(state, &p.id).await.map(Some);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(None)
+        }
+        "succeeded" | "authorized" if same_version => result_of(state, &prev.id).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Makes the processor call of an attempt and applies its outcome.
+async fn issue(
+    state: &AppState,
+    payment: &PaymentRow,
+    attempt: &Attempt,
+    processor_customer: &str,
+) -> ApiResult<PayResult> {
+    let mut metadata = Metadata::new();
+    metadata.insert("kassa_payment_id".into(), payment.id.clone());
+    if let Some(c) = &payment.cart {
+        metadata.insert("kassa_cart_id".into(), c.clone());
+    }
+    if let Some(v) = payment.cart_version {
+        metadata.insert("kassa_cart_version".into(), v.to_string());
+    }
+    let req = CreatePaymentIntent {
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+        customer: processor_customer.to_string(),
+        metadata,
+        capture_method: if attempt.manual_capture { CaptureMethod::Manual } else { CaptureMethod::Automatic },
+        setup_future_usage: attempt.save,
+        confirm: Some(attempt.source.clone()),
+        off_session: false,
+        return_url: attempt.return_url.clone(),
+    };
+    let key = IdempotencyKey::new(format!("kassa_pay_{}", payment.id));
+    match state.processor.create_payment_intent(&req, &key).await {
+        Ok(pi) => {
+            crate::failpoint::hit("pay.after_processor_confirm").await;
+            payments::apply_intent(state, &payment.id, &pi, None).await?;
+            result_of(state, &payment.id).await
+        }
+        Err(ProcessorError::Payment { error, payment_intent }) => {
+            match payment_intent {
+                Some(pi) => {
+                    payments::apply_intent(state, &payment.id, &pi, None).await?;
+                }
+                None => {
+                    payments::mark_failed(
+                        state,
+                        &payment.id,
+                        &error.code,
+                        error.decline_code.as_deref(),
+                        &error.message,
+                    )
+                    .await?
+                }
+            }
+            Err(ApiError::PaymentFailed {
+                code: error.code,
+                decline_code: error.decline_code,
+                message: error.message,
+                payment: Some(payment.id.clone()),
+            })
+        }
+        Err(ProcessorError::InvalidRequest { message, .. }) | Err(ProcessorError::NotFound(message)) => {
+            payments::mark_failed(state, &payment.id, "invalid_payment_source", None, &message).await?;
+            let param = match attempt.source {
+                PaymentSource::ConfirmationToken(_) => "confirmation_token",
+                PaymentSource::PaymentMethod(_) => "payment_method",
+            };
+            Err(ApiError::invalid(param, format!("The processor refused the payment source: {message}")))
+        }
+        // The outcome is unknown: the payment stays pending and the next call repeats it.
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer for a payment's current state.
+pub async fn result_of(state: &AppState, payment_id: &str) -> ApiResult<PayResult> {
+    let p =
+        db::get(state.store.reader(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    let order = match p.status.as_str() {
+        "succeeded" | "authorized" => match orders::by_payment(state.store.reader(), &p.id).await? {
+            Some(o) => {
+                let lines = orders::lines(state.store.reader(), &o.id).await?;
+                Some(Order::from_rows(o, lines))
+            }
+            None => None,
+        },
+        "failed" => {
+            return Err(ApiError::PaymentFailed {
+                code: p.failure_code.clone().unwrap_or_else(|| "payment_failed".into()),
+                decline_code: p.decline_code.clone(),
+                message: p.failure_message.clone().unwrap_or_else(|| "The payment failed.".into()),
+                payment: Some(p.id.clone()),
+            });
+        }
+        "void_pending" | "voided" => {
+            return Err(ApiError::conflict(
+                "cart_changed",
+                format!(
+                    "The cart changed or was paid while payment {} was in flight; that payment is being refunded.",
+                    p.id
+                ),
+            ));
+        }
+        "canceled" => return Err(ApiError::conflict("payment_canceled", "The payment was canceled.")),
+        _ => None,
+    };
+    let next_action = (p.status == "requires_action")
+        .then(|| p.next_action_url.clone())
+        .flatten()
+        .map(|url| NextAction { kind: "redirect_to_url", redirect_url: url });
+    Ok(PayResult { object: "cart_payment", status: p.status.clone(), payment: p.into(), order, next_action })
+}

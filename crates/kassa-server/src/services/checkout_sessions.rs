@@ -1,0 +1,300 @@
+//! Hosted checkout (like Stripe Checkout): Kassa prices the lines, the processor hosts the
+//! page (the test processor's page is served by Kassa itself), and completion arrives by
+//! webhook — or when the buyer lands on the success page and the storefront reads the
+//! session, which asks the processor. Both end in [`complete`], exactly once.
+
+use crate::error::{ApiError, ApiResult};
+use crate::objects::commerce::{CheckoutSession, SessionLine};
+use crate::services::carts::may_access;
+use crate::services::payments::{self};
+use crate::services::{customers, validate};
+use crate::state::AppState;
+use kassa_domain::ids::IdKind;
+use kassa_processors::{
+    CaptureMethod, CheckoutLine, CheckoutPaymentStatus, CheckoutSessionStatus, CreateCheckoutSession, Event,
+    IdempotencyKey, Metadata, PaymentIntentStatus,
+};
+use kassa_store::checkout_sessions::{self as db, SessionRow};
+use kassa_store::customers::CustomerRow;
+use kassa_store::payments::{self as payment_db, PaymentRow};
+use kassa_store::{carts, processor_events};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionInput {
+    /// Where the buyer lands after paying; `{CHECKOUT_SESSION_ID}` is replaced by the session
+    /// id, else `session_id=…` is appended.
+    pub success_url: String,
+    /// Where the buyer goes on "back".
+    pub cancel_url: Option<String>,
+}
+
+/// `success_url` with the session id, as Stripe Checkout does with its template.
+pub fn with_session_id(url: &str, id: &str) -> String {
+    if url.contains("{CHECKOUT_SESSION_ID}") {
+        return url.replace("{CHECKOUT_SESSION_ID}", id);
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}session_id={id}")
+}
+
+/// What a new session is for.
+pub struct SessionSpec {
+    pub purpose: &'static str,
+    pub customer: String,
+    pub cart: Option<(String, i64)>,
+    pub credits: Option<i64>,
+    pub currency: String,
+    pub lines: Vec<SessionLine>,
+    pub success_url: String,
+    pub cancel_url: Option<String>,
+}
+
+/// Creates the processor's session and Kassa's record of it.
+pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSession> {
+    let processor_customer = customers::ensure_processor_customer(state, &spec.customer).await?;
+    let now = state.clock.now();
+    let id = IdKind::CheckoutSession.new_id();
+    let expires_at = now + state.settings.checkout.session_ttl_hours as i64 * 3600;
+    let amount_total: i64 = spec.lines.iter().map(|l| l.unit_amount * l.quantity).sum();
+    let mut metadata = Metadata::new();
+    metadata.insert("kassa_checkout_session".into(), id.clone());
+    metadata.insert("kassa_purpose".into(), spec.purpose.into());
+    metadata.insert("kassa_customer_id".into(), spec.customer.clone());
+    if let Some((cart, version)) = &spec.cart {
+        metadata.insert("kassa_cart_id".into(), cart.clone());
+        metadata.insert("kassa_cart_version".into(), version.to_string());
+    }
+    if let Some(c) = spec.credits {
+        metadata.insert("kassa_credits".into(), c.to_string());
+    }
+    let manual = spec.purpose == "cart" && state.settings.checkout.capture == crate::config::CaptureMode::Manual;
+    let req = CreateCheckoutSession {
+        customer: processor_customer,
+        currency: spec.currency.clone(),
+        lines: spec.lines.iter().map(|l| CheckoutLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity }).collect(),
+        success_url: with_session_id(&spec.success_url, &id),
+        cancel_url: spec.cancel_url.clone(),
+        metadata,
+        capture_method: if manual { CaptureMethod::Manual } else { CaptureMethod::Automatic },
+        expires_at,
+    };
+    let processor_session =
+        state.processor.create_checkout_session(&req, &IdempotencyKey::new(format!("kassa_{id}"))).await?;
+    let row = SessionRow {
+        id,
+        purpose: spec.purpose.into(),
+        cart: spec.cart.as_ref().map(|c| c.0.clone()),
+        cart_version: spec.cart.as_ref().map(|c| c.1),
+        customer: spec.customer,
+        credits: spec.credits,
+        currency: spec.currency,
+        amount_total,
+        lines: serde_json::to_string(&spec.lines).expect("lines serialize"),
+        status: "open".into(),
+        payment_status: "unpaid".into(),
+        success_url: spec.success_url,
+        cancel_url: spec.cancel_url,
+        processor_session: Some(processor_session.id),
+        url: processor_session.url,
+        payment: None,
+        order_id: None,
+        expires_at,
+        created: now,
+        updated: now,
+    };
+    let mut tx = state.store.begin().await?;
+    db::insert(&mut tx, &row).await?;
+    kassa_store::events::record(&mut tx, "checkout.session.created", &row.id, &CheckoutSession::from(row.clone()), now).await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// `POST /store/carts/{id}/checkout-sessions`.
+pub async fn for_cart(state: &AppState, shopper: Option<&CustomerRow>, cart_id: &str, input: CreateSessionInput) -> ApiResult<CheckoutSession> {
+    let success_url = validate::http_url("success_url", &input.success_url)?;
+    let cancel_url = input.cancel_url.as_deref().map(|u| validate::http_url("cancel_url", u)).transpose()?;
+    validate::id(IdKind::Cart, "cart", cart_id)?;
+    let cart = carts::get(state.store.reader(), cart_id)
+        .await?
+        .filter(|c| may_access(c, shopper))
+        .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
+    if cart.status != "open" {
+        return Err(ApiError::conflict("cart_not_open", format!("This cart is {}.", cart.status)));
+    }
+    let lines = carts::lines(state.store.reader(), cart_id).await?;
+    if lines.is_empty() || cart.total <= 0 {
+        return Err(ApiError::conflict("cart_empty", "The cart has nothing to pay for."));
+    }
+    let customer = cart
+        .customer
+        .clone()
+        .ok_or_else(|| ApiError::invalid("email", "Set the cart's email (guests) or sign the customer in first."))?;
+    let mut session_lines: Vec<SessionLine> =
+        lines.iter().map(|l| SessionLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity }).collect();
+    if cart.shipping_total > 0 {
+        session_lines.push(SessionLine { name: "Shipping".into(), unit_amount: cart.shipping_total, quantity: 1 });
+    }
+    // Inclusive tax is inside the prices already; exclusive tax is its own line.
+    let lines_sum: i64 = session_lines.iter().map(|l| l.unit_amount * l.quantity).sum();
+    if cart.total > lines_sum {
+        session_lines.push(SessionLine { name: "Tax".into(), unit_amount: cart.total - lines_sum, quantity: 1 });
+    }
+    open(
+        state,
+        SessionSpec {
+            purpose: "cart",
+            customer,
+            cart: Some((cart.id.clone(), cart.version)),
+            credits: None,
+            currency: cart.currency,
+            lines: session_lines,
+            success_url,
+            cancel_url,
+        },
+    )
+    .await
+}
+
+/// `GET /store/checkout-sessions/{id}`: the session, brought up to date with the processor
+/// while it is open (the buyer may land on the success page before the webhook arrives).
+pub async fn get_synced(state: &AppState, shopper: Option<&CustomerRow>, id: &str) -> ApiResult<CheckoutSession> {
+    validate::id(IdKind::CheckoutSession, "checkout_session", id)?;
+    let row = db::get(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("checkout_session", id))?;
+    let owner = kassa_store::customers::get(state.store.reader(), &row.customer).await?;
+    let visible = match (&owner, shopper) {
+        (Some(o), Some(me)) => o.id == me.id,
+        (Some(o), None) => o.guest,
+        _ => false,
+    };
+    if !visible {
+        return Err(ApiError::not_found("checkout_session", id));
+    }
+    if row.status == "open" || row.payment_status == "unpaid" {
+        sync(state, &row, None).await?;
+    }
+    let row = db::get(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("checkout_session", id))?;
+    Ok(row.into())
+}
+
+/// Reads the processor's session and applies it. With `event`, the event's dedupe record
+/// commits with the effects.
+pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> ApiResult<()> {
+    let Some(processor_id) = &row.processor_session else { return Ok(()) };
+    let ps = state.processor.retrieve_checkout_session(processor_id).await?;
+    let paid = ps.payment_status == CheckoutPaymentStatus::Paid;
+    let intent = match (&ps.payment_intent, paid) {
+        (Some(pi), true) => Some(state.processor.retrieve_payment_intent(pi).await?),
+        _ => None,
+    };
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    if let Some(ev) = event
+        && !processor_events::record(&mut tx, &ev.id, &ev.kind, now).await?
+    {
+        return Ok(());
+    }
+    let cart = match &row.cart {
+        Some(c) => carts::lock(&mut tx, c).await?,
+        None => None,
+    };
+    let mut s = db::lock(&mut tx, &row.id).await?.ok_or_else(|| ApiError::not_found("checkout_session", &row.id))?;
+    let mut payment_to_apply = None;
+    match ps.status {
+        CheckoutSessionStatus::Expired if s.status == "open" => s.status = "expired".into(),
+        CheckoutSessionStatus::Complete => {
+            s.status = "complete".into();
+            if let (true, None, Some(pi)) = (paid, &s.payment, &intent)
+                && matches!(pi.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture)
+            {
+                // The money is in: a payment row for it, applied below like any payment.
+                let attempt = match (&s.cart, s.cart_version) {
+                    (Some(c), Some(v)) => next_attempt(&mut tx, c, v).await?,
+                    _ => 1,
+                };
+                let p = PaymentRow {
+                    id: IdKind::Payment.new_id(),
+                    purpose: if s.purpose == "cart" { "order" } else { "credits" }.into(),
+                    cart: s.cart.clone(),
+                    cart_version: s.cart_version,
+                    attempt,
+                    checkout_session: Some(s.id.clone()),
+                    customer: s.customer.clone(),
+                    amount: s.amount_total,
+                    currency: s.currency.clone(),
+                    processor: state.processor.name().into(),
+                    processor_payment_intent: Some(pi.id.clone()),
+                    source: None,
+                    status: "pending".into(),
+                    amount_capturable: 0,
+                    amount_captured: 0,
+                    amount_refunded: 0,
+                    failure_code: None,
+                    decline_code: None,
+                    failure_message: None,
+                    next_action_url: None,
+                    void_reason: None,
+                    created: now,
+                    updated: now,
+                };
+                payment_db::insert(&mut tx, &p).await?;
+                s.payment = Some(p.id.clone());
+                s.payment_status = "paid".into();
+                payment_to_apply = Some(p.id);
+            }
+        }
+        _ => {}
+    }
+    let _ = cart;
+    s.updated = now;
+    db::save(&mut tx, &s).await?;
+    tx.commit().await?;
+    if let (Some(pid), Some(pi)) = (payment_to_apply, &intent) {
+        let p = payments::apply_intent(state, &pid, pi, None).await?;
+        if let Some(p) = p {
+            if p.purpose == "credits" {
+                crate::services::credits::on_top_up_paid(state, &s, &p).await?;
+            }
+            let order = kassa_store::orders::by_payment(state.store.reader(), &p.id).await?;
+            if let Some(o) = order {
+                let mut tx = state.store.begin().await?;
+                if let Some(mut s2) = db::lock(&mut tx, &s.id).await? {
+                    s2.order_id = Some(o.id);
+                    s2.updated = now;
+                    db::save(&mut tx, &s2).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn next_attempt(tx: &mut kassa_store::Tx, cart: &str, version: i64) -> ApiResult<i64> {
+    let latest = payment_db::latest_for_cart(tx.conn(), cart).await?;
+    Ok(latest.filter(|p| p.cart_version == Some(version)).map(|p| p.attempt + 1).unwrap_or(1))
+}
+
+/// A `checkout.session.*` event: find the session, read the processor's state, apply it.
+pub async fn on_event(state: &AppState, event: &Event) -> ApiResult<()> {
+    let Some(processor_id) = event.object_id() else { return Ok(()) };
+    let row = match db::by_processor_session(state.store.reader(), processor_id).await? {
+        Some(r) => Some(r),
+        None => match event.metadata("kassa_checkout_session") {
+            Some(id) => db::get(state.store.reader(), id).await?,
+            None => None,
+        },
+    };
+    match row {
+        Some(row) => sync(state, &row, Some(event)).await,
+        None => {
+            // Not one of ours: remember we saw it.
+            let mut tx = state.store.begin().await?;
+            processor_events::record(&mut tx, &event.id, &event.kind, state.clock.now()).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The exactly-once core: applying the processor's current view of a PaymentIntent to its
+//! Kassa payment. The single-shot pay call, inbound webhooks, hosted checkout completion and
+//! reconciliation all end here, as often as they like, in any order: every transition is
+//! guarded by the payment's current status under its row lock, and the order is created in
+//! the same transaction that completes the cart, decrements stock and records the events
+//! (and, for a webhook, the event's dedupe record).
+
+use crate::error::{ApiError, ApiResult};
+use crate::objects::commerce::{Order, Payment};
+use crate::state::AppState;
+use kassa_domain::ids::IdKind;
+use kassa_processors::{Event, PaymentIntent, PaymentIntentStatus};
+use kassa_store::carts::{self, CartRow};
+use kassa_store::orders::{self, OrderLineRow, OrderRow};
+use kassa_store::payments::{self, PaymentRow};
+use kassa_store::{Tx, events, processor_events};
+
+/// Statuses that mean the money is secured (or being given back).
+pub fn is_secured(status: &str) -> bool {
+    matches!(status, "succeeded" | "authorized" | "void_pending" | "voided")
+}
+
+/// Whether the payment's outcome is still open.
+pub fn is_unsettled(status: &str) -> bool {
+    matches!(status, "pending" | "requires_action" | "processing")
+}
+
+/// Applies `pi` (the processor's current state) to the payment. With `event`, records the
+/// event's dedupe row in the same transaction and does nothing if it was recorded before;
+/// returns `None` then.
+pub async fn apply_intent(
+    state: &AppState,
+    payment_id: &str,
+    pi: &PaymentIntent,
+    event: Option<&Event>,
+) -> ApiResult<Option<PaymentRow>> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    if let Some(ev) = event
+        && !processor_events::record(&mut tx, &ev.id, &ev.kind, now).await?
+    {
+        return Ok(None);
+    }
+    let p = apply_in(&mut tx, payment_id, pi, now).await?;
+    tx.commit().await?;
+    Ok(Some(p))
+}
+
+/// [`apply_intent`] inside the caller's transaction (which commits it with its own work).
+pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> ApiResult<PaymentRow> {
+    let tx = &mut *tx;
+    // Lock order everywhere: cart, then payment, then order.
+    let unlocked =
+        payments::get(tx.conn(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    let mut cart = match &unlocked.cart {
+        Some(id) => carts::lock(tx, id).await?,
+        None => None,
+    };
+    let mut p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    let before = p.status.clone();
+    if p.processor_payment_intent.is_none() {
+        p.processor_payment_intent = Some(pi.id.clone());
+    }
+    use PaymentIntentStatus::*;
+    match pi.status {
+        Succeeded | RequiresCapture => {
+            let secured = if pi.status == Succeeded { "succeeded" } else { "authorized" };
+            p.amount_capturable = pi.amount_capturable;
+            p.amount_captured = pi.amount_received;
+            if p.status == "authorized" && pi.status == Succeeded {
+                // Captured outside Kassa (the processor's dashboard).
+                p.status = "succeeded".into();
+                if let Some(mut order) = orders::by_payment(tx.conn(), &p.id).await? {
+                    order.amount_captured = pi.amount_received;
+                    order.payment_status = "captured".into();
+                    order.updated = now;
+                    orders::save(tx, &order).await?;
+                }
+            } else if !is_secured(&p.status) {
+                p.status = secured.into();
+                p.next_action_url = None;
+                p.failure_code = None;
+                p.decline_code = None;
+                p.failure_message = None;
+                match (p.purpose.as_str(), cart.as_mut()) {
+                    ("order", Some(cart)) => secure_order(tx, cart, &mut p, pi, now).await?,
+                    ("credits", _) => crate::services::credits::top_up_paid(tx, &p, now).await?,
+                    _ => return Err(ApiError::Internal(anyhow::anyhow!("payment {} has no cart", p.id))),
+                }
+            }
+        }
+        RequiresAction => {
+            if is_unsettled(&p.status) {
+                p.status = "requires_action".into();
+                p.next_action_url = pi.next_action.as_ref().map(|a| a.redirect_url.clone());
+            }
+        }
+        Processing => {
+            if matches!(p.status.as_str(), "pending" | "requires_action") {
+                p.status = "processing".into();
+                p.next_action_url = None;
+            }
+        }
+        RequiresPaymentMethod | RequiresConfirmation => {
+            if is_unsettled(&p.status) {
+                p.status = "failed".into();
+                p.next_action_url = None;
+                let e = pi.last_payment_error.clone();
+                p.failure_code = Some(e.as_ref().map(|e| e.code.clone()).unwrap_or_else(|| "payment_failed".into()));
+                p.decline_code = e.as_ref().and_then(|e| e.decline_code.clone());
+                p.failure_message = e.map(|e| e.message);
+            }
+        }
+        Canceled => {
+            if is_unsettled(&p.status) || p.status == "failed" {
+                p.status = "canceled".into();
+                p.next_action_url = None;
+            }
+        }
+    }
+    sync_refunded(tx, &mut p, pi, now).await?;
+    p.updated = now;
+    payments::save(tx, &p).await?;
+    if p.status != before {
+        let kind = match p.status.as_str() {
+            "succeeded" => Some("payment.succeeded"),
+            "authorized" => Some("payment.authorized"),
+            "failed" => Some("payment.failed"),
+            "canceled" => Some("payment.canceled"),
+            "requires_action" => Some("payment.requires_action"),
+            "void_pending" => Some("payment.void_pending"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            events::record(tx, kind, &p.id, &Payment::from(p.clone()), now).await?;
+        }
+    }
+    Ok(p)
+}
+
+/// Refunds made outside Kassa (the processor's dashboard) show up in the PaymentIntent's
+/// refunded amount; the order follows. Monotonic: refunds Kassa set aside but the processor
+/// has not confirmed yet are never undone here.
+async fn sync_refunded(tx: &mut Tx, p: &mut PaymentRow, pi: &PaymentIntent, now: i64) -> ApiResult<()> {
+    if pi.amount_refunded <= p.amount_refunded {
+        return Ok(());
+    }
+    p.amount_refunded = pi.amount_refunded;
+    if p.purpose == "credits" {
+        return crate::services::credits::reverse_refunded_top_up(tx, p, now).await;
+    }
+    if let Some(mut o) = orders::by_payment(tx.conn(), &p.id).await?
+        && pi.amount_refunded > o.amount_refunded
+        && pi.amount_refunded <= o.amount_captured
+    {
+        o.amount_refunded = pi.amount_refunded;
+        o.payment_status =
+            if o.amount_refunded >= o.amount_captured { "refunded" } else { "partially_refunded" }.into();
+        o.updated = now;
+        orders::save(tx, &o).await?;
+        let lines = orders::lines(tx.conn(), &o.id).await?;
+        let id = o.id.clone();
+        events::record(tx, "order.refunded", &id, &Order::from_rows(o, lines), now).await?;
+    }
+    Ok(())
+}
+
+/// The money for a cart is secured: create its order — unless the cart changed after the
+/// payment started (stale) or another payment completed it first (duplicate); then the
+/// payment is marked to be given back by the void job instead.
+async fn secure_order(
+    tx: &mut Tx,
+    cart: &mut CartRow,
+    p: &mut PaymentRow,
+    pi: &PaymentIntent,
+    now: i64,
+) -> ApiResult<()> {
+    let payable = cart.status == "open"
+        && Some(cart.version) == p.cart_version
+        && cart.total == p.amount
+        && pi.amount == p.amount
+        && pi.currency.eq_ignore_ascii_case(&cart.currency);
+    if !payable {
+        p.void_reason = Some(if cart.status == "completed" { "duplicate" } else { "stale" }.into());
+        p.status = "void_pending".into();
+        tracing::warn!(payment = %p.id, cart = %cart.id, reason = ?p.void_reason, "secured payment cannot complete its cart; giving it back");
+        return Ok(());
+    }
+    let lines = carts::lines(tx.conn(), &cart.id).await?;
+    let order = OrderRow {
+        id: IdKind::Order.new_id(),
+        cart: cart.id.clone(),
+        payment: p.id.clone(),
+        customer: p.customer.clone(),
+        email: cart.email.clone(),
+        region: cart.region.clone(),
+        currency: cart.currency.clone(),
+        subtotal: cart.subtotal,
+        discount_total: cart.discount_total,
+        shipping_total: cart.shipping_total,
+        tax_total: cart.tax_total,
+        total: cart.total,
+        shipping_option: cart.shipping_option.clone(),
+        shipping_address: cart.shipping_address.clone(),
+        billing_address: cart.billing_address.clone(),
+        status: "open".into(),
+        payment_status: if p.status == "authorized" { "authorized" } else { "captured" }.into(),
+        fulfillment_status: "not_fulfilled".into(),
+        amount_authorized: p.amount,
+        amount_captured: pi.amount_received,
+        amount_refunded: 0,
+        metadata: cart.metadata.clone(),
+        created: now,
+        updated: now,
+    };
+    let order_lines: Vec<OrderLineRow> = lines
+        .iter()
+        .map(|l| OrderLineRow {
+            id: IdKind::LineItem.new_id(),
+            order_id: order.id.clone(),
+            product: l.product.clone(),
+            price: l.price.clone(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_amount: l.unit_amount,
+            stocked: l.reserved,
+        })
+        .collect();
+    orders::insert(tx, &order, &order_lines).await?;
+    for l in lines.iter().filter(|l| l.reserved > 0) {
+        carts::take_reserved(tx, &l.product, l.reserved, now).await?;
+    }
+    cart.status = "completed".into();
+    cart.completed_at = Some(now);
+    cart.updated = now;
+    carts::save(tx, cart).await?;
+    let order_id = order.id.clone();
+    events::record(tx, "order.created", &order_id, &Order::from_rows(order, order_lines), now).await?;
+    Ok(())
+}
+
+/// Records a refused attempt whose PaymentIntent the processor did not return.
+pub async fn mark_failed(
+    state: &AppState,
+    payment_id: &str,
+    code: &str,
+    decline: Option<&str>,
+    message: &str,
+) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    if let Some(mut p) = payments::lock(&mut tx, payment_id).await?
+        && is_unsettled(&p.status)
+    {
+        p.status = "failed".into();
+        p.failure_code = Some(code.into());
+        p.decline_code = decline.map(Into::into);
+        p.failure_message = Some(message.into());
+        p.updated = now;
+        payments::save(&mut tx, &p).await?;
+        events::record(&mut tx, "payment.failed", &p.id, &Payment::from(p.clone()), now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Carts, their lines, and the stock they hold reserved.
+
+use crate::db::skip_locked;
+use crate::sql::{self, Listed, Page};
+use crate::{Result, Store, Tx};
+use sqlx::{Any, Executor};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CartRow {
+    pub id: String,
+    pub customer: Option<String>,
+    #[sqlx(try_from = "sql::DbBool")]
+    pub customer_signed_in: bool,
+    pub email: Option<String>,
+    pub region: String,
+    pub currency: String,
+    pub shipping_option: Option<String>,
+    pub shipping_address: Option<String>,
+    pub billing_address: Option<String>,
+    pub status: String,
+    pub version: i64,
+    pub subtotal: i64,
+    pub discount_total: i64,
+    pub shipping_total: i64,
+    pub tax_total: i64,
+    pub total: i64,
+    pub metadata: String,
+    pub last_activity: i64,
+    pub completed_at: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const CART_COLUMNS: &str = "id, customer, customer_signed_in, email, region, currency, shipping_option, shipping_address, \
+    billing_address, status, version, subtotal, discount_total, shipping_total, tax_total, total, metadata, \
+    last_activity, completed_at, created, updated";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LineRow {
+    pub id: String,
+    pub cart: String,
+    pub price: String,
+    pub product: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+    pub reserved: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const LINE_COLUMNS: &str = "id, cart, price, product, name, quantity, unit_amount, reserved, created, updated";
+
+pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
+    sql::query(&format!(
+        "INSERT INTO carts ({CART_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+    ))
+    .bind(&c.id)
+    .bind(&c.customer)
+    .bind(c.customer_signed_in)
+    .bind(&c.email)
+    .bind(&c.region)
+    .bind(&c.currency)
+    .bind(&c.shipping_option)
+    .bind(&c.shipping_address)
+    .bind(&c.billing_address)
+    .bind(&c.status)
+    .bind(c.version)
+    .bind(c.subtotal)
+    .bind(c.discount_total)
+    .bind(c.shipping_total)
+    .bind(c.tax_total)
+    .bind(c.total)
+    .bind(&c.metadata)
+    .bind(c.last_activity)
+    .bind(c.completed_at)
+    .bind(c.created)
+    .bind(c.updated)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<CartRow>> {
+    Ok(sql::query_as(&format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+/// Reads the cart and locks it for the rest of the transaction: changes to one cart queue.
+pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<CartRow>> {
+    let sql = format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+/// Writes the cart's mutable fields back (the caller holds its lock and bumped its version).
+pub async fn save(tx: &mut Tx, c: &CartRow) -> Result<()> {
+    sql::query(
+        "UPDATE carts SET customer = $2, email = $3, region = $4, currency = $5, shipping_option = $6, \
+            shipping_address = $7, billing_address = $8, status = $9, version = $10, subtotal = $11, \
+            discount_total = $12, shipping_total = $13, tax_total = $14, total = $15, metadata = $16, \
+            last_activity = $17, completed_at = $18, updated = $19, customer_signed_in = $20 \
+         WHERE id = $1",
+    )
+    .bind(&c.id)
+    .bind(&c.customer)
+    .bind(&c.email)
+    .bind(&c.region)
+    .bind(&c.currency)
+    .bind(&c.shipping_option)
+    .bind(&c.shipping_address)
+    .bind(&c.billing_address)
+    .bind(&c.status)
+    .bind(c.version)
+    .bind(c.subtotal)
+    .bind(c.discount_total)
+    .bind(c.shipping_total)
+    .bind(c.tax_total)
+    .bind(c.total)
+    .bind(&c.metadata)
+    .bind(c.last_activity)
+    .bind(c.completed_at)
+    .bind(c.updated)
+    .bind(c.customer_signed_in)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn lines<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Result<Vec<LineRow>> {
+    Ok(sql::query_as(&format!("SELECT {LINE_COLUMNS} FROM cart_lines WHERE cart = $1 ORDER BY id"))
+        .bind(cart)
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn insert_line(tx: &mut Tx, l: &LineRow) -> Result<()> {
+    sql::query(&format!("INSERT INTO cart_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+        .bind(&l.id)
+        .bind(&l.cart)
+        .bind(&l.price)
+        .bind(&l.product)
+        .bind(&l.name)
+        .bind(l.quantity)
+        .bind(l.unit_amount)
+        .bind(l.reserved)
+        .bind(l.created)
+        .bind(l.updated)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn update_line(tx: &mut Tx, id: &str, quantity: i64, reserved: i64, now: i64) -> Result<()> {
+    sql::query("UPDATE cart_lines SET quantity = $2, reserved = $3, updated = $4 WHERE id = $1")
+        .bind(id)
+        .bind(quantity)
+        .bind(reserved)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_line(tx: &mut Tx, id: &str) -> Result<()> {
+    sql::query("DELETE FROM cart_lines WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Reserves `units` of a tracked product's stock if that many are available; untracked
+/// products always succeed without a write. Returns whether the reservation holds.
+pub async fn reserve(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE products SET inventory_reserved = inventory_reserved + $2, updated = $3 \
+         WHERE id = $1 AND track_inventory = TRUE AND inventory_quantity - inventory_reserved >= $2",
+    )
+    .bind(product)
+    .bind(units)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives back `units` a cart held reserved.
+pub async fn release(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result<()> {
+    sql::query("UPDATE products SET inventory_reserved = inventory_reserved - $2, updated = $3 WHERE id = $1")
+        .bind(product)
+        .bind(units)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Turns reserved units into sold ones: both the stock and the reservation go down.
+pub async fn take_reserved(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result<()> {
+    sql::query(
+        "UPDATE products SET inventory_quantity = inventory_quantity - $2, \
+            inventory_reserved = inventory_reserved - $2, updated = $3 WHERE id = $1",
+    )
+    .bind(product)
+    .bind(units)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Puts sold units back in stock (a canceled order).
+pub async fn restock(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result<()> {
+    sql::query("UPDATE products SET inventory_quantity = inventory_quantity + $2, updated = $3 WHERE id = $1")
+        .bind(product)
+        .bind(units)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` open carts idle since before `cutoff`, locked for the caller's
+/// transaction (rows another server is expiring are skipped).
+pub async fn claim_idle(tx: &mut Tx, store: &Store, cutoff: i64, limit: i64) -> Result<Vec<CartRow>> {
+    let lock = skip_locked(store.backend());
+    let sql = format!(
+        "SELECT {CART_COLUMNS} FROM carts WHERE status = 'open' AND last_activity < $1 ORDER BY last_activity LIMIT $2{lock}"
+    );
+    Ok(sql::query_as(&sql).bind(cutoff).bind(limit).fetch_all(tx.conn()).await?)
+}
+
+pub async fn list_for_customer<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    customer: &str,
+    page: &Page,
+) -> Result<Listed<CartRow>> {
+    sql::list_page(db, &format!("SELECT {CART_COLUMNS} FROM carts"), &[("customer", customer)], page).await
+}

@@ -1,0 +1,306 @@
+//! Orders, their lines, and refunds.
+
+use crate::db::skip_locked;
+use crate::sql::{self, Listed, Page};
+use crate::{Result, Store, Tx};
+use sqlx::{Any, Executor};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: String,
+    pub cart: String,
+    pub payment: String,
+    pub customer: String,
+    pub email: Option<String>,
+    pub region: String,
+    pub currency: String,
+    pub subtotal: i64,
+    pub discount_total: i64,
+    pub shipping_total: i64,
+    pub tax_total: i64,
+    pub total: i64,
+    pub shipping_option: Option<String>,
+    pub shipping_address: Option<String>,
+    pub billing_address: Option<String>,
+    pub status: String,
+    pub payment_status: String,
+    pub fulfillment_status: String,
+    pub amount_authorized: i64,
+    pub amount_captured: i64,
+    pub amount_refunded: i64,
+    pub metadata: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
+    shipping_total, tax_total, total, shipping_option, shipping_address, billing_address, status, payment_status, \
+    fulfillment_status, amount_authorized, amount_captured, amount_refunded, metadata, created, updated";
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderLineRow {
+    pub id: String,
+    pub order_id: String,
+    pub product: String,
+    pub price: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+    pub stocked: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RefundRow {
+    pub id: String,
+    pub order_id: Option<String>,
+    pub payment: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub processor_refund: Option<String>,
+    pub failure_message: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const REFUND_COLUMNS: &str =
+    "id, order_id, payment, amount, currency, status, reason, processor_refund, failure_message, created, updated";
+
+pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result<()> {
+    sql::query(&format!(
+        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    ))
+    .bind(&o.id)
+    .bind(&o.cart)
+    .bind(&o.payment)
+    .bind(&o.customer)
+    .bind(&o.email)
+    .bind(&o.region)
+    .bind(&o.currency)
+    .bind(o.subtotal)
+    .bind(o.discount_total)
+    .bind(o.shipping_total)
+    .bind(o.tax_total)
+    .bind(o.total)
+    .bind(&o.shipping_option)
+    .bind(&o.shipping_address)
+    .bind(&o.billing_address)
+    .bind(&o.status)
+    .bind(&o.payment_status)
+    .bind(&o.fulfillment_status)
+    .bind(o.amount_authorized)
+    .bind(o.amount_captured)
+    .bind(o.amount_refunded)
+    .bind(&o.metadata)
+    .bind(o.created)
+    .bind(o.updated)
+    .execute(tx.conn())
+    .await?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    // One statement for all lines.
+    let mut sql = String::from(
+        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked) VALUES ",
+    );
+    for i in 0..lines.len() {
+        let b = i * 8;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    let mut q = sql::query(&sql);
+    for l in lines {
+        q = q
+            .bind(&l.id)
+            .bind(&l.order_id)
+            .bind(&l.product)
+            .bind(&l.price)
+            .bind(&l.name)
+            .bind(l.quantity)
+            .bind(l.unit_amount)
+            .bind(l.stocked);
+    }
+    q.execute(tx.conn()).await?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<OrderRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+pub async fn by_cart<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Result<Option<OrderRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE cart = $1")).bind(cart).fetch_optional(db).await?)
+}
+
+pub async fn by_payment<'e, E: Executor<'e, Database = Any>>(db: E, payment: &str) -> Result<Option<OrderRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE payment = $1"))
+        .bind(payment)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<OrderRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn lines<'e, E: Executor<'e, Database = Any>>(db: E, order: &str) -> Result<Vec<OrderLineRow>> {
+    Ok(sql::query_as(
+        "SELECT id, order_id, product, price, name, quantity, unit_amount, stocked FROM order_lines \
+         WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Lines of several orders in one statement (for lists).
+pub async fn lines_of<'e, E: Executor<'e, Database = Any>>(db: E, orders: &[String]) -> Result<Vec<OrderLineRow>> {
+    if orders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, order_id, product, price, name, quantity, unit_amount, stocked FROM order_lines \
+         WHERE order_id IN ({}) ORDER BY id",
+        sql::placeholders(1, orders.len())
+    );
+    let mut q = sql::query_as(&sql);
+    for o in orders {
+        q = q.bind(o);
+    }
+    Ok(q.fetch_all(db).await?)
+}
+
+/// Writes an order's mutable fields back (the caller holds its lock).
+pub async fn save(tx: &mut Tx, o: &OrderRow) -> Result<()> {
+    sql::query(
+        "UPDATE orders SET status = $2, payment_status = $3, fulfillment_status = $4, amount_captured = $5, \
+            amount_refunded = $6, metadata = $7, updated = $8 WHERE id = $1",
+    )
+    .bind(&o.id)
+    .bind(&o.status)
+    .bind(&o.payment_status)
+    .bind(&o.fulfillment_status)
+    .bind(o.amount_captured)
+    .bind(o.amount_refunded)
+    .bind(&o.metadata)
+    .bind(o.updated)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Sets aside `amount` of what is captured and not yet refunded, atomically: concurrent
+/// refunds can never add up to more than was captured. Returns whether it fit.
+pub async fn reserve_refund(tx: &mut Tx, order: &str, amount: i64, now: i64) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE orders SET amount_refunded = amount_refunded + $2, updated = $3 \
+         WHERE id = $1 AND amount_captured - amount_refunded >= $2 AND status <> 'canceled'",
+    )
+    .bind(order)
+    .bind(amount)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives back a reservation whose refund the processor refused.
+pub async fn unreserve_refund(tx: &mut Tx, order: &str, amount: i64, now: i64) -> Result<()> {
+    sql::query("UPDATE orders SET amount_refunded = amount_refunded - $2, updated = $3 WHERE id = $1")
+        .bind(order)
+        .bind(amount)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    customer: Option<&str>,
+    page: &Page,
+) -> Result<Listed<OrderRow>> {
+    let filters: Vec<(&str, &str)> = customer.map(|c| ("customer", c)).into_iter().collect();
+    sql::list_page(db, &format!("SELECT {COLUMNS} FROM orders"), &filters, page).await
+}
+
+// ---------------------------------------------------------------- refunds
+
+pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> Result<()> {
+    sql::query(&format!(
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&r.id)
+    .bind(&r.order_id)
+    .bind(&r.payment)
+    .bind(r.amount)
+    .bind(&r.currency)
+    .bind(&r.status)
+    .bind(&r.reason)
+    .bind(&r.processor_refund)
+    .bind(&r.failure_message)
+    .bind(r.created)
+    .bind(r.updated)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Settles a pending refund once; returns whether this call settled it.
+pub async fn settle_refund(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    processor_refund: Option<&str>,
+    failure: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE refunds SET status = $2, processor_refund = $3, failure_message = $4, updated = $5 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(processor_refund)
+    .bind(failure)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn refunds_of<'e, E: Executor<'e, Database = Any>>(db: E, order: &str) -> Result<Vec<RefundRow>> {
+    Ok(sql::query_as(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id"))
+        .bind(order)
+        .fetch_all(db)
+        .await?)
+}
+
+/// Refunds still pending since before `before` (their processor call failed or is unknown).
+pub async fn claim_pending_refunds(tx: &mut Tx, store: &Store, before: i64, limit: i64) -> Result<Vec<RefundRow>> {
+    let sql = format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'pending' AND updated < $1 ORDER BY updated LIMIT $2{}",
+        skip_locked(store.backend())
+    );
+    Ok(sql::query_as(&sql).bind(before).bind(limit).fetch_all(tx.conn()).await?)
+}
+
+pub async fn touch_refund<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, now: i64) -> Result<()> {
+    sql::query("UPDATE refunds SET updated = $2 WHERE id = $1").bind(id).bind(now).execute(db).await?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Payments: one row per attempt to take money for a cart (or a credit top-up).
+
+use crate::db::skip_locked;
+use crate::sql::{self, Listed, Page};
+use crate::{Result, Store, Tx};
+use sqlx::{Any, Executor};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: String,
+    pub purpose: String,
+    pub cart: Option<String>,
+    pub cart_version: Option<i64>,
+    pub attempt: i64,
+    pub checkout_session: Option<String>,
+    pub customer: String,
+    pub amount: i64,
+    pub currency: String,
+    pub processor: String,
+    pub processor_payment_intent: Option<String>,
+    pub source: Option<String>,
+    pub status: String,
+    pub amount_capturable: i64,
+    pub amount_captured: i64,
+    pub amount_refunded: i64,
+    pub failure_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub next_action_url: Option<String>,
+    pub void_reason: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const COLUMNS: &str = "id, purpose, cart, cart_version, attempt, checkout_session, customer, amount, currency, \
+    processor, processor_payment_intent, source, status, amount_capturable, amount_captured, amount_refunded, \
+    failure_code, decline_code, failure_message, next_action_url, void_reason, created, updated";
+
+pub async fn insert(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
+    sql::query(&format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+    ))
+    .bind(&p.id)
+    .bind(&p.purpose)
+    .bind(&p.cart)
+    .bind(p.cart_version)
+    .bind(p.attempt)
+    .bind(&p.checkout_session)
+    .bind(&p.customer)
+    .bind(p.amount)
+    .bind(&p.currency)
+    .bind(&p.processor)
+    .bind(&p.processor_payment_intent)
+    .bind(&p.source)
+    .bind(&p.status)
+    .bind(p.amount_capturable)
+    .bind(p.amount_captured)
+    .bind(p.amount_refunded)
+    .bind(&p.failure_code)
+    .bind(&p.decline_code)
+    .bind(&p.failure_message)
+    .bind(&p.next_action_url)
+    .bind(&p.void_reason)
+    .bind(p.created)
+    .bind(p.updated)
+    .execute(tx.conn())
+    .await
+    .map_err(crate::StoreError::from_sqlx)?;
+    Ok(())
+}
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<PaymentRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<PaymentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn by_intent<'e, E: Executor<'e, Database = Any>>(db: E, intent: &str) -> Result<Option<PaymentRow>> {
+    Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM payments WHERE processor_payment_intent = $1"))
+        .bind(intent)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// The last attempt to pay this version of the cart.
+pub async fn latest_for_cart<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Result<Option<PaymentRow>> {
+    Ok(sql::query_as(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE cart = $1 ORDER BY cart_version DESC, attempt DESC LIMIT 1"
+    ))
+    .bind(cart)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Writes a payment's mutable fields back (the caller holds its lock).
+pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
+    sql::query(
+        "UPDATE payments SET processor_payment_intent = $2, status = $3, amount_capturable = $4, \
+            amount_captured = $5, amount_refunded = $6, failure_code = $7, decline_code = $8, \
+            failure_message = $9, next_action_url = $10, void_reason = $11, updated = $12, \
+            checkout_session = $13 \
+         WHERE id = $1",
+    )
+    .bind(&p.id)
+    .bind(&p.processor_payment_intent)
+    .bind(&p.status)
+    .bind(p.amount_capturable)
+    .bind(p.amount_captured)
+    .bind(p.amount_refunded)
+    .bind(&p.failure_code)
+    .bind(&p.decline_code)
+    .bind(&p.failure_message)
+    .bind(&p.next_action_url)
+    .bind(&p.void_reason)
+    .bind(p.updated)
+    .bind(&p.checkout_session)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Claims payments in `status` last changed before `before`, for a job round.
+pub async fn claim_in_status(
+    tx: &mut Tx,
+    store: &Store,
+    status: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<PaymentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payments WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3{}",
+        skip_locked(store.backend())
+    );
+    Ok(sql::query_as(&sql).bind(status).bind(before).bind(limit).fetch_all(tx.conn()).await?)
+}
+
+/// Moves the claimed payment's `updated` forward so other rounds leave it alone for a while.
+pub async fn touch<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, now: i64) -> Result<()> {
+    sql::query("UPDATE payments SET updated = $2 WHERE id = $1").bind(id).bind(now).execute(db).await?;
+    Ok(())
+}
+
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    customer: Option<&str>,
+    status: Option<&str>,
+    page: &Page,
+) -> Result<Listed<PaymentRow>> {
+    let mut filters = Vec::new();
+    if let Some(c) = customer {
+        filters.push(("customer", c));
+    }
+    if let Some(s) = status {
+        filters.push(("status", s));
+    }
+    sql::list_page(db, &format!("SELECT {COLUMNS} FROM payments"), &filters, page).await
+}
+
+/// Every payment in one of `statuses` (for reconciliation), oldest first.
+pub async fn in_statuses<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    statuses: &[&str],
+    limit: i64,
+) -> Result<Vec<PaymentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payments WHERE status IN ({}) ORDER BY updated LIMIT {limit}",
+        sql::placeholders(1, statuses.len())
+    );
+    let mut q = sql::query_as(&sql);
+    for s in statuses {
+        q = q.bind(*s);
+    }
+    Ok(q.fetch_all(db).await?)
+}
