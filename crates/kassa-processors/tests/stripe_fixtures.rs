@@ -639,6 +639,17 @@ async fn stripe_should_retry_true_retries_even_a_bad_request() {
 }
 
 #[tokio::test]
+async fn a_success_is_never_retried() {
+    let fake = fake(vec![
+        Reply { headers: vec![("stripe-should-retry", "true")], ..reply(200, PI_SUCCEEDED) },
+        reply(500, ERR_API),
+    ])
+    .await;
+    fake.processor().capture_payment_intent("pi_1", None, &key("kassa_cap_once")).await.unwrap();
+    fake.only_request();
+}
+
+#[tokio::test]
 async fn gives_up_after_the_configured_retries() {
     let fake = fake((0..5).map(|_| reply(502, ERR_API)).collect()).await;
     let p = StripeProcessor::new(StripeConfig { max_network_retries: 3, ..config(&fake.base_url) }).unwrap();

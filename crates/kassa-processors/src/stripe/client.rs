@@ -112,7 +112,8 @@ impl HttpClient {
         loop {
             let outcome = self.send_once(method, &url, &body, key).await;
             let retry = match &outcome {
-                Ok(answer) => should_retry(answer.status, &answer.headers),
+                // A success is final whatever its headers say.
+                Ok(answer) => !answer.status.is_success() && should_retry(answer.status, &answer.headers),
                 Err(e) => !e.is_builder(),
             };
             if retry && attempt < self.max_retries {
