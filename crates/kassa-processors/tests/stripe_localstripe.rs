@@ -277,6 +277,23 @@ async fn lists_the_customers_saved_cards() {
 }
 
 #[tokio::test]
+async fn charges_a_saved_card_off_session() {
+    let ls = localstripe!();
+    let p = ls.processor();
+    let cus = customer(&p).await;
+    let pm = ls.card("4242424242424242").await;
+    ls.post(&format!("/v1/payment_methods/{pm}/attach"), &[("customer", &cus)]).await;
+    let saved = p.list_payment_methods(&cus).await.unwrap();
+    assert_eq!(saved.len(), 1);
+
+    let renewal = CreatePaymentIntent { off_session: true, ..intent(&cus, 1999, card(&saved[0].id)) };
+    let pi = p.create_payment_intent(&renewal, &key("renewal")).await.unwrap();
+    assert_eq!((pi.status, pi.amount_received), (PaymentIntentStatus::Succeeded, 1999));
+    assert_eq!(pi.payment_method.as_deref(), Some(pm.as_str()));
+    assert_eq!(pi.customer.as_deref(), Some(cus.as_str()));
+}
+
+#[tokio::test]
 async fn three_d_secure_requires_action_then_succeeds_after_authentication() {
     let ls = localstripe!();
     let p = ls.processor();

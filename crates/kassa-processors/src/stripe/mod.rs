@@ -12,7 +12,8 @@
 //! Against localstripe 1.15.10 (`tests/stripe_localstripe.rs`): customers; PaymentIntents
 //! created with the customer and confirmed in one call (`confirm=true` + `payment_method`);
 //! a decline (card 4000 0000 0000 0341, 402 `card_declined`); manual capture, full and partial;
-//! cancel; refunds, full and partial; retrieve; saved cards; 3-D Secure through localstripe's
+//! cancel; refunds, full and partial; retrieve; saved cards and an `off_session` charge of one;
+//! 3-D Secure through localstripe's
 //! own `_authenticate`; its signed `payment_intent.succeeded` webhook; a plain-text 404 for a
 //! route it lacks mapped to [`ProcessorError::Unsupported`].
 //!
@@ -20,9 +21,9 @@
 //! `tests/fixtures/stripe/`): Checkout Sessions (create, retrieve, expire); ConfirmationTokens;
 //! decline errors carrying the PaymentIntent; `next_action.redirect_to_url`; Stripe's own
 //! `amount_received`/`amount_captured` fields; idempotency keys and retries (localstripe ignores
-//! `Idempotency-Key` and never fails transiently); `setup_future_usage`, `return_url` and
-//! `off_session` (localstripe answers 400 to them); confirming an existing PaymentIntent with a
-//! new payment method (localstripe answers 500). localstripe's 3-D Secure answers with a
+//! `Idempotency-Key` and never fails transiently); `setup_future_usage` and `return_url`
+//! (localstripe answers 400 to them); confirming an existing PaymentIntent with a new payment
+//! method (localstripe answers 500). localstripe's 3-D Secure answers with a
 //! `use_stripe_sdk` next action, which has no URL to redirect to, so [`PaymentIntent::next_action`]
 //! stays empty there.
 //!
