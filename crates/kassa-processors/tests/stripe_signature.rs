@@ -1,0 +1,211 @@
+//! `Stripe-Signature` (SPEC §8) checked against the official `stripe` Python library, both
+//! ways: headers stripe-python computes verify in Kassa (through `signature::verify` and
+//! `StripeProcessor::parse_event`), and headers Kassa's `signature::sign` makes — which its
+//! outgoing webhooks use — verify in stripe-python. Needs `KASSA_TEST_PYTHON`.
+
+mod support;
+
+use kassa_processors::signature::{self, DEFAULT_TOLERANCE_SECS, SignatureError};
+use kassa_processors::{EventError, Processor};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+const EVENT: &[u8] = include_bytes!("fixtures/stripe/event_payment_intent_succeeded.json");
+const SECRET: &str = "whsec_kassa_current_secret";
+const PREVIOUS: &str = "whsec_kassa_previous_secret";
+
+macro_rules! python {
+    () => {
+        match support::python() {
+            Some(python) => python,
+            None => return,
+        }
+    };
+}
+
+/// stripe-python, started once per test binary (importing it takes seconds) and shared.
+struct StripePython {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+fn ask(python: &Path, request: serde_json::Value) -> String {
+    static HELPER: OnceLock<Mutex<StripePython>> = OnceLock::new();
+    let helper = HELPER.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.py");
+        // Exits when its stdin closes, that is when this test binary ends.
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Mutex::new(StripePython { _child: child, stdin, stdout })
+    });
+    let mut helper = helper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writeln!(helper.stdin, "{request}").unwrap();
+    let mut line = String::new();
+    helper.stdout.read_line(&mut line).unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("stripe-python answered {line:?} to {request}"));
+    answer["result"].as_str().unwrap().to_owned()
+}
+
+/// The header stripe-python computes for `payload` signed with `secret` at `timestamp`.
+fn stripe_sign(python: &Path, payload: &[u8], secret: &str, timestamp: i64) -> String {
+    ask(python, json!({"mode": "sign", "secret": secret, "timestamp": timestamp, "payload_hex": hex::encode(payload)}))
+}
+
+/// stripe-python's verdict (`Webhook.construct_event`, default tolerance 300 s).
+fn stripe_verify(python: &Path, payload: &[u8], secret: &str, header: &str) -> String {
+    ask(python, json!({"mode": "verify", "secret": secret, "header": header, "payload_hex": hex::encode(payload)}))
+}
+
+fn processor(secrets: &[&str]) -> kassa_processors::stripe::StripeProcessor {
+    support::processor_with_secrets("http://127.0.0.1:9", secrets)
+}
+
+fn verify(secret: &str, payload: &[u8], header: Option<&str>, now: i64) -> Result<(), SignatureError> {
+    signature::verify(secret, payload, header, now, DEFAULT_TOLERANCE_SECS)
+}
+
+fn refused(err: SignatureError) -> Result<kassa_processors::Event, EventError> {
+    Err(EventError::Signature(err))
+}
+
+#[test]
+fn a_header_from_stripe_python_verifies() {
+    let python: PathBuf = python!();
+    let now = support::now();
+    let header = stripe_sign(&python, EVENT, SECRET, now);
+    assert!(header.starts_with(&format!("t={now},v1=")), "{header}");
+
+    assert_eq!(verify(SECRET, EVENT, Some(&header), now), Ok(()));
+    let event = processor(&[SECRET]).parse_event(EVENT, &header, now).unwrap();
+    assert_eq!(event.id, "evt_3QPmZ2AbCdEfGhIj1EvtSucc");
+    assert_eq!(event.kind, "payment_intent.succeeded");
+    assert_eq!(event.created, 1_732_550_461);
+    assert_eq!(event.object_id(), Some("pi_3QPmZ2AbCdEfGhIj1KlMnOpQ"));
+    assert_eq!(event.metadata("kassa_cart_id"), Some("cart_01JDQX5Y7Z8A9B0C1D2E3F4G5H"));
+}
+
+#[test]
+fn a_tampered_body_is_refused() {
+    let python = python!();
+    let now = support::now();
+    let header = stripe_sign(&python, EVENT, SECRET, now);
+    let tampered = String::from_utf8(EVENT.to_vec()).unwrap().replace("\"amount\": 2000", "\"amount\": 1");
+    assert_ne!(tampered.as_bytes(), EVENT);
+
+    assert_eq!(verify(SECRET, tampered.as_bytes(), Some(&header), now), Err(SignatureError::NoMatch));
+    assert_eq!(processor(&[SECRET]).parse_event(tampered.as_bytes(), &header, now), refused(SignatureError::NoMatch));
+}
+
+#[test]
+fn a_wrong_secret_is_refused() {
+    let python = python!();
+    let now = support::now();
+    let header = stripe_sign(&python, EVENT, "whsec_someone_else", now);
+    assert_eq!(verify(SECRET, EVENT, Some(&header), now), Err(SignatureError::NoMatch));
+    assert_eq!(processor(&[SECRET]).parse_event(EVENT, &header, now), refused(SignatureError::NoMatch));
+}
+
+#[test]
+fn a_timestamp_older_than_the_tolerance_is_refused() {
+    let python = python!();
+    let now = support::now();
+    let old = stripe_sign(&python, EVENT, SECRET, now - 301);
+    assert_eq!(verify(SECRET, EVENT, Some(&old), now), Err(SignatureError::Expired(300)));
+    assert_eq!(processor(&[SECRET]).parse_event(EVENT, &old, now), refused(SignatureError::Expired(300)));
+    // stripe-python refuses it too.
+    assert!(stripe_verify(&python, EVENT, SECRET, &old).starts_with("refused: Timestamp outside the tolerance zone"));
+
+    let recent = stripe_sign(&python, EVENT, SECRET, now - 299);
+    assert_eq!(verify(SECRET, EVENT, Some(&recent), now), Ok(()));
+}
+
+#[test]
+fn a_missing_header_is_refused() {
+    let now = support::now();
+    assert_eq!(verify(SECRET, EVENT, None, now), Err(SignatureError::MissingHeader));
+    assert_eq!(processor(&[SECRET]).parse_event(EVENT, "", now), refused(SignatureError::MissingHeader));
+}
+
+#[test]
+fn one_matching_signature_among_several_is_enough() {
+    let python = python!();
+    let now = support::now();
+    let other = stripe_sign(&python, EVENT, "whsec_someone_else", now);
+    let ours = stripe_sign(&python, EVENT, SECRET, now);
+    let (_, ours_v1) = ours.split_once(",v1=").unwrap();
+    let header = format!("{other},v1={ours_v1}");
+
+    assert_eq!(verify(SECRET, EVENT, Some(&header), now), Ok(()));
+    assert!(processor(&[SECRET]).parse_event(EVENT, &header, now).is_ok());
+    // The same header is what stripe-python accepts too.
+    assert_eq!(
+        stripe_verify(&python, EVENT, SECRET, &header),
+        "ok evt_3QPmZ2AbCdEfGhIj1EvtSucc payment_intent.succeeded"
+    );
+}
+
+#[test]
+fn during_rotation_an_event_signed_with_the_previous_secret_is_accepted() {
+    let python = python!();
+    let now = support::now();
+    let header = stripe_sign(&python, EVENT, PREVIOUS, now);
+
+    let rotating = processor(&[SECRET, PREVIOUS]);
+    assert_eq!(rotating.parse_event(EVENT, &header, now).unwrap().id, "evt_3QPmZ2AbCdEfGhIj1EvtSucc");
+    let rotated = processor(&[SECRET]);
+    assert_eq!(rotated.parse_event(EVENT, &header, now), refused(SignatureError::NoMatch));
+    let stranger = stripe_sign(&python, EVENT, "whsec_someone_else", now);
+    assert_eq!(rotating.parse_event(EVENT, &stranger, now), refused(SignatureError::NoMatch));
+}
+
+#[test]
+fn kassas_signature_verifies_in_stripe_python() {
+    let python = python!();
+    let now = support::now();
+    let header = signature::sign(SECRET, now, EVENT);
+    assert_eq!(
+        stripe_verify(&python, EVENT, SECRET, &header),
+        "ok evt_3QPmZ2AbCdEfGhIj1EvtSucc payment_intent.succeeded"
+    );
+    // And the same library refuses what it should, so the agreement above means something.
+    assert!(stripe_verify(&python, EVENT, "whsec_someone_else", &header).starts_with("refused: No signatures found"));
+    let tampered = String::from_utf8(EVENT.to_vec()).unwrap().replace("2000", "2001");
+    assert!(stripe_verify(&python, tampered.as_bytes(), SECRET, &header).starts_with("refused: No signatures found"));
+    let old = signature::sign(SECRET, now - 301, EVENT);
+    assert!(stripe_verify(&python, EVENT, SECRET, &old).starts_with("refused: Timestamp outside the tolerance zone"));
+}
+
+#[test]
+fn non_ascii_payloads_sign_alike_both_ways() {
+    let python = python!();
+    let now = support::now();
+    let payload = r#"{"id":"evt_ü","type":"customer.created","created":1732550461,"data":{"object":{"id":"cus_1","name":"Zoë Brontë","metadata":{"city":"Zürich €"}}}}"#.as_bytes();
+    assert_eq!(stripe_sign(&python, payload, SECRET, now), signature::sign(SECRET, now, payload));
+    let event = processor(&[SECRET]).parse_event(payload, &stripe_sign(&python, payload, SECRET, now), now).unwrap();
+    assert_eq!(event.metadata("city"), Some("Zürich €"));
+    assert_eq!(
+        stripe_verify(&python, payload, SECRET, &signature::sign(SECRET, now, payload)),
+        "ok evt_ü customer.created"
+    );
+}
+
+#[test]
+fn a_validly_signed_payload_that_is_not_an_event_is_malformed() {
+    let python = python!();
+    let now = support::now();
+    let payload = br#"{"id":"evt_1","type":"payment_intent.succeeded"#;
+    let header = stripe_sign(&python, payload, SECRET, now);
+    assert!(matches!(processor(&[SECRET]).parse_event(payload, &header, now), Err(EventError::Malformed(_))));
+}

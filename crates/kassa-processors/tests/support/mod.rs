@@ -1,0 +1,149 @@
+//! Helpers shared by the Stripe test suites: the gate on external tools, localstripe per test,
+//! and a processor pointed at a local server.
+
+#![allow(dead_code)]
+
+use kassa_processors::stripe::{StripeConfig, StripeProcessor};
+use secrecy::SecretString;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const SECRET_KEY: &str = "sk_test_kassa_4eC39HqLyjWDarjtT1zdp7dc";
+pub const WEBHOOK_SECRET: &str = "whsec_kassa_current_secret";
+
+/// The Python of the environment with localstripe and stripe-python (`.ci/python-env`), from
+/// `KASSA_TEST_PYTHON`. Without it the test is skipped, unless `KASSA_REQUIRE_EXTERNAL=1`
+/// (CI), where a missing tool must fail rather than pass silently.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("KASSA_TEST_PYTHON").filter(|v| !v.is_empty()) {
+        Some(path) => Some(PathBuf::from(path)),
+        None if std::env::var("KASSA_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("KASSA_REQUIRE_EXTERNAL=1 but KASSA_TEST_PYTHON is not set (see .ci/python-env)")
+        }
+        None => {
+            println!("skipped: set KASSA_TEST_PYTHON");
+            None
+        }
+    }
+}
+
+/// One localstripe server, private to a test, on a free loopback port, killed on drop.
+pub struct LocalStripe {
+    child: Child,
+    /// Held open: the server exits when it closes, also if this process dies first.
+    _stdin: ChildStdin,
+    pub base_url: String,
+}
+
+impl LocalStripe {
+    pub fn start(python: &PathBuf) -> LocalStripe {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/localstripe_server.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let port: u16 = match line.trim().parse() {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "localstripe did not start (printed {line:?}); is localstripe installed for {}?",
+                    python.display()
+                )
+            }
+        };
+        LocalStripe { child, _stdin: stdin, base_url: format!("http://127.0.0.1:{port}") }
+    }
+
+    pub fn processor(&self) -> StripeProcessor {
+        processor(&self.base_url)
+    }
+
+    /// A raw call to localstripe for what the processor does not offer (test cards,
+    /// `_authenticate`, webhook registration).
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(SECRET_KEY)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(SECRET_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// A card PaymentMethod for a test card number.
+    pub async fn card(&self, number: &str) -> String {
+        let pm = self
+            .post(
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", number),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", "2034"),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await;
+        pm["id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn config(base_url: &str) -> StripeConfig {
+    StripeConfig {
+        base_url: base_url.to_owned(),
+        timeout: Duration::from_secs(10),
+        initial_retry_delay: Duration::from_millis(20),
+        ..StripeConfig::new(SecretString::from(SECRET_KEY), vec![SecretString::from(WEBHOOK_SECRET)])
+    }
+}
+
+pub fn processor(base_url: &str) -> StripeProcessor {
+    StripeProcessor::new(config(base_url)).unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn processor_with_secrets(base_url: &str, secrets: &[&str]) -> StripeProcessor {
+    let webhook_secrets = secrets.iter().map(|s| SecretString::from(s.to_string())).collect();
+    StripeProcessor::new(StripeConfig { webhook_secrets, ..config(base_url) }).unwrap()
+}
