@@ -7,6 +7,7 @@ use crate::services::keys::{self, NewKey};
 use crate::state::AppState;
 use anyhow::Context;
 use kassa_processors::Processor;
+use kassa_processors::stripe::{StripeConfig, StripeProcessor};
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use std::future::Future;
@@ -141,8 +142,19 @@ fn build_processor(
     _local: SocketAddr,
 ) -> anyhow::Result<Arc<dyn Processor>> {
     match settings.processor.kind {
-        // Filled in by the processor implementations; until then payments are refused.
-        ProcessorKind::Test | ProcessorKind::Stripe => Ok(Arc::new(kassa_processors::unavailable::Unavailable)),
+        // Filled in by the test processor; until then payments are refused.
+        ProcessorKind::Test => Ok(Arc::new(kassa_processors::unavailable::Unavailable)),
+        ProcessorKind::Stripe => {
+            let s = &settings.processor.stripe;
+            let secret_key = s.secret_key.clone().context("processor.stripe.secret_key is required")?;
+            let webhook_secrets = s.webhook_secret.iter().chain(s.previous_webhook_secret.iter()).cloned().collect();
+            let mut config = StripeConfig::new(secret_key, webhook_secrets);
+            config.base_url = s.base_url.clone();
+            config.api_version = s.api_version.clone();
+            config.max_network_retries = s.max_network_retries;
+            config.timeout = Duration::from_secs(s.timeout_secs);
+            Ok(Arc::new(StripeProcessor::new(config).context("configuring the Stripe processor")?))
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod pagination;
 pub mod store;
 pub mod system;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -2,6 +2,7 @@
 //! claims rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer), changes them
 //! in the claiming transaction, and works in bounded batches.
 
+pub mod commerce;
 mod idempotency_cleanup;
 
 use crate::state::AppState;
@@ -21,8 +22,21 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> JoinSet<(
             async move { idempotency_cleanup::run(&state).await }
         }));
     }
+    let commerce_jobs: [(&'static str, Job); 5] = [
+        ("cart_expiry", |s| Box::pin(async move { commerce::expire_carts(&s).await })),
+        ("payment_voids", |s| Box::pin(async move { commerce::give_back_voided(&s).await })),
+        ("refund_retries", |s| Box::pin(async move { commerce::retry_refunds(&s).await })),
+        ("session_expiry", |s| Box::pin(async move { commerce::expire_sessions(&s).await })),
+        ("payment_reconcile", |s| Box::pin(async move { commerce::reconcile_open_payments(&s).await })),
+    ];
+    for (name, job) in commerce_jobs {
+        let state = state.clone();
+        set.spawn(periodic(name, every, shutdown.clone(), move || job(state.clone())));
+    }
     set
 }
+
+type Job = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<()>>;
 
 /// Runs `round` every `every` until shutdown; a failed round is logged and retried next time.
 pub(crate) async fn periodic<F, Fut>(

@@ -68,8 +68,8 @@ pub struct UpdateLineInput {
 }
 
 /// Who is acting on a cart.
-pub struct Actor<'a> {
-    pub customer: Option<&'a CustomerRow>,
+pub struct Actor {
+    pub customer: Option<CustomerRow>,
     pub now: i64,
     pub ttl_secs: i64,
 }
@@ -266,9 +266,10 @@ async fn set_quantity(tx: &mut Tx, cart: &CartRow, line_id: &str, quantity: i64,
 }
 
 /// Locks an open cart the actor may change.
-async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor<'_>) -> ApiResult<CartRow> {
+async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
     validate::id(IdKind::Cart, "cart", id)?;
-    let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.customer)).ok_or_else(|| not_found(id))?;
+    let cart =
+        db::lock(tx, id).await?.filter(|c| may_access(c, actor.customer.as_ref())).ok_or_else(|| not_found(id))?;
     if cart.status != "open" {
         return Err(ApiError::conflict(
             "cart_not_open",
@@ -279,9 +280,9 @@ async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor<'_>) -> ApiResult<CartRo
 }
 
 /// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
-async fn finish(tx: &mut Tx, mut cart: CartRow, actor: &Actor<'_>) -> ApiResult<Cart> {
+async fn finish(tx: &mut Tx, mut cart: CartRow, actor: &Actor) -> ApiResult<Cart> {
     // A signed-in shopper who changes a guest's or an anonymous cart takes it over.
-    if let Some(c) = actor.customer
+    if let Some(c) = &actor.customer
         && !cart.customer_signed_in
     {
         cart.customer = Some(c.id.clone());
@@ -303,7 +304,7 @@ async fn set_email(
     tx: &mut Tx,
     cart: &mut CartRow,
     email: &str,
-    actor: &Actor<'_>,
+    actor: &Actor,
     new: &mut NewCustomers,
 ) -> ApiResult<()> {
     let email = customers::email("email", email)?;
@@ -336,7 +337,7 @@ async fn set_shipping_option(tx: &mut Tx, cart: &mut CartRow, option: Option<&st
     Ok(())
 }
 
-pub async fn create(tx: &mut Tx, actor: &Actor<'_>, input: CreateCart, new: &mut NewCustomers) -> ApiResult<Cart> {
+pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut NewCustomers) -> ApiResult<Cart> {
     validate::metadata(&input.metadata)?;
     let region =
         if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
@@ -344,9 +345,9 @@ pub async fn create(tx: &mut Tx, actor: &Actor<'_>, input: CreateCart, new: &mut
     let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
     let mut cart = CartRow {
         id: IdKind::Cart.new_id(),
-        customer: actor.customer.map(|c| c.id.clone()),
+        customer: actor.customer.as_ref().map(|c| c.id.clone()),
         customer_signed_in: actor.customer.is_some(),
-        email: actor.customer.and_then(|c| c.email.clone()),
+        email: actor.customer.as_ref().and_then(|c| c.email.clone()),
         region: region.id,
         currency: region.currency,
         shipping_option: None,
@@ -390,7 +391,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor<'_>, input: CreateCart, new: &mut
 
 pub async fn update(
     tx: &mut Tx,
-    actor: &Actor<'_>,
+    actor: &Actor,
     id: &str,
     input: UpdateCart,
     new: &mut NewCustomers,
@@ -440,7 +441,7 @@ pub async fn update(
     finish(tx, cart, actor).await
 }
 
-pub async fn add_line(tx: &mut Tx, actor: &Actor<'_>, id: &str, input: ItemInput) -> ApiResult<Cart> {
+pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
     add_units(tx, &cart, &input.price, input.quantity.unwrap_or(1), "item", actor.now).await.map_err(|e| match e {
         // Single-item endpoint: the params are top-level.
@@ -452,7 +453,7 @@ pub async fn add_line(tx: &mut Tx, actor: &Actor<'_>, id: &str, input: ItemInput
     finish(tx, cart, actor).await
 }
 
-pub async fn update_line(tx: &mut Tx, actor: &Actor<'_>, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
+pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
     set_quantity(tx, &cart, line, quantity, actor.now).await?;
     finish(tx, cart, actor).await

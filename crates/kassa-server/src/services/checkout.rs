@@ -119,10 +119,10 @@ pub async fn pay(
     let processor_customer = customers::ensure_processor_customer(state, &customer).await?;
 
     // An earlier attempt may still be open (a crash, a 3-D Secure challenge, a double click).
-    if let Some(prev) = db::latest_for_cart(state.store.reader(), cart_id).await? {
-        if let Some(done) = settle_previous(state, &prev, cart.version, &attempt, &processor_customer).await? {
-            return Ok(done);
-        }
+    if let Some(prev) = db::latest_for_cart(state.store.reader(), cart_id).await?
+        && let Some(done) = settle_previous(state, &prev, cart.version, &attempt, &processor_customer).await?
+    {
+        return Ok(done);
     }
     let latest = db::latest_for_cart(state.store.reader(), cart_id).await?;
     let number = latest.filter(|p| p.cart_version == Some(cart.version)).map(|p| p.attempt + 1).unwrap_or(1);

@@ -74,7 +74,11 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     let req = CreateCheckoutSession {
         customer: processor_customer,
         currency: spec.currency.clone(),
-        lines: spec.lines.iter().map(|l| CheckoutLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity }).collect(),
+        lines: spec
+            .lines
+            .iter()
+            .map(|l| CheckoutLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity })
+            .collect(),
         success_url: with_session_id(&spec.success_url, &id),
         cancel_url: spec.cancel_url.clone(),
         metadata,
@@ -107,13 +111,19 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     };
     let mut tx = state.store.begin().await?;
     db::insert(&mut tx, &row).await?;
-    kassa_store::events::record(&mut tx, "checkout.session.created", &row.id, &CheckoutSession::from(row.clone()), now).await?;
+    kassa_store::events::record(&mut tx, "checkout.session.created", &row.id, &CheckoutSession::from(row.clone()), now)
+        .await?;
     tx.commit().await?;
     Ok(row.into())
 }
 
 /// `POST /store/carts/{id}/checkout-sessions`.
-pub async fn for_cart(state: &AppState, shopper: Option<&CustomerRow>, cart_id: &str, input: CreateSessionInput) -> ApiResult<CheckoutSession> {
+pub async fn for_cart(
+    state: &AppState,
+    shopper: Option<&CustomerRow>,
+    cart_id: &str,
+    input: CreateSessionInput,
+) -> ApiResult<CheckoutSession> {
     let success_url = validate::http_url("success_url", &input.success_url)?;
     let cancel_url = input.cancel_url.as_deref().map(|u| validate::http_url("cancel_url", u)).transpose()?;
     validate::id(IdKind::Cart, "cart", cart_id)?;
@@ -132,8 +142,10 @@ pub async fn for_cart(state: &AppState, shopper: Option<&CustomerRow>, cart_id: 
         .customer
         .clone()
         .ok_or_else(|| ApiError::invalid("email", "Set the cart's email (guests) or sign the customer in first."))?;
-    let mut session_lines: Vec<SessionLine> =
-        lines.iter().map(|l| SessionLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity }).collect();
+    let mut session_lines: Vec<SessionLine> = lines
+        .iter()
+        .map(|l| SessionLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity })
+        .collect();
     if cart.shipping_total > 0 {
         session_lines.push(SessionLine { name: "Shipping".into(), unit_amount: cart.shipping_total, quantity: 1 });
     }
@@ -179,8 +191,9 @@ pub async fn get_synced(state: &AppState, shopper: Option<&CustomerRow>, id: &st
     Ok(row.into())
 }
 
-/// Reads the processor's session and applies it. With `event`, the event's dedupe record
-/// commits with the effects.
+/// Reads the processor's session and applies it, all in one transaction with the event's
+/// dedupe record: the session's status, the payment row for the money that came in, and what
+/// that payment buys (the cart's order, or the credits).
 pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> ApiResult<()> {
     let Some(processor_id) = &row.processor_session else { return Ok(()) };
     let ps = state.processor.retrieve_checkout_session(processor_id).await?;
@@ -196,80 +209,78 @@ pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> 
     {
         return Ok(());
     }
-    let cart = match &row.cart {
-        Some(c) => carts::lock(&mut tx, c).await?,
-        None => None,
-    };
+    // Lock order: cart, then session, then payment.
+    if let Some(c) = &row.cart {
+        carts::lock(&mut tx, c).await?;
+    }
     let mut s = db::lock(&mut tx, &row.id).await?.ok_or_else(|| ApiError::not_found("checkout_session", &row.id))?;
-    let mut payment_to_apply = None;
     match ps.status {
         CheckoutSessionStatus::Expired if s.status == "open" => s.status = "expired".into(),
-        CheckoutSessionStatus::Complete => {
-            s.status = "complete".into();
-            if let (true, None, Some(pi)) = (paid, &s.payment, &intent)
-                && matches!(pi.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture)
-            {
-                // The money is in: a payment row for it, applied below like any payment.
+        CheckoutSessionStatus::Complete => s.status = "complete".into(),
+        _ => {}
+    }
+    if let Some(pi) = intent
+        .as_ref()
+        .filter(|pi| matches!(pi.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture))
+    {
+        let payment_id = match &s.payment {
+            Some(id) => id.clone(),
+            None => {
                 let attempt = match (&s.cart, s.cart_version) {
                     (Some(c), Some(v)) => next_attempt(&mut tx, c, v).await?,
                     _ => 1,
                 };
-                let p = PaymentRow {
-                    id: IdKind::Payment.new_id(),
-                    purpose: if s.purpose == "cart" { "order" } else { "credits" }.into(),
-                    cart: s.cart.clone(),
-                    cart_version: s.cart_version,
-                    attempt,
-                    checkout_session: Some(s.id.clone()),
-                    customer: s.customer.clone(),
-                    amount: s.amount_total,
-                    currency: s.currency.clone(),
-                    processor: state.processor.name().into(),
-                    processor_payment_intent: Some(pi.id.clone()),
-                    source: None,
-                    status: "pending".into(),
-                    amount_capturable: 0,
-                    amount_captured: 0,
-                    amount_refunded: 0,
-                    failure_code: None,
-                    decline_code: None,
-                    failure_message: None,
-                    next_action_url: None,
-                    void_reason: None,
-                    created: now,
-                    updated: now,
-                };
+                let p = session_payment(state, &s, pi, attempt, now);
                 payment_db::insert(&mut tx, &p).await?;
                 s.payment = Some(p.id.clone());
-                s.payment_status = "paid".into();
-                payment_to_apply = Some(p.id);
+                p.id
             }
+        };
+        s.payment_status = "paid".into();
+        let p = payments::apply_in(&mut tx, &payment_id, pi, now).await?;
+        if s.order_id.is_none() {
+            s.order_id = kassa_store::orders::by_payment(tx.conn(), &p.id).await?.map(|o| o.id);
         }
-        _ => {}
     }
-    let _ = cart;
     s.updated = now;
     db::save(&mut tx, &s).await?;
     tx.commit().await?;
-    if let (Some(pid), Some(pi)) = (payment_to_apply, &intent) {
-        let p = payments::apply_intent(state, &pid, pi, None).await?;
-        if let Some(p) = p {
-            if p.purpose == "credits" {
-                crate::services::credits::on_top_up_paid(state, &s, &p).await?;
-            }
-            let order = kassa_store::orders::by_payment(state.store.reader(), &p.id).await?;
-            if let Some(o) = order {
-                let mut tx = state.store.begin().await?;
-                if let Some(mut s2) = db::lock(&mut tx, &s.id).await? {
-                    s2.order_id = Some(o.id);
-                    s2.updated = now;
-                    db::save(&mut tx, &s2).await?;
-                }
-                tx.commit().await?;
-            }
-        }
-    }
     Ok(())
+}
+
+/// The payment row for money that came in through a hosted session.
+fn session_payment(
+    state: &AppState,
+    s: &SessionRow,
+    pi: &kassa_processors::PaymentIntent,
+    attempt: i64,
+    now: i64,
+) -> PaymentRow {
+    PaymentRow {
+        id: IdKind::Payment.new_id(),
+        purpose: if s.purpose == "cart" { "order" } else { "credits" }.into(),
+        cart: s.cart.clone(),
+        cart_version: s.cart_version,
+        attempt,
+        checkout_session: Some(s.id.clone()),
+        customer: s.customer.clone(),
+        amount: s.amount_total,
+        currency: s.currency.clone(),
+        processor: state.processor.name().into(),
+        processor_payment_intent: Some(pi.id.clone()),
+        source: None,
+        status: "pending".into(),
+        amount_capturable: 0,
+        amount_captured: 0,
+        amount_refunded: 0,
+        failure_code: None,
+        decline_code: None,
+        failure_message: None,
+        next_action_url: None,
+        void_reason: None,
+        created: now,
+        updated: now,
+    }
 }
 
 async fn next_attempt(tx: &mut kassa_store::Tx, cart: &str, version: i64) -> ApiResult<i64> {

@@ -4,6 +4,7 @@
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod checkout_sessions;
 pub mod credits;
 pub mod customers;
 pub mod events;
@@ -12,3 +13,4 @@ pub mod keys;
 pub mod orders;
 pub mod payments;
 pub mod validate;
+pub mod webhooks;

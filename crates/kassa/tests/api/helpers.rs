@@ -52,18 +52,31 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { admin_url, schema } = self {
-            let (url, sql) = (admin_url.clone(), format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            // Drop runs inside the test's runtime; a thread with its own runtime can block.
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(exec_pg(&url, &sql))
-            })
-            .join();
+            let (url, schema) = (admin_url.clone(), schema.clone());
+            // Not joined: the test's runtime (and with it the server's open transactions) is
+            // torn down after this returns, and DROP SCHEMA waits for those transactions.
+            // A schema left behind when the process exits first is dropped with CI's database.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                for _ in 0..20 {
+                    let sql = format!("SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+                    if rt.block_on(try_exec_pg(&url, &sql)) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            });
         }
     }
+}
+
+async fn try_exec_pg(url: &str, sql: &str) -> bool {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = sqlx::AnyConnection::connect(url).await else { return false };
+    let ok = sqlx::raw_sql(sql).execute(&mut conn).await.is_ok();
+    let _ = conn.close().await;
+    ok
 }
 
 async fn exec_pg(url: &str, sql: &str) {
@@ -172,6 +185,14 @@ impl Res {
     pub fn ok(self) -> Value {
         assert!(self.status.is_success(), "expected success, got {}: {}", self.status, self.text);
         self.body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod carts;
 mod catalog;
 mod customers;
 mod idempotency;

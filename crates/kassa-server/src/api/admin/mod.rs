@@ -3,10 +3,15 @@
 mod catalog;
 mod customers;
 mod events;
+mod orders;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalog::routes()).merge(customers::routes()).merge(events::routes())
+    OpenApiRouter::new()
+        .merge(catalog::routes())
+        .merge(customers::routes())
+        .merge(events::routes())
+        .merge(orders::routes())
 }
