@@ -7,11 +7,23 @@
 //! balance never goes below zero.
 
 use crate::error::{ApiError, ApiResult};
+use crate::objects::commerce::{CheckoutSession, SessionLine};
+use crate::objects::credits::CreditBalance;
 use crate::objects::credits::CreditEntry;
+use crate::services::checkout_sessions::{SessionSpec, open as open_session};
+use crate::services::{customers, validate};
+use crate::state::AppState;
+use kassa_domain::credits::gross_up;
+use kassa_domain::ids::IdKind;
+use kassa_domain::money::Amount;
 use kassa_domain::tax::div_ceil;
 use kassa_store::credits::{self as ledger, Added, NewEntry};
+use kassa_store::customers::CustomerRow;
 use kassa_store::payments::PaymentRow;
+use kassa_store::sql::Page;
 use kassa_store::{Tx, checkout_sessions, events};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// A top-up's payment is secured: add its credits, once per checkout session.
 pub async fn top_up_paid(tx: &mut Tx, p: &PaymentRow, now: i64) -> ApiResult<()> {
@@ -84,6 +96,172 @@ pub async fn reverse_refunded_top_up(tx: &mut Tx, p: &PaymentRow, now: i64) -> A
         Added::Duplicate(_) => Ok(()),
         Added::Insufficient => {
             Err(ApiError::Internal(anyhow::anyhow!("a reversal bounded by the locked balance overdrew it")))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpInput {
+    /// Whole credits to buy.
+    pub credits: i64,
+    pub success_url: String,
+    pub cancel_url: Option<String>,
+    /// For guests (no customer token): whose balance the credits go to.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebitInput {
+    /// Credits to spend (positive).
+    pub amount: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustInput {
+    /// Credits to add (positive) or remove (negative); the balance never goes below zero.
+    pub amount: i64,
+    pub reason: String,
+}
+
+/// `POST /store/credits/sessions`: a hosted checkout with two lines, the credits and the
+/// processing fee, grossed up so the merchant nets the credits' full value after the fee.
+pub async fn create_top_up(
+    state: &AppState,
+    shopper: Option<&CustomerRow>,
+    input: TopUpInput,
+) -> ApiResult<CheckoutSession> {
+    let settings = &state.settings.credits;
+    if input.credits <= 0 || input.credits > settings.max_credits {
+        return Err(ApiError::invalid(
+            "credits",
+            format!("credits must be a whole number between 1 and {}.", settings.max_credits),
+        ));
+    }
+    let success_url = validate::http_url("success_url", &input.success_url)?;
+    let cancel_url = input.cancel_url.as_deref().map(|u| validate::http_url("cancel_url", u)).transpose()?;
+    let customer = match (shopper, &input.email) {
+        (Some(c), _) => c.id.clone(),
+        (None, Some(email)) => {
+            let now = state.clock.now();
+            let mut tx = state.store.begin().await?;
+            let (guest, created) = customers::guest(&mut tx, now, email).await?;
+            tx.commit().await?;
+            if created {
+                customers::after_commit(state, &guest.id);
+            }
+            guest.id
+        }
+        (None, None) => return Err(ApiError::missing("email")),
+    };
+    let currency = state.settings.credit_currency().map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let fee = state.settings.credit_fee().map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let value =
+        input.credits.checked_mul(settings.unit_amount).and_then(|v| Amount::new(v).ok()).ok_or_else(|| {
+            ApiError::invalid("credits", "That many credits cost more than Kassa accepts in one charge.")
+        })?;
+    let charge = gross_up(value, fee)
+        .map_err(|_| ApiError::invalid("credits", "That many credits cost more than Kassa accepts."))?;
+    let mut lines =
+        vec![SessionLine { name: format!("{} credits", input.credits), unit_amount: value.get(), quantity: 1 }];
+    if charge.fee > 0 {
+        lines.push(SessionLine { name: "Processing fee".into(), unit_amount: charge.fee, quantity: 1 });
+    }
+    open_session(
+        state,
+        SessionSpec {
+            purpose: "credits",
+            customer,
+            cart: None,
+            credits: Some(input.credits),
+            currency: currency.code().to_string(),
+            lines,
+            success_url,
+            cancel_url,
+        },
+    )
+    .await
+}
+
+pub async fn balance(state: &AppState, customer: &str, page: &Page) -> ApiResult<CreditBalance> {
+    let row = kassa_store::customers::get(state.store.reader(), customer)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer", customer))?;
+    let listed = ledger::list(state.store.reader(), customer, page).await?;
+    Ok(CreditBalance {
+        object: "credit_balance",
+        customer: row.id,
+        balance: row.credit_balance,
+        unit_amount: state.settings.credits.unit_amount,
+        currency: state.settings.credits.currency.to_lowercase(),
+        entries: listed.data.into_iter().map(CreditEntry::from).collect(),
+        has_more: listed.has_more,
+    })
+}
+
+async fn existing_customer(tx: &mut Tx, id: &str) -> ApiResult<()> {
+    validate::id(IdKind::Customer, "customer", id)?;
+    kassa_store::customers::get(tx.conn(), id).await?.ok_or_else(|| ApiError::not_found("customer", id))?;
+    Ok(())
+}
+
+/// Spends credits atomically; 409 `insufficient_credits` when the balance would go below
+/// zero. `source` makes a retried debit count once (the idempotency key, when given).
+pub async fn debit(tx: &mut Tx, now: i64, customer: &str, source: String, input: DebitInput) -> ApiResult<CreditEntry> {
+    existing_customer(tx, customer).await?;
+    if input.amount <= 0 {
+        return Err(ApiError::invalid("amount", "amount must be a positive number of credits."));
+    }
+    let reason = validate::optional_text("reason", input.reason.as_deref(), 500)?;
+    let entry = NewEntry {
+        customer: customer.into(),
+        amount: -input.amount,
+        kind: "debit",
+        source,
+        reason,
+        ..Default::default()
+    };
+    record_change(tx, entry, "credits.debited", now).await
+}
+
+pub async fn adjust(
+    tx: &mut Tx,
+    now: i64,
+    customer: &str,
+    source: String,
+    input: AdjustInput,
+) -> ApiResult<CreditEntry> {
+    existing_customer(tx, customer).await?;
+    if input.amount == 0 {
+        return Err(ApiError::invalid("amount", "amount must not be zero."));
+    }
+    let reason = Some(validate::text("reason", &input.reason, 500)?);
+    let entry = NewEntry {
+        customer: customer.into(),
+        amount: input.amount,
+        kind: "adjustment",
+        source,
+        reason,
+        ..Default::default()
+    };
+    record_change(tx, entry, "credits.adjusted", now).await
+}
+
+async fn record_change(tx: &mut Tx, entry: NewEntry, event: &str, now: i64) -> ApiResult<CreditEntry> {
+    match ledger::add_entry(tx, entry, now).await? {
+        Added::Entry(e) => {
+            let e = CreditEntry::from(e);
+            events::record(tx, event, &e.id, &e, now).await?;
+            Ok(e)
+        }
+        Added::Duplicate(e) => Ok(e.into()),
+        Added::Insufficient => {
+            Err(ApiError::conflict("insufficient_credits", "The balance is too low for this debit."))
         }
     }
 }

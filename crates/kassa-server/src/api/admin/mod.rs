@@ -1,6 +1,7 @@
 //! The admin API (`/admin/*`): server to server, with a secret key.
 
 mod catalog;
+mod credits;
 mod customers;
 mod events;
 mod orders;
@@ -11,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(catalog::routes())
+        .merge(credits::routes())
         .merge(customers::routes())
         .merge(events::routes())
         .merge(orders::routes())

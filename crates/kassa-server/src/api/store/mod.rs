@@ -2,6 +2,7 @@
 
 mod carts;
 mod catalog;
+mod credits;
 mod customers;
 mod orders;
 
@@ -11,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(catalog::routes())
+        .merge(credits::routes())
         .merge(customers::routes())
         .merge(carts::routes())
         .merge(orders::routes())
