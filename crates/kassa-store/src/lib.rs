@@ -14,6 +14,7 @@ pub mod events;
 pub mod idempotency;
 pub mod settings;
 pub mod sql;
+pub mod test_processor;
 
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;
