@@ -5,6 +5,7 @@
 //! like Stripe's test mode. Both pass the same contract tests.
 
 pub mod signature;
+pub mod test;
 pub mod types;
 pub mod unavailable;
 
