@@ -36,6 +36,8 @@ use work::{Work, db_failed, invalid};
 
 /// The setting the shared webhook secret is kept under.
 const WEBHOOK_SECRET_SETTING: &str = "test_processor_webhook_secret";
+const IDEMPOTENCY_RETENTION_SECS: i64 = 24 * 3600;
+const DELIVERED_EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
 
 #[derive(Clone)]
 pub struct TestProcessorConfig {
@@ -157,6 +159,20 @@ impl TestProcessor {
     fn now_ms(&self) -> i64 {
         let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
         self.now() * 1000 + i64::from(real.subsec_millis())
+    }
+
+    /// What the processor does by itself besides delivering events: expires overdue checkout
+    /// sessions, forgets idempotency keys after 24 hours (as Stripe does) and delivered
+    /// events after 30 days. Bounded batches; safe on several servers at once.
+    pub async fn housekeeping(&self) -> Result<usize, ProcessorError> {
+        const BATCH: i64 = 1000;
+        let expired = self.expire_overdue_sessions().await?;
+        let now = self.now();
+        db::delete_idempotency_before(&self.store, now - IDEMPOTENCY_RETENTION_SECS, BATCH).await.map_err(db_failed)?;
+        db::delete_delivered_before(&self.store, now - DELIVERED_EVENT_RETENTION_SECS, BATCH)
+            .await
+            .map_err(db_failed)?;
+        Ok(expired)
     }
 
     /// Every event recorded so far, oldest first, as delivered (Stripe's event JSON).

@@ -3,6 +3,7 @@
 //! in the claiming transaction, and works in bounded batches.
 
 mod idempotency_cleanup;
+mod test_processor;
 
 use crate::state::AppState;
 use std::future::Future;
@@ -20,6 +21,9 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> JoinSet<(
             let state = state.clone();
             async move { idempotency_cleanup::run(&state).await }
         }));
+    }
+    if let Some(tp) = &state.test_processor {
+        test_processor::spawn(&mut set, state, tp, shutdown.clone());
     }
     set
 }

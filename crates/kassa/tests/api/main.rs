@@ -9,3 +9,4 @@ mod auth;
 mod catalog;
 mod idempotency;
 mod system;
+mod test_processor;
