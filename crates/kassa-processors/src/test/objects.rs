@@ -408,8 +408,10 @@ impl CheckoutSession {
         }
     }
 
-    /// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe redirects.
+    /// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe redirects (in its
+    /// ASCII form, fit for a `Location` header).
     pub fn success_redirect(&self) -> String {
-        self.success_url.replace("{CHECKOUT_SESSION_ID}", &self.id)
+        let url = self.success_url.replace("{CHECKOUT_SESSION_ID}", &self.id);
+        url::Url::parse(&url).map(String::from).unwrap_or(url)
     }
 }

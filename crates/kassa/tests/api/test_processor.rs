@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 /// A customer and an open checkout session (2 × Tea at 4.50, 1 × Cake at 3.00) at the
 /// server's test processor.
 async fn checkout_session(app: &TestApp, capture: CaptureMethod) -> CheckoutSession {
+    checkout_session_to(app, capture, "https://shop.test/thanks?session={CHECKOUT_SESSION_ID}").await
+}
+
+async fn checkout_session_to(app: &TestApp, capture: CaptureMethod, success_url: &str) -> CheckoutSession {
     let processor = &app.state.processor;
     let key = |k: &str| IdempotencyKey::new(format!("{k}_{}", rand_suffix()));
     let customer = processor.create_customer(&CreateCustomer::default(), &key("cus")).await.unwrap();
@@ -22,7 +26,7 @@ async fn checkout_session(app: &TestApp, capture: CaptureMethod) -> CheckoutSess
             CheckoutLine { name: "Tea".into(), unit_amount: 450, quantity: 2 },
             CheckoutLine { name: "Cake".into(), unit_amount: 300, quantity: 1 },
         ],
-        success_url: "https://shop.test/thanks?session={CHECKOUT_SESSION_ID}".into(),
+        success_url: success_url.into(),
         cancel_url: Some("https://shop.test/cart".into()),
         metadata: Default::default(),
         capture_method: capture,
@@ -188,6 +192,15 @@ async fn the_checkout_page_shows_the_order_and_pays_by_card() {
     assert!(!after.text.contains("Card number"));
     let again = browse(&app, &path, Some(&[("number", "4242 4242 4242 4242"), ("exp", "12/34"), ("cvc", "123")])).await;
     assert_eq!(again.status, 409);
+
+    // A merchant's URL that is not ASCII still redirects (percent-encoded).
+    let session =
+        checkout_session_to(&app, CaptureMethod::Automatic, "https://shop.test/danke-schön/{CHECKOUT_SESSION_ID}")
+            .await;
+    let card = [("number", "4242424242424242"), ("exp", "12/34"), ("cvc", "123")];
+    let paid = browse(&app, &format!("/test-processor/checkout/{}", session.id), Some(&card)).await;
+    assert_eq!(paid.status, 303);
+    assert_eq!(paid.location, Some(format!("https://shop.test/danke-sch%C3%B6n/{}", session.id)));
 
     let missing = app.get("/test-processor/checkout/cs_nothing", As::Nobody).await;
     assert_eq!((missing.status.as_u16(), missing.error_code()), (404, "resource_missing"));

@@ -8,8 +8,8 @@ use crate::api::extract::read_body;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use kassa_processors::ProcessorError;
 use kassa_processors::test::{CardInput, CheckoutPayment, TestProcessor};
 use kassa_processors::types::{CheckoutSessionStatus, PaymentIntentStatus};
@@ -27,6 +27,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
+}
+
+/// 303 to `url`; a URL that cannot be a header (the merchant's own) gets a page with a link.
+fn see_other(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => page(StatusCode::OK, views::continue_to(url)),
+    }
 }
 
 /// How a refused payment shows on a page: status and message. A missing object stays a 404.
@@ -136,7 +144,7 @@ async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, re
     };
     match paid {
         Ok(CheckoutPayment::Completed { redirect_url } | CheckoutPayment::RequiresAction { redirect_url }) => {
-            Ok(Redirect::to(&redirect_url).into_response())
+            Ok(see_other(&redirect_url))
         }
         Err(e) => {
             let (status, message) = page_error(e)?;
@@ -197,7 +205,7 @@ async fn submit_authentication(
     };
     match tp.complete_authentication(&id, approve).await {
         Ok(done) => Ok(match done.redirect_url {
-            Some(url) => Redirect::to(&url).into_response(),
+            Some(url) => see_other(&url),
             None if approve => page(StatusCode::OK, views::message("Authenticated", "You can close this window.")),
             None => page(StatusCode::OK, views::message("Authentication failed", "You can close this window.")),
         }),

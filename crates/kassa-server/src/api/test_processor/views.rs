@@ -137,3 +137,8 @@ pub fn authenticate(pi: &PaymentIntent, error: Option<&str>) -> Markup {
 pub fn message(title: &str, text: &str) -> Markup {
     layout(title, html! { h1 { (title) } p { (text) } })
 }
+
+/// Where the browser goes next, as a link.
+pub fn continue_to(url: &str) -> Markup {
+    layout("Continue", html! { h1 { "Done" } p { a href=(url) { "Continue" } } })
+}
