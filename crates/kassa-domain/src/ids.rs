@@ -69,8 +69,17 @@ impl fmt::Display for IdKind {
 }
 
 /// A new id with any prefix (the test processor uses Stripe's own prefixes: `pi_`, `ch_`, …).
+///
+/// Monotonic within the process: two ids made in the same millisecond still sort in the
+/// order they were made, so "newest first" lists are exact for one server.
 pub fn new_id(prefix: &str) -> String {
-    let body = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let ulid = {
+        let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        // The random part overflows only after 2^80 ids in one millisecond.
+        g.get_or_insert_with(ulid::Generator::new).generate().unwrap_or_else(|_| ulid::Ulid::new())
+    };
+    let body = ulid.to_string().to_ascii_lowercase();
     let mut id = String::with_capacity(prefix.len() + 1 + body.len());
     id.push_str(prefix);
     id.push('_');
@@ -88,6 +97,14 @@ pub fn matches_prefix(prefix: &str, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_keep_their_order() {
+        let ids: Vec<String> = (0..1000).map(|_| IdKind::Order.new_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 
     #[test]
     fn ids_carry_their_prefix_and_sort_by_time() {

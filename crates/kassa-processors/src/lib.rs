@@ -6,6 +6,7 @@
 
 pub mod signature;
 pub mod stripe;
+pub mod test;
 pub mod types;
 pub mod unavailable;
 

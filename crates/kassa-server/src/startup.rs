@@ -8,6 +8,7 @@ use crate::state::AppState;
 use anyhow::Context;
 use kassa_processors::Processor;
 use kassa_processors::stripe::{StripeConfig, StripeProcessor};
+use kassa_processors::test::{TestProcessor, TestProcessorConfig};
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use std::future::Future;
@@ -60,7 +61,7 @@ impl Application {
     }
 
     pub async fn build_with_clock(
-        settings: Settings,
+        mut settings: Settings,
         options: BuildOptions,
         clock: Clock,
     ) -> anyhow::Result<Application> {
@@ -81,8 +82,16 @@ impl Application {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{local}"))
             .into();
-        let processor = build_processor(&settings, &store, &public_url, local)?;
-        let state = AppState { store, processor, settings: Arc::new(settings), clock, public_url, customer_tokens };
+        let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
+        let state = AppState {
+            store,
+            processor,
+            test_processor,
+            settings: Arc::new(settings),
+            clock,
+            public_url,
+            customer_tokens,
+        };
         Ok(Application { listener, state, bootstrap_keys })
     }
 
@@ -135,15 +144,28 @@ impl Application {
     }
 }
 
-fn build_processor(
-    settings: &Settings,
-    _store: &Store,
-    _public_url: &Arc<str>,
-    _local: SocketAddr,
-) -> anyhow::Result<Arc<dyn Processor>> {
+/// The configured processor; for the `test` one also the processor itself (hosted pages,
+/// controls, delivery), with its webhook URL resolved into `settings`.
+async fn build_processor(
+    settings: &mut Settings,
+    store: &Store,
+    public_url: &Arc<str>,
+    local: SocketAddr,
+    clock: &Clock,
+) -> anyhow::Result<(Arc<dyn Processor>, Option<Arc<TestProcessor>>)> {
     match settings.processor.kind {
-        // Filled in by the test processor; until then payments are refused.
-        ProcessorKind::Test => Ok(Arc::new(kassa_processors::unavailable::Unavailable)),
+        ProcessorKind::Test => {
+            // Events go to this server's own `/webhooks/stripe` unless configured otherwise.
+            let host =
+                if local.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), local.port()) } else { local };
+            settings.processor.test.webhook_url.get_or_insert_with(|| format!("http://{host}/webhooks/stripe"));
+            let secret =
+                TestProcessor::webhook_secret(store).await.context("loading the test processor's webhook secret")?;
+            let clock = clock.clone();
+            let config = TestProcessorConfig::new(public_url.to_string(), secret, Arc::new(move || clock.now()));
+            let test_processor = Arc::new(TestProcessor::new(store.clone(), config));
+            Ok((test_processor.clone(), Some(test_processor)))
+        }
         ProcessorKind::Stripe => {
             let s = &settings.processor.stripe;
             let secret_key = s.secret_key.clone().context("processor.stripe.secret_key is required")?;
@@ -153,7 +175,7 @@ fn build_processor(
             config.api_version = s.api_version.clone();
             config.max_network_retries = s.max_network_retries;
             config.timeout = Duration::from_secs(s.timeout_secs);
-            Ok(Arc::new(StripeProcessor::new(config).context("configuring the Stripe processor")?))
+            Ok((Arc::new(StripeProcessor::new(config).context("configuring the Stripe processor")?), None))
         }
     }
 }

@@ -2,6 +2,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::services::identity::CustomerTokens;
 use kassa_processors::Processor;
+use kassa_processors::test::TestProcessor;
 use kassa_store::Store;
 use std::sync::Arc;
 
@@ -10,6 +11,9 @@ use std::sync::Arc;
 pub struct AppState {
     pub store: Store,
     pub processor: Arc<dyn Processor>,
+    /// The same processor when it is the built-in `test` one: its hosted pages, controls and
+    /// event delivery need more than the trait.
+    pub test_processor: Option<Arc<TestProcessor>>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
     /// Where browsers reach this server (hosted pages, redirects), without a trailing slash.

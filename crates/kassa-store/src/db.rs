@@ -188,6 +188,13 @@ impl Tx {
         self.inner.commit().await?;
         Ok(())
     }
+
+    /// Rolls back now. Dropping a `Tx` also rolls back, but only when its connection is next
+    /// used; until then the transaction's row locks stay held.
+    pub async fn rollback(self) -> Result<()> {
+        self.inner.rollback().await?;
+        Ok(())
+    }
 }
 
 /// `FOR UPDATE SKIP LOCKED` for job queues on PostgreSQL; nothing on SQLite (one writer).

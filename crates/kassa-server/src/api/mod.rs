@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod pagination;
 pub mod store;
 pub mod system;
+pub mod test_processor;
 pub mod webhooks;
 
 use crate::error::ApiError;
@@ -58,7 +59,11 @@ impl Modify for SecuritySchemes {
 
 /// All routes with their documentation, before state is attached.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(system::routes()).merge(admin::routes()).merge(store::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(system::routes())
+        .merge(admin::routes())
+        .merge(store::routes())
+        .merge(test_processor::routes())
 }
 
 /// The OpenAPI document of the whole API.

@@ -4,6 +4,7 @@
 
 pub mod commerce;
 mod idempotency_cleanup;
+mod test_processor;
 
 use crate::state::AppState;
 use std::future::Future;
@@ -32,6 +33,9 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> JoinSet<(
     for (name, job) in commerce_jobs {
         let state = state.clone();
         set.spawn(periodic(name, every, shutdown.clone(), move || job(state.clone())));
+    }
+    if let Some(tp) = &state.test_processor {
+        test_processor::spawn(&mut set, state, tp, shutdown.clone());
     }
     set
 }

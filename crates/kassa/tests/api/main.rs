@@ -11,3 +11,4 @@ mod catalog;
 mod customers;
 mod idempotency;
 mod system;
+mod test_processor;

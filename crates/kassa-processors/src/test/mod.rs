@@ -1,0 +1,447 @@
+//! The built-in `test` processor: Stripe's test mode, offline, with its state in Kassa's own
+//! database (tables `tp_*`), so that it survives restarts and every server sharing the
+//! database sees the same processor.
+//!
+//! Kassa's services see it only through [`Processor`]; it behaves like Stripe wherever they can
+//! observe it: the test cards, PaymentIntent statuses, manual capture, refunds, saved cards,
+//! persisted idempotency keys, hosted checkout sessions, and webhook events signed like
+//! Stripe's and delivered at least once ([`TestProcessor::deliver_due`]).
+//!
+//! Every mutating call is one write transaction: idempotency check, the objects it locked and
+//! changed, its events and its stored result commit together or not at all.
+
+pub mod cards;
+mod checkout;
+mod delivery;
+pub mod objects;
+mod payments;
+mod tokens;
+mod work;
+
+pub use cards::CardInput;
+pub use checkout::{AuthenticationResult, CheckoutPayment};
+pub use delivery::DeliveryStats;
+pub use tokens::TokenSource;
+
+use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
+use crate::*;
+use kassa_store::test_processor as db;
+use kassa_store::{Store, settings};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use work::{Work, db_failed, invalid};
+
+/// The setting the shared webhook secret is kept under.
+const WEBHOOK_SECRET_SETTING: &str = "test_processor_webhook_secret";
+const IDEMPOTENCY_RETENTION_SECS: i64 = 24 * 3600;
+const DELIVERED_EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct TestProcessorConfig {
+    /// Where browsers reach this server: hosted checkout pages and 3-D Secure challenges
+    /// live under `{public_url}/test-processor/…`.
+    pub public_url: String,
+    /// Signs the events (`whsec_…`); see [`TestProcessor::webhook_secret`].
+    pub webhook_secret: String,
+    /// Unix seconds; the server passes its settable clock.
+    pub now: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The first retry of an unacknowledged event waits this long, each further one twice as
+    /// long (up to [`TestProcessorConfig::max_retry_delay_ms`]).
+    pub retry_base_ms: u64,
+    pub max_retry_delay_ms: u64,
+    /// Events one server claims per delivery round.
+    pub delivery_batch: i64,
+}
+
+impl TestProcessorConfig {
+    /// Retries after 1 s, 2 s, 4 s, … up to 10 minutes.
+    pub fn new(
+        public_url: impl Into<String>,
+        webhook_secret: impl Into<String>,
+        now: Arc<dyn Fn() -> i64 + Send + Sync>,
+    ) -> Self {
+        TestProcessorConfig {
+            public_url: public_url.into().trim_end_matches('/').to_string(),
+            webhook_secret: webhook_secret.into(),
+            now,
+            retry_base_ms: 1000,
+            max_retry_delay_ms: 600_000,
+            delivery_batch: 100,
+        }
+    }
+}
+
+pub struct TestProcessor {
+    store: Store,
+    config: TestProcessorConfig,
+    available: AtomicBool,
+}
+
+/// A call's result as its idempotency key keeps it: successes and payment failures are
+/// replayed; refused requests are not kept (as at Stripe, they did nothing).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum KeptResult<T> {
+    Ok(T),
+    PaymentFailed { error: PaymentError, payment_intent: Option<Box<PaymentIntent>> },
+}
+
+/// What a call commits: a result, or a payment failure (which changes the PaymentIntent and
+/// records its event, so it commits too).
+pub(crate) enum Committed<T> {
+    Done(T),
+    Declined { error: PaymentError, payment_intent: Box<PaymentIntent> },
+}
+
+impl<T> KeptResult<T> {
+    fn into_result(self) -> Result<T, ProcessorError> {
+        match self {
+            KeptResult::Ok(v) => Ok(v),
+            KeptResult::PaymentFailed { error, payment_intent } => {
+                Err(ProcessorError::Payment { error, payment_intent })
+            }
+        }
+    }
+}
+
+impl TestProcessor {
+    pub fn new(store: Store, config: TestProcessorConfig) -> Self {
+        TestProcessor { store, config, available: AtomicBool::new(true) }
+    }
+
+    /// The webhook signing secret all servers on this database share: created by the first
+    /// one that asks, read by the others.
+    pub async fn webhook_secret(store: &Store) -> Result<String, kassa_store::StoreError> {
+        if let Some(secret) = settings::get(store.reader(), WEBHOOK_SECRET_SETTING).await? {
+            return Ok(secret);
+        }
+        use rand::Rng;
+        let bytes: [u8; 24] = rand::thread_rng().r#gen();
+        settings::insert_if_absent(store.writer(), WEBHOOK_SECRET_SETTING, &format!("whsec_{}", hex::encode(bytes)))
+            .await?;
+        // Another server may have stored its secret first; everyone uses the stored one.
+        settings::get(store.writer(), WEBHOOK_SECRET_SETTING)
+            .await?
+            .ok_or_else(|| kassa_store::StoreError::Corrupt("the webhook secret vanished".into()))
+    }
+
+    pub fn config(&self) -> &TestProcessorConfig {
+        &self.config
+    }
+
+    /// The failure switch: while off, every [`Processor`] call (and every payment on a hosted
+    /// page) fails with [`ProcessorError::Unavailable`] and changes nothing, as when Stripe
+    /// is down. Event delivery goes on.
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::SeqCst)
+    }
+
+    fn check_available(&self) -> Result<(), ProcessorError> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(ProcessorError::Unavailable("the test processor is switched off (simulated outage)".into()))
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.config.now)()
+    }
+
+    /// Milliseconds on the same clock as [`Self::now`] (which may be set ahead in tests).
+    fn now_ms(&self) -> i64 {
+        let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+        self.now() * 1000 + i64::from(real.subsec_millis())
+    }
+
+    /// What the processor does by itself besides delivering events: expires overdue checkout
+    /// sessions, forgets idempotency keys after 24 hours (as Stripe does) and delivered
+    /// events after 30 days. Bounded batches; safe on several servers at once.
+    pub async fn housekeeping(&self) -> Result<usize, ProcessorError> {
+        const BATCH: i64 = 1000;
+        let expired = self.expire_overdue_sessions().await?;
+        let now = self.now();
+        db::delete_idempotency_before(&self.store, now - IDEMPOTENCY_RETENTION_SECS, BATCH).await.map_err(db_failed)?;
+        db::delete_delivered_before(&self.store, now - DELIVERED_EVENT_RETENTION_SECS, BATCH)
+            .await
+            .map_err(db_failed)?;
+        Ok(expired)
+    }
+
+    /// Every event recorded so far, oldest first, as delivered (Stripe's event JSON).
+    pub async fn events(&self) -> Result<Vec<serde_json::Value>, ProcessorError> {
+        let rows = db::list_events(self.store.reader()).await.map_err(db_failed)?;
+        Ok(rows.iter().filter_map(|r| serde_json::from_str(&r.data).ok()).collect())
+    }
+
+    /// The stored Stripe JSON of any object (`pi_…`, `ch_…`, `cs_…`, …).
+    pub async fn object(&self, id: &str) -> Result<serde_json::Value, ProcessorError> {
+        let rows = db::read_with_children(self.store.reader(), id).await.map_err(db_failed)?;
+        let row = rows.into_iter().find(|r| r.id == id).ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
+        serde_json::from_str(&row.data).map_err(|e| ProcessorError::Unavailable(e.to_string()))
+    }
+
+    /// Starts a call as one write transaction under an idempotency key (when given): the same
+    /// key and `fingerprint` replay the first result (the same key with another fingerprint
+    /// is refused with `idempotency_error`); otherwise the call runs on the returned work and
+    /// ends with [`Self::close`].
+    pub(crate) async fn open<T: DeserializeOwned>(
+        &self,
+        key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Opened<T>, ProcessorError> {
+        let mut work = Work::begin(&self.store, self.now(), self.now_ms(), key).await?;
+        if let Some(key) = key
+            && let Some(row) = db::get_idempotency(work.tx().conn(), key).await.map_err(db_failed)?
+        {
+            work.rollback().await?;
+            return Ok(Opened::Replayed(replay(&row, fingerprint)));
+        }
+        Ok(Opened::Fresh(work))
+    }
+
+    /// Ends a call: commits what it did with its result under the key, or rolls back a
+    /// refused request (which keeps nothing, as at Stripe).
+    pub(crate) async fn close<T: Serialize + DeserializeOwned>(
+        &self,
+        mut work: Work,
+        key: Option<&str>,
+        fingerprint: &str,
+        outcome: Result<Committed<T>, ProcessorError>,
+    ) -> Result<T, ProcessorError> {
+        let committed = match outcome {
+            Ok(c) => c,
+            Err(e) => {
+                work.rollback().await?;
+                // A concurrent call with this key may have committed while this one waited
+                // for a lock and then found the objects changed: answer as it did.
+                return match self.stored_result(key, fingerprint).await? {
+                    Some(replayed) => replayed,
+                    None => Err(e),
+                };
+            }
+        };
+        let kept = match committed {
+            Committed::Done(v) => KeptResult::Ok(v),
+            Committed::Declined { error, payment_intent } => {
+                KeptResult::PaymentFailed { error, payment_intent: Some(payment_intent) }
+            }
+        };
+        if let Err(e) = work.flush().await {
+            work.rollback().await?;
+            return Err(e);
+        }
+        if let Some(key) = key {
+            let response = serde_json::to_string(&kept).expect("results serialize");
+            let now = work.now;
+            match db::insert_idempotency(work.tx(), key, fingerprint, &response, now).await {
+                Ok(()) => {}
+                // A concurrent call with the same key committed first: this one did nothing,
+                // and answers with the first one's result.
+                Err(e) if e.is_constraint() => {
+                    work.rollback().await?;
+                    return self.stored_result(key.into(), fingerprint).await?.unwrap_or_else(|| Err(db_failed(e)));
+                }
+                Err(e) => {
+                    work.rollback().await?;
+                    return Err(db_failed(e));
+                }
+            }
+        }
+        work.commit().await?;
+        kept.into_result()
+    }
+
+    async fn stored_result<T: DeserializeOwned>(
+        &self,
+        key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Option<Result<T, ProcessorError>>, ProcessorError> {
+        let Some(key) = key else { return Ok(None) };
+        let row = db::get_idempotency(self.store.writer(), key).await.map_err(db_failed)?;
+        Ok(row.map(|row| replay(&row, fingerprint)))
+    }
+}
+
+/// How a call starts: with the stored result of its idempotency key, or with work to do.
+pub(crate) enum Opened<T> {
+    Replayed(Result<T, ProcessorError>),
+    Fresh(Work),
+}
+
+/// Opens a call (see [`TestProcessor::open`]), returning early with a replayed result.
+macro_rules! open_call {
+    ($tp:expr, $key:expr, $fingerprint:expr) => {
+        match $tp.open($key, $fingerprint).await? {
+            $crate::test::Opened::Fresh(work) => work,
+            $crate::test::Opened::Replayed(result) => return result,
+        }
+    };
+}
+pub(crate) use open_call;
+
+fn replay<T: DeserializeOwned>(row: &db::IdempotencyRow, fingerprint: &str) -> Result<T, ProcessorError> {
+    if row.fingerprint != fingerprint {
+        return Err(invalid(
+            "idempotency_error",
+            None,
+            format!(
+                "Keys for idempotent requests can only be used with the same parameters they were first used with. \
+                 Try using a key other than '{}' if you meant to execute a different request.",
+                row.key
+            ),
+        ));
+    }
+    let stored: KeptResult<T> = serde_json::from_str(&row.response)
+        .map_err(|e| ProcessorError::Unavailable(format!("stored idempotent result is malformed: {e}")))?;
+    stored.into_result()
+}
+
+/// What an idempotency key must be reused with: the operation and all its parameters.
+fn fingerprint(operation: &str, params: &impl Serialize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(serde_json::to_vec(params).expect("parameters serialize"));
+    hex::encode(hasher.finalize())
+}
+
+#[async_trait]
+impl Processor for TestProcessor {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    async fn create_customer(
+        &self,
+        req: &CreateCustomer,
+        key: &IdempotencyKey,
+    ) -> Result<ProcessorCustomer, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("create_customer", req));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = Ok(Committed::Done(payments::create_customer(&mut w, req)));
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn create_payment_intent(
+        &self,
+        req: &CreatePaymentIntent,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("create_payment_intent", req));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = self.create_payment_intent_in(&mut w, req).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn confirm_payment_intent(
+        &self,
+        id: &str,
+        req: &ConfirmPaymentIntent,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("confirm_payment_intent", &(id, req)));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = self.confirm_payment_intent_in(&mut w, id, req).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, ProcessorError> {
+        self.check_available()?;
+        let rows = db::read_with_children(self.store.reader(), id).await.map_err(db_failed)?;
+        payments::neutral_from_rows(id, &rows)
+    }
+
+    async fn capture_payment_intent(
+        &self,
+        id: &str,
+        amount: Option<i64>,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("capture_payment_intent", &(id, amount)));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = payments::capture(&mut w, id, amount).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn cancel_payment_intent(&self, id: &str, key: &IdempotencyKey) -> Result<PaymentIntent, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("cancel_payment_intent", &id));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = payments::cancel(&mut w, id).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn create_refund(&self, req: &CreateRefund, key: &IdempotencyKey) -> Result<Refund, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("create_refund", req));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = payments::refund(&mut w, req).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
+        self.check_available()?;
+        payments::list_payment_methods(&self.store, customer).await
+    }
+
+    async fn create_checkout_session(
+        &self,
+        req: &CreateCheckoutSession,
+        key: &IdempotencyKey,
+    ) -> Result<CheckoutSession, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("create_checkout_session", req));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = self.create_checkout_session_in(&mut w, req).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError> {
+        self.check_available()?;
+        Ok(self.checkout_session(id).await?.to_neutral())
+    }
+
+    async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError> {
+        self.check_available()?;
+        let (key, fp) = (Some(key.as_str()), fingerprint("expire_checkout_session", &id));
+        let mut w = open_call!(self, key, &fp);
+        let outcome = checkout::expire(&mut w, id).await;
+        self.close(w, key, &fp, outcome).await
+    }
+
+    fn parse_event(&self, payload: &[u8], signature: &str, now: i64) -> Result<Event, EventError> {
+        let header = Some(signature).filter(|s| !s.trim().is_empty());
+        signature::verify(&self.config.webhook_secret, payload, header, now, DEFAULT_TOLERANCE_SECS)?;
+        parse_event_body(payload)
+    }
+}
+
+/// Stripe's event JSON → [`Event`].
+pub fn parse_event_body(payload: &[u8]) -> Result<Event, EventError> {
+    #[derive(Deserialize)]
+    struct Body {
+        id: String,
+        #[serde(rename = "type")]
+        kind: String,
+        created: i64,
+        data: Data,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        object: serde_json::Value,
+    }
+    let body: Body = serde_json::from_slice(payload).map_err(|e| EventError::Malformed(e.to_string()))?;
+    Ok(Event { id: body.id, kind: body.kind, created: body.created, object: body.data.object })
+}
