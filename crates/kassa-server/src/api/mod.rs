@@ -64,6 +64,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(store::routes())
         .merge(test_processor::routes())
+        .merge(webhooks::routes())
 }
 
 /// The OpenAPI document of the whole API.

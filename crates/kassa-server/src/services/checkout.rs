@@ -180,7 +180,12 @@ async fn settle_previous(
     processor_customer: &str,
 ) -> ApiResult<Option<PayResult>> {
     let same_version = prev.cart_version == Some(version);
+    let original: Option<Attempt> = prev.source.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    // The same source again (a retry, or a reload after the challenge): its outcome stands —
+    // a confirmation token is single-use, so trying it again could only fail differently.
+    let same_source = same_version && original.as_ref().map(|o| &o.source) == Some(&attempt.source);
     match prev.status.as_str() {
+        "failed" if same_source => result_of(state, &prev.id).await.map(Some),
         // Unknown outcome (crash or processor outage mid-call): repeat the same call.
         "pending" => {
             let original: Attempt =
@@ -190,6 +195,7 @@ async fn settle_previous(
             match issue(state, prev, &original, processor_customer).await {
                 Ok(r) if same_version => Ok(Some(r)),
                 Ok(_) => Ok(None),
+                Err(e @ ApiError::PaymentFailed { .. }) if same_source => Err(e),
                 Err(ApiError::PaymentFailed { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
@@ -201,9 +207,11 @@ async fn settle_previous(
             if is_secured(&p.status) || (p.status == "processing" && same_version) {
                 return result_of(state, &p.id).await.map(Some);
             }
+            if p.status == "failed" && same_source {
+                return result_of(state, &p.id).await.map(Some);
+            }
             if p.status == "requires_action" {
-                let original: Option<Attempt> = prev.source.as_deref().and_then(|s| serde_json::from_str(s).ok());
-                if same_version && original.as_ref().map(|o| &o.source) == Some(&attempt.source) {
+                if same_source {
                     return result_of(state, &p.id).await.map(Some);
                 }
                 // Abandon the challenge before paying another way, so it cannot succeed too.

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod carts;
 mod catalog;
+mod checkout;
 mod customers;
 mod idempotency;
 mod system;
