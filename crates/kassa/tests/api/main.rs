@@ -9,6 +9,7 @@ mod auth;
 mod carts;
 mod catalog;
 mod checkout;
+mod credits;
 mod customers;
 mod idempotency;
 mod system;
