@@ -22,3 +22,9 @@ pub async fn seen<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Resul
         sql::query_scalar("SELECT id FROM processor_events WHERE id = $1").bind(id).fetch_optional(db).await?;
     Ok(found.is_some())
 }
+
+/// Counts another delivery of an event that was handled already.
+pub async fn count_duplicate<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<()> {
+    sql::query("UPDATE processor_events SET deliveries = deliveries + 1 WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}

@@ -26,6 +26,7 @@ pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> 
         EventError::Malformed(m) => ApiError::InvalidRequest { code: "event_invalid", message: m, param: None },
     })?;
     if processor_events::seen(state.store.reader(), &event.id).await? {
+        processor_events::count_duplicate(state.store.writer(), &event.id).await?;
         return Ok(());
     }
     let kind = event.kind.as_str();

@@ -174,7 +174,9 @@ CREATE INDEX checkout_sessions_expiry ON checkout_sessions (status, expires_at);
 
 -- Each processor event is handled at most once: this row commits with the event's effects.
 CREATE TABLE processor_events (
-    id       TEXT PRIMARY KEY,
-    type     TEXT NOT NULL,
-    received BIGINT NOT NULL
+    id         TEXT PRIMARY KEY,
+    type       TEXT NOT NULL,
+    received   BIGINT NOT NULL,
+    -- How often the event arrived (the processor retries and duplicates deliveries).
+    deliveries BIGINT NOT NULL DEFAULT 1
 );

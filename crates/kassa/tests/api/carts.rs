@@ -3,7 +3,7 @@ use crate::helpers::*;
 use serde_json::{Value, json};
 
 /// A US region with 8.875 % exclusive tax and a $5 shipping option.
-pub async fn us_region(app: &TestApp) -> (String, String) {
+pub async fn us_region(app: &Api) -> (String, String) {
     let region = app
         .post(
             "/admin/regions",
@@ -24,7 +24,7 @@ pub fn address() -> Value {
     json!({"name": "Ada Lovelace", "line1": "1 Main St", "city": "New York", "postal_code": "10001", "country": "us"})
 }
 
-async fn product_state(app: &TestApp, id: &str) -> Value {
+async fn product_state(app: &Api, id: &str) -> Value {
     app.get(&format!("/admin/products/{id}"), As::Admin).await.ok()["inventory"].clone()
 }
 

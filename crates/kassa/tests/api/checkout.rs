@@ -12,7 +12,7 @@ pub const NO_FUNDS: &str = "4000 0000 0000 9995";
 pub const THREE_DS: &str = "4000 0027 6000 3184";
 
 /// A ConfirmationToken for a test card, as a browser would get one.
-pub async fn card_token(app: &TestApp, number: &str) -> String {
+pub async fn card_token(app: &Api, number: &str) -> String {
     let t = app
         .post(
             "/test-processor/v1/confirmation_tokens",
@@ -32,7 +32,7 @@ pub struct Shop {
     pub untracked: (String, String),
 }
 
-pub async fn shop(app: &TestApp, stock: i64) -> Shop {
+pub async fn shop(app: &Api, stock: i64) -> Shop {
     let (region, shipping) = us_region(app).await;
     Shop {
         region,
@@ -43,7 +43,7 @@ pub async fn shop(app: &TestApp, stock: i64) -> Shop {
 }
 
 /// A guest cart ready to pay: 2 shirts, 1 sticker, email, address, shipping.
-pub async fn ready_cart(app: &TestApp, shop: &Shop, email: &str) -> Value {
+pub async fn ready_cart(app: &Api, shop: &Shop, email: &str) -> Value {
     let cart = app
         .post(
             "/store/carts",
@@ -57,17 +57,17 @@ pub async fn ready_cart(app: &TestApp, shop: &Shop, email: &str) -> Value {
     app.post(&format!("/store/carts/{id}"), As::Store, json!({"shipping_option": shop.shipping})).await.ok()
 }
 
-pub async fn pay(app: &TestApp, cart: &str, number: &str) -> Res {
+pub async fn pay(app: &Api, cart: &str, number: &str) -> Res {
     let token = card_token(app, number).await;
     app.post(&format!("/store/carts/{cart}/pay"), As::Store, json!({"confirmation_token": token})).await
 }
 
-pub async fn orders_of_cart(app: &TestApp, cart: &str) -> Vec<Value> {
+pub async fn orders_of_cart(app: &Api, cart: &str) -> Vec<Value> {
     let all = app.get("/admin/orders?limit=100", As::Admin).await.ok();
     all["data"].as_array().unwrap().iter().filter(|o| o["cart"] == cart).cloned().collect()
 }
 
-async fn stock(app: &TestApp, product: &str) -> Value {
+async fn stock(app: &Api, product: &str) -> Value {
     app.get(&format!("/admin/products/{product}"), As::Admin).await.ok()["inventory"].clone()
 }
 
@@ -85,7 +85,7 @@ where
 }
 
 /// Follows a 3-D Secure challenge URL and presses a button of the page.
-pub async fn answer_challenge(app: &TestApp, url: &str, outcome: &str) {
+pub async fn answer_challenge(app: &Api, url: &str, outcome: &str) {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let res = client.post(url).form(&[("outcome", outcome)]).send().await.unwrap();
     // 303 to the return URL, or the page itself when the payment has none.

@@ -7,11 +7,27 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::sync::Once;
 
-pub struct TestApp {
+/// An HTTP client for one Kassa server, with its keys.
+pub struct Api {
     pub address: String,
     pub http: reqwest::Client,
     pub secret_key: String,
     pub publishable_key: String,
+}
+
+/// A client for a server running in another process (the real binary).
+pub fn remote(address: &str, secret_key: &str, publishable_key: &str) -> Api {
+    Api {
+        address: address.to_string(),
+        http: reqwest::Client::new(),
+        secret_key: secret_key.to_string(),
+        publishable_key: publishable_key.to_string(),
+    }
+}
+
+/// A server running in this process, its state, and a client for it.
+pub struct TestApp {
+    pub api: Api,
     pub state: AppState,
     db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -140,10 +156,7 @@ pub async fn start(settings: Settings, db: TestDb) -> TestApp {
         .expect("server runs");
     });
     TestApp {
-        address,
-        http: reqwest::Client::new(),
-        secret_key: secret,
-        publishable_key: publishable,
+        api: Api { address, http: reqwest::Client::new(), secret_key: secret, publishable_key: publishable },
         state,
         db,
         stop: Some(stop_tx),
@@ -196,11 +209,30 @@ impl Drop for TestApp {
     }
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
     pub fn is_postgres(&self) -> bool {
         self.db.is_postgres()
     }
 
+    /// Stops the server and waits for it (graceful shutdown).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Api {
     pub async fn request(
         &self,
         method: Method,
@@ -260,15 +292,5 @@ impl TestApp {
             .await
             .ok();
         (pid, price["id"].as_str().unwrap().to_string())
-    }
-
-    /// Stops the server and waits for it (graceful shutdown).
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.server.take() {
-            let _ = h.await;
-        }
     }
 }
