@@ -99,6 +99,18 @@ pub async fn upsert<'e, E: Executor<'e, Database = Any>>(db: E, rows: &[ObjectRo
     Ok(())
 }
 
+/// Whether any object of `kind` is due: a plain read, so that a sweep with nothing to do
+/// never opens a write transaction.
+pub async fn any_due<'e, E: Executor<'e, Database = Any>>(db: E, kind: &str, now: i64) -> Result<bool> {
+    let found: Option<String> =
+        sql::query_scalar("SELECT id FROM tp_objects WHERE kind = $1 AND due_at IS NOT NULL AND due_at <= $2 LIMIT 1")
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(db)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Up to `limit` ids of objects of `kind` whose `due_at` has come, skipping rows another
 /// server holds (PostgreSQL); the caller locks and handles each in its own transaction.
 pub async fn due(tx: &mut Tx, kind: &str, now: i64, limit: i64) -> Result<Vec<String>> {

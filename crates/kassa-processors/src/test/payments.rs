@@ -75,7 +75,7 @@ fn stored_source_id(source: &PaymentSource) -> Option<&str> {
     }
 }
 
-/// The PaymentMethod `source` pays `pi` with, and whether it was saved with the PaIntent's
+/// The PaymentMethod `source` pays `pi` with, and whether it was saved with the PaymentIntent's
 /// customer before. A ConfirmationToken is used up by this.
 fn resolve_source(
     w: &mut Work,
