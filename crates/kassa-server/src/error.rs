@@ -192,7 +192,15 @@ impl From<ProcessorError> for ApiError {
                 payment: None,
             },
             ProcessorError::Unavailable(m) => ApiError::ProcessorUnavailable(m),
-            other => ApiError::Internal(anyhow::Error::new(other)),
+            // The processor refused what the object's state allows there (a second capture,
+            // canceling a captured payment): a conflict the caller can act on, not our fault.
+            ProcessorError::InvalidRequest { message, .. } => ApiError::Conflict { code: "processor_refused", message },
+            ProcessorError::Unsupported(what) => ApiError::Unprocessable {
+                code: "processor_unsupported",
+                message: format!("The configured payment processor does not support this: {what}"),
+                param: None,
+            },
+            other @ ProcessorError::NotFound(_) => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
 }
