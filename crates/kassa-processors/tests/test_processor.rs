@@ -64,9 +64,14 @@ impl Drop for TestDb {
 }
 
 async fn connect(url: &str) -> Store {
-    Store::connect(&ConnectOptions { url: url.into(), max_connections: 5, acquire_timeout: Duration::from_secs(10) })
-        .await
-        .expect("connect")
+    Store::connect(&ConnectOptions {
+        url: url.into(),
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(10),
+        sqlite_full_sync: false,
+    })
+    .await
+    .expect("connect")
 }
 
 async fn exec(url: &str, sql: &str) {

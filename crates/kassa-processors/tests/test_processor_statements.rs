@@ -11,9 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn connect(url: &str) -> Store {
-    Store::connect(&ConnectOptions { url: url.into(), max_connections: 5, acquire_timeout: Duration::from_secs(10) })
-        .await
-        .unwrap()
+    Store::connect(&ConnectOptions {
+        url: url.into(),
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(10),
+        sqlite_full_sync: false,
+    })
+    .await
+    .unwrap()
 }
 
 /// (statements, transactions) that `f` ran.

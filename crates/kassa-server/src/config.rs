@@ -51,6 +51,17 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// SQLite: `normal` (WAL's usual level: a commit survives a crash of Kassa, and may be
+    /// lost to a power cut) or `full` (every commit is fsynced; slower). PostgreSQL has its
+    /// own `synchronous_commit`.
+    pub sqlite_synchronous: SqliteSync,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Normal,
+    Full,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -192,6 +203,7 @@ impl Default for Settings {
                 url: "sqlite://kassa.db".into(),
                 max_connections: 16,
                 acquire_timeout_secs: 10,
+                sqlite_synchronous: SqliteSync::Normal,
             },
             log: LogSettings { format: LogFormat::Human, level: "info".into() },
             processor: ProcessorSettings {

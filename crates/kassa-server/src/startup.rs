@@ -38,6 +38,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         url: settings.database.url.clone(),
         max_connections: settings.database.max_connections,
         acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+        sqlite_full_sync: settings.database.sqlite_synchronous == crate::config::SqliteSync::Full,
     })
     .await
     .with_context(|| format!("cannot open the database at {}", redact(&settings.database.url)))?;

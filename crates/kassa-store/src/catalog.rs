@@ -206,6 +206,49 @@ pub async fn list_prices<'e, E: Executor<'e, Database = Any>>(
     sql::list_page(db, &format!("SELECT {PRICE_COLUMNS} FROM prices"), &filters, page).await
 }
 
+/// A price and its product, in one statement (adding to a cart needs both).
+pub async fn price_with_product<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    price: &str,
+) -> Result<Option<(PriceRow, ProductRow)>> {
+    let cols =
+        |t: &str, list: &str| list.split(", ").map(|c| format!("{t}.{c} AS {t}_{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {}, {} FROM prices pr JOIN products p ON p.id = pr.product WHERE pr.id = $1",
+        cols("pr", PRICE_COLUMNS),
+        cols("p", PRODUCT_COLUMNS)
+    );
+    use sqlx::Row;
+    let Some(row) = sql::query(&sql).bind(price).fetch_optional(db).await? else { return Ok(None) };
+    let b = |name: &str| row.try_get::<sql::DbBool, _>(name).map(bool::from);
+    let price = PriceRow {
+        id: row.try_get("pr_id")?,
+        product: row.try_get("pr_product")?,
+        pricing_model: row.try_get("pr_pricing_model")?,
+        currency: row.try_get("pr_currency")?,
+        unit_amount: row.try_get("pr_unit_amount")?,
+        kind: row.try_get("pr_type")?,
+        recurring_interval: row.try_get("pr_recurring_interval")?,
+        recurring_interval_count: row.try_get("pr_recurring_interval_count")?,
+        active: b("pr_active")?,
+        nickname: row.try_get("pr_nickname")?,
+        created: row.try_get("pr_created")?,
+    };
+    let product = ProductRow {
+        id: row.try_get("p_id")?,
+        name: row.try_get("p_name")?,
+        description: row.try_get("p_description")?,
+        active: b("p_active")?,
+        track_inventory: b("p_track_inventory")?,
+        inventory_quantity: row.try_get("p_inventory_quantity")?,
+        inventory_reserved: row.try_get("p_inventory_reserved")?,
+        metadata: row.try_get("p_metadata")?,
+        created: row.try_get("p_created")?,
+        updated: row.try_get("p_updated")?,
+    };
+    Ok(Some((price, product)))
+}
+
 /// The prices of several products in one statement (to embed them in a product list).
 pub async fn prices_of_products<'e, E: Executor<'e, Database = Any>>(
     db: E,

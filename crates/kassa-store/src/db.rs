@@ -32,6 +32,9 @@ pub struct ConnectOptions {
     /// Connections per pool (PostgreSQL) or reader connections (SQLite).
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// SQLite only: fsync every commit (`FULL`: survives power loss) or only at checkpoints
+    /// (`NORMAL`: survives process crashes, may lose the last commits on power loss).
+    pub sqlite_full_sync: bool,
 }
 
 impl Store {
@@ -49,8 +52,9 @@ impl Store {
             }
             Backend::Sqlite => {
                 let url = sqlite_url_creating(&opts.url);
-                let writer = sqlite_pool(&url, 1, opts.acquire_timeout).connect(&url).await?;
-                let reader = sqlite_pool(&url, opts.max_connections.max(1), opts.acquire_timeout).connect(&url).await?;
+                let full = opts.sqlite_full_sync;
+                let writer = sqlite_pool(1, opts.acquire_timeout, full).connect(&url).await?;
+                let reader = sqlite_pool(opts.max_connections.max(1), opts.acquire_timeout, full).connect(&url).await?;
                 Ok(Store { backend, writer, reader })
             }
         }
@@ -142,17 +146,17 @@ fn sqlite_url_creating(url: &str) -> String {
     }
 }
 
-fn sqlite_pool(_url: &str, max: u32, acquire_timeout: Duration) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, acquire_timeout: Duration, full_sync: bool) -> AnyPoolOptions {
+    // WAL: readers run beside the writer. The sync level: see `ConnectOptions`.
+    let pragmas: &'static str = if full_sync {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+    };
     AnyPoolOptions::new().max_connections(max).min_connections(1).acquire_timeout(acquire_timeout).after_connect(
-        |conn, _meta| {
+        move |conn, _meta| {
             Box::pin(async move {
-                // WAL: readers run beside the writer. synchronous=FULL: a commit the API has
-                // answered survives power loss, which a payments server owes its merchants.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                )
-                .await?;
+                conn.execute(pragmas).await?;
                 Ok(())
             })
         },

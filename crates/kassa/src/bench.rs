@@ -41,6 +41,12 @@ pub enum Scenario {
     CatalogRead,
     /// Create a product and a price for it (admin API).
     CatalogWrite,
+    /// A full guest checkout: create a cart, add two items, set email and address, choose
+    /// shipping, get a confirmation token for 4242…, pay → order. One operation = 7 requests.
+    Checkout,
+    /// One account: a top-up (create the session, pay it on the hosted page; the credits
+    /// arrive by webhook) or a debit, alternately.
+    Credits,
 }
 
 /// What every client shares: the HTTP client and the ids the setup created.
@@ -51,6 +57,14 @@ struct Ctx {
     sk: String,
     pk: String,
     products: Vec<String>,
+    /// Checkout: the region, its shipping option and the prices to buy.
+    region: String,
+    shipping: String,
+    prices: Vec<String>,
+    /// Credits: the account and its email.
+    customer: String,
+    email: String,
+    run: String,
 }
 
 impl Ctx {
@@ -59,6 +73,18 @@ impl Ctx {
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(&self.sk)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("network: {e}"))?;
+        read(res).await
+    }
+
+    async fn store_post(&self, path: &str, body: Value) -> Result<Value, String> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("kassa-publishable-key", &self.pk)
             .json(&body)
             .send()
             .await
@@ -85,6 +111,47 @@ async fn read(res: reqwest::Response) -> Result<Value, String> {
 }
 
 async fn setup(ctx: &mut Ctx, scenario: Scenario) -> anyhow::Result<()> {
+    let must = |r: Result<Value, String>| r.map_err(anyhow::Error::msg);
+    if scenario == Scenario::Checkout {
+        let region = must(
+            ctx.admin_post(
+                "/admin/regions",
+                json!({"name": "Bench", "currency": "usd", "countries": ["US"],
+            "tax_rates": [{"name": "Sales tax", "percentage": "8.875"}]}),
+            )
+            .await,
+        )
+        .context("creating a region (is the secret key right?)")?;
+        ctx.region = region["id"].as_str().unwrap_or_default().to_string();
+        let ship = must(
+            ctx.admin_post("/admin/shipping-options", json!({"name": "Standard", "region": ctx.region, "amount": 500}))
+                .await,
+        )?;
+        ctx.shipping = ship["id"].as_str().unwrap_or_default().to_string();
+        // Twenty products with tracked stock: a shop's catalog, not one hot row.
+        for i in 0..20 {
+            let p = must(
+                ctx.admin_post(
+                    "/admin/products",
+                    json!({"name": format!("Bench item {i}"), "inventory": {"quantity": 100_000_000}}),
+                )
+                .await,
+            )?;
+            let price = must(
+                ctx.admin_post(
+                    "/admin/prices",
+                    json!({"product": p["id"], "currency": "usd", "unit_amount": 500 + 100 * i}),
+                )
+                .await,
+            )?;
+            ctx.prices.push(price["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    if scenario == Scenario::Credits {
+        ctx.email = format!("bench-credits-{}@example.com", ctx.run);
+        let c = must(ctx.admin_post("/admin/customers", json!({"email": ctx.email})).await)?;
+        ctx.customer = c["id"].as_str().unwrap_or_default().to_string();
+    }
     if scenario == Scenario::CatalogRead {
         for i in 0..20 {
             let p = ctx
@@ -116,6 +183,72 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
             ctx.admin_post("/admin/prices", json!({"product": id, "currency": "usd", "unit_amount": 999})).await?;
             Ok(())
         }
+        Scenario::Checkout => checkout(ctx, n).await,
+        Scenario::Credits if n % 2 == 0 => top_up(ctx).await,
+        Scenario::Credits => {
+            let path = format!("/admin/customers/{}/credits/debit", ctx.customer);
+            let res = ctx
+                .http
+                .post(format!("{}{path}", ctx.url))
+                .bearer_auth(&ctx.sk)
+                .header("idempotency-key", format!("bench-{}-{n}", ctx.run))
+                .json(&json!({"amount": 10}))
+                .send()
+                .await
+                .map_err(|e| format!("network: {e}"))?;
+            match res.status().as_u16() {
+                // Spending more than the top-ups brought in is refused, atomically: expected.
+                200 | 409 => Ok(()),
+                s => Err(s.to_string()),
+            }
+        }
+    }
+}
+
+async fn checkout(ctx: &Ctx, n: usize) -> Result<(), String> {
+    let cart = ctx.store_post("/store/carts", json!({"region": ctx.region})).await?;
+    let id = cart["id"].as_str().unwrap_or_default().to_string();
+    let a = &ctx.prices[n % ctx.prices.len()];
+    let b = &ctx.prices[(n / ctx.prices.len() + n + 1) % ctx.prices.len()];
+    ctx.store_post(&format!("/store/carts/{id}/line-items"), json!({"price": a})).await?;
+    ctx.store_post(&format!("/store/carts/{id}/line-items"), json!({"price": b, "quantity": 2})).await?;
+    ctx.store_post(
+        &format!("/store/carts/{id}"),
+        json!({"email": format!("bench-{}-{n}@example.com", ctx.run),
+               "shipping_address": {"line1": "1 Main St", "city": "New York", "postal_code": "10001", "country": "US"}}),
+    )
+    .await?;
+    ctx.store_post(&format!("/store/carts/{id}"), json!({"shipping_option": ctx.shipping})).await?;
+    let token = ctx
+        .store_post(
+            "/test-processor/v1/confirmation_tokens",
+            json!({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}),
+        )
+        .await?;
+    let paid = ctx.store_post(&format!("/store/carts/{id}/pay"), json!({"confirmation_token": token["id"]})).await?;
+    if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
+}
+
+async fn top_up(ctx: &Ctx) -> Result<(), String> {
+    let s = ctx
+        .store_post(
+            "/store/credits/sessions",
+            json!({"credits": 20, "success_url": "https://bench.test/ok", "email": ctx.email}),
+        )
+        .await?;
+    let url = s["url"].as_str().unwrap_or_default();
+    let res = ctx
+        .http
+        .post(url)
+        .form(&[("method", "card"), ("number", "4242424242424242"), ("exp", "12/34"), ("cvc", "123")])
+        .send()
+        .await
+        .map_err(|e| format!("network: {e}"))?;
+    // The page answers 303 to the success URL; reqwest follows it to an unreachable host.
+    if res.status().is_success() || res.status().is_redirection() {
+        Ok(())
+    } else {
+        Err(res.status().as_u16().to_string())
     }
 }
 
@@ -140,13 +273,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.duration == 0 {
         bail!("--clients and --duration must be positive");
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2).build()?;
+    // Redirects are not followed: the hosted page's 303 leads to the merchant's site.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients * 2)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let run = format!("{:x}", rand::random::<u32>());
     let mut ctx = Ctx {
         http,
         url: args.url.trim_end_matches('/').to_string(),
         sk: args.secret_key.clone(),
         pk: args.publishable_key.clone(),
         products: Vec::new(),
+        region: String::new(),
+        shipping: String::new(),
+        prices: Vec::new(),
+        customer: String::new(),
+        email: String::new(),
+        run,
     };
     setup(&mut ctx, args.scenario).await?;
 
@@ -219,6 +363,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if !errors.is_empty() {
         println!("errors        {errors:?}");
+    }
+    if args.scenario == Scenario::Credits {
+        // Let the last webhooks land, then check the account's books.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let b = ctx
+            .http
+            .get(format!("{}/admin/customers/{}/credits?limit=1", ctx.url, ctx.customer))
+            .bearer_auth(&ctx.sk)
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
+        println!(
+            "balance       {} credits (never below zero; equals the ledger's sum: see kassa's tests)",
+            b["balance"]
+        );
     }
     Ok(())
 }

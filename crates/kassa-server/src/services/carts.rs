@@ -12,6 +12,7 @@ use kassa_domain::ids::IdKind;
 use kassa_domain::money::{Amount, MAX_QUANTITY};
 use kassa_domain::totals::{self, PricedLine, TaxPolicy};
 use kassa_store::carts::{self as db, CartRow, LineRow};
+use kassa_store::catalog::{RegionRow, ShippingOptionRow};
 use kassa_store::customers::CustomerRow;
 use kassa_store::{Store, Tx, catalog, events, orders};
 use serde::Deserialize;
@@ -118,22 +119,43 @@ fn country(param: &str, region_countries: &[String], a: &Address) -> ApiResult<A
     Ok(a)
 }
 
-async fn region_countries(tx: &mut Tx, region: &str) -> ApiResult<Vec<String>> {
-    let r =
-        catalog::get_region(tx.conn(), region).await?.ok_or_else(|| ApiError::invalid("region", "No such region."))?;
-    Ok(serde_json::from_str(&r.countries).unwrap_or_default())
+/// What one change read already, so that it reads each row once.
+#[derive(Default)]
+pub struct Known {
+    region: Option<RegionRow>,
+    /// The chosen shipping option's row, when this change looked it up.
+    shipping: Option<ShippingOptionRow>,
+}
+
+impl Known {
+    async fn region(&mut self, tx: &mut Tx, id: &str) -> ApiResult<&RegionRow> {
+        if self.region.as_ref().is_none_or(|r| r.id != id) {
+            let r = catalog::get_region(tx.conn(), id)
+                .await?
+                .ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+            self.region = Some(r);
+        }
+        Ok(self.region.as_ref().expect("just set"))
+    }
+
+    async fn countries(&mut self, tx: &mut Tx, region: &str) -> ApiResult<Vec<String>> {
+        Ok(serde_json::from_str(&self.region(tx, region).await?.countries).unwrap_or_default())
+    }
+
+    async fn shipping_amount(&mut self, tx: &mut Tx, id: Option<&str>) -> ApiResult<i64> {
+        let Some(id) = id else { return Ok(0) };
+        if self.shipping.as_ref().is_none_or(|s| s.id != id) {
+            self.shipping = catalog::get_shipping_option(tx.conn(), id).await?;
+        }
+        Ok(self.shipping.as_ref().map(|s| s.amount).unwrap_or(0))
+    }
 }
 
 /// Recomputes the totals from the lines, the shipping option and the region's taxes.
-async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow]) -> ApiResult<()> {
-    let region = catalog::get_region(tx.conn(), &cart.region)
-        .await?
-        .ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &mut Known) -> ApiResult<()> {
+    let shipping = known.shipping_amount(tx, cart.shipping_option.as_deref()).await?;
+    let region = known.region(tx, &cart.region).await?;
     let rates: Vec<TaxRate> = serde_json::from_str(&region.tax_rates).unwrap_or_default();
-    let shipping = match &cart.shipping_option {
-        Some(id) => catalog::get_shipping_option(tx.conn(), id).await?.map(|s| s.amount).unwrap_or(0),
-        None => 0,
-    };
     let priced: Vec<PricedLine> = lines
         .iter()
         .map(|l| PricedLine { unit_amount: Amount::new(l.unit_amount).unwrap_or_default(), quantity: l.quantity })
@@ -150,8 +172,16 @@ async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow]) -> ApiRes
 }
 
 /// Adds `quantity` of `price` to the cart (merging with an existing line of that price),
-/// reserving tracked stock.
-async fn add_units(tx: &mut Tx, cart: &CartRow, price_id: &str, quantity: i64, param: &str, now: i64) -> ApiResult<()> {
+/// reserving tracked stock. `lines` are the cart's lines, kept up to date.
+async fn add_units(
+    tx: &mut Tx,
+    cart: &CartRow,
+    lines: &mut Vec<LineRow>,
+    price_id: &str,
+    quantity: i64,
+    param: &str,
+    now: i64,
+) -> ApiResult<()> {
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::invalid(
             format!("{param}.quantity"),
@@ -159,8 +189,10 @@ async fn add_units(tx: &mut Tx, cart: &CartRow, price_id: &str, quantity: i64, p
         ));
     }
     let price_param = format!("{param}.price");
-    let price = if IdKind::Price.matches(price_id) { catalog::get_price(tx.conn(), price_id).await? } else { None };
-    let price = price.ok_or_else(|| ApiError::invalid(&price_param, format!("No such price: '{price_id}'")))?;
+    let found =
+        if IdKind::Price.matches(price_id) { catalog::price_with_product(tx.conn(), price_id).await? } else { None };
+    let (price, product) =
+        found.ok_or_else(|| ApiError::invalid(&price_param, format!("No such price: '{price_id}'")))?;
     if !price.active {
         return Err(ApiError::invalid(&price_param, "This price is not active."));
     }
@@ -176,11 +208,10 @@ async fn add_units(tx: &mut Tx, cart: &CartRow, price_id: &str, quantity: i64, p
             format!("The price is in {}, the cart in {}.", price.currency, cart.currency),
         ));
     }
-    let product = catalog::get_product(tx.conn(), &price.product)
-        .await?
-        .filter(|p| p.active)
-        .ok_or_else(|| ApiError::invalid(&price_param, "The price's product is not available."))?;
-    let existing = db::lines(tx.conn(), &cart.id).await?.into_iter().find(|l| l.price == price.id);
+    if !product.active {
+        return Err(ApiError::invalid(&price_param, "The price's product is not available."));
+    }
+    let existing = lines.iter_mut().find(|l| l.price == price.id);
     let new_quantity = existing.as_ref().map(|l| l.quantity).unwrap_or(0) + quantity;
     if new_quantity > MAX_QUANTITY {
         return Err(ApiError::invalid(
@@ -203,41 +234,40 @@ async fn add_units(tx: &mut Tx, cart: &CartRow, price_id: &str, quantity: i64, p
         reserved += quantity;
     }
     match existing {
-        Some(l) => db::update_line(tx, &l.id, new_quantity, reserved, now).await?,
+        Some(l) => {
+            db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
+            l.quantity = new_quantity;
+            l.reserved = reserved;
+            l.updated = now;
+        }
         None => {
-            db::insert_line(
-                tx,
-                &LineRow {
-                    id: IdKind::LineItem.new_id(),
-                    cart: cart.id.clone(),
-                    price: price.id,
-                    product: product.id,
-                    name: product.name,
-                    quantity,
-                    unit_amount: price.unit_amount,
-                    reserved,
-                    created: now,
-                    updated: now,
-                },
-            )
-            .await?
+            let line = LineRow {
+                id: IdKind::LineItem.new_id(),
+                cart: cart.id.clone(),
+                price: price.id,
+                product: product.id,
+                name: product.name,
+                quantity,
+                unit_amount: price.unit_amount,
+                reserved,
+                created: now,
+                updated: now,
+            };
+            db::insert_line(tx, &line).await?;
+            lines.push(line);
         }
     }
     Ok(())
 }
 
 /// Sets a line's quantity (0 removes it), moving the reservation by the difference.
-async fn set_quantity(tx: &mut Tx, cart: &CartRow, line_id: &str, quantity: i64, now: i64) -> ApiResult<()> {
+async fn set_quantity(tx: &mut Tx, lines: &mut Vec<LineRow>, line_id: &str, quantity: i64, now: i64) -> ApiResult<()> {
     if !(0..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::invalid("quantity", format!("quantity must be between 0 and {MAX_QUANTITY}.")));
     }
-    let line = db::lines(tx.conn(), &cart.id)
-        .await?
-        .into_iter()
-        .find(|l| l.id == line_id)
-        .ok_or_else(|| ApiError::not_found("line_item", line_id))?;
+    let index = lines.iter().position(|l| l.id == line_id).ok_or_else(|| ApiError::not_found("line_item", line_id))?;
+    let line = &mut lines[index];
     let delta = quantity - line.quantity;
-    let mut reserved = line.reserved;
     if delta > 0 {
         let product = catalog::get_product(tx.conn(), &line.product).await?;
         if product.as_ref().is_some_and(|p| p.track_inventory) {
@@ -247,20 +277,24 @@ async fn set_quantity(tx: &mut Tx, cart: &CartRow, line_id: &str, quantity: i64,
                     format!("Not enough of '{}' is available.", line.name),
                 ));
             }
-            reserved += delta;
+            line.reserved += delta;
         }
     } else if delta < 0 && line.reserved > 0 {
         // Release what the lower quantity no longer needs.
         let give_back = (line.reserved - quantity.max(0)).clamp(0, line.reserved);
         if give_back > 0 {
             db::release(tx, &line.product, give_back, now).await?;
-            reserved -= give_back;
+            line.reserved -= give_back;
         }
     }
     if quantity == 0 {
-        db::delete_line(tx, &line.id).await?;
+        db::delete_line(tx, line_id).await?;
+        lines.remove(index);
     } else {
-        db::update_line(tx, &line.id, quantity, reserved, now).await?;
+        line.quantity = quantity;
+        line.updated = now;
+        let (id, reserved) = (line.id.clone(), line.reserved);
+        db::update_line(tx, &id, quantity, reserved, now).await?;
     }
     Ok(())
 }
@@ -280,7 +314,13 @@ async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
 }
 
 /// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
-async fn finish(tx: &mut Tx, mut cart: CartRow, actor: &Actor) -> ApiResult<Cart> {
+async fn finish(
+    tx: &mut Tx,
+    mut cart: CartRow,
+    lines: Vec<LineRow>,
+    known: &mut Known,
+    actor: &Actor,
+) -> ApiResult<Cart> {
     // A signed-in shopper who changes a guest's or an anonymous cart takes it over.
     if let Some(c) = &actor.customer
         && !cart.customer_signed_in
@@ -291,8 +331,7 @@ async fn finish(tx: &mut Tx, mut cart: CartRow, actor: &Actor) -> ApiResult<Cart
             cart.email = c.email.clone();
         }
     }
-    let lines = db::lines(tx.conn(), &cart.id).await?;
-    recompute(tx, &mut cart, &lines).await?;
+    recompute(tx, &mut cart, &lines, known).await?;
     cart.version += 1;
     cart.last_activity = actor.now;
     cart.updated = actor.now;
@@ -319,7 +358,12 @@ async fn set_email(
     Ok(())
 }
 
-async fn set_shipping_option(tx: &mut Tx, cart: &mut CartRow, option: Option<&str>) -> ApiResult<()> {
+async fn set_shipping_option(
+    tx: &mut Tx,
+    cart: &mut CartRow,
+    option: Option<&str>,
+    known: &mut Known,
+) -> ApiResult<()> {
     cart.shipping_option = match option {
         None => None,
         Some(id) => {
@@ -331,10 +375,16 @@ async fn set_shipping_option(tx: &mut Tx, cart: &mut CartRow, option: Option<&st
             let o = o.filter(|o| o.active && o.region == cart.region).ok_or_else(|| {
                 ApiError::invalid("shipping_option", "No active shipping option with this id in the cart's region.")
             })?;
-            Some(o.id)
+            let id = o.id.clone();
+            known.shipping = Some(o);
+            Some(id)
         }
     };
     Ok(())
+}
+
+fn address_json(param: &str, countries: &[String], a: Option<&Address>) -> ApiResult<Option<String>> {
+    Ok(a.map(|a| country(param, countries, a)).transpose()?.map(|a| serde_json::to_string(&a).expect("address")))
 }
 
 pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut NewCustomers) -> ApiResult<Cart> {
@@ -343,6 +393,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
     let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
+    let mut known = Known { region: Some(region.clone()), shipping: None };
     let mut cart = CartRow {
         id: IdKind::Cart.new_id(),
         customer: actor.customer.as_ref().map(|c| c.id.clone()),
@@ -351,18 +402,8 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         region: region.id,
         currency: region.currency,
         shipping_option: None,
-        shipping_address: input
-            .shipping_address
-            .as_ref()
-            .map(|a| country("shipping_address", &countries, a))
-            .transpose()?
-            .map(|a| serde_json::to_string(&a).expect("address")),
-        billing_address: input
-            .billing_address
-            .as_ref()
-            .map(|a| country("billing_address", &countries, a))
-            .transpose()?
-            .map(|a| serde_json::to_string(&a).expect("address")),
+        shipping_address: address_json("shipping_address", &countries, input.shipping_address.as_ref())?,
+        billing_address: address_json("billing_address", &countries, input.billing_address.as_ref())?,
         status: "open".into(),
         version: 0,
         subtotal: 0,
@@ -379,12 +420,14 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
     if let Some(e) = &input.email {
         set_email(tx, &mut cart, e, actor, new).await?;
     }
-    set_shipping_option(tx, &mut cart, input.shipping_option.as_deref()).await?;
+    set_shipping_option(tx, &mut cart, input.shipping_option.as_deref(), &mut known).await?;
     db::insert(tx, &cart).await?;
+    let mut lines = Vec::new();
     for (i, item) in input.items.iter().enumerate() {
-        add_units(tx, &cart, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor.now).await?;
+        add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor.now)
+            .await?;
     }
-    let cart = finish(tx, cart, actor).await?;
+    let cart = finish(tx, cart, lines, &mut known, actor).await?;
     events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
     Ok(cart)
 }
@@ -397,11 +440,13 @@ pub async fn update(
     new: &mut NewCustomers,
 ) -> ApiResult<Cart> {
     let mut cart = lock_open(tx, id, actor).await?;
+    let lines = db::lines(tx.conn(), &cart.id).await?;
+    let mut known = Known::default();
     if let Some(region_id) = &input.region {
         let region =
             if IdKind::Region.matches(region_id) { catalog::get_region(tx.conn(), region_id).await? } else { None };
         let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{region_id}'")))?;
-        if region.currency != cart.currency && !db::lines(tx.conn(), &cart.id).await?.is_empty() {
+        if region.currency != cart.currency && !lines.is_empty() {
             return Err(ApiError::invalid(
                 "region",
                 format!("The cart holds items priced in {}; the region uses {}.", cart.currency, region.currency),
@@ -410,53 +455,54 @@ pub async fn update(
         if cart.region != region.id {
             cart.shipping_option = None;
         }
-        cart.region = region.id;
-        cart.currency = region.currency;
+        cart.region = region.id.clone();
+        cart.currency = region.currency.clone();
+        known.region = Some(region);
     }
-    let countries = region_countries(tx, &cart.region).await?;
     if let Some(e) = &input.email {
         set_email(tx, &mut cart, e, actor, new).await?;
     }
-    if let Some(a) = &input.shipping_address {
-        cart.shipping_address = a
-            .as_ref()
-            .map(|a| country("shipping_address", &countries, a))
-            .transpose()?
-            .map(|a| serde_json::to_string(&a).expect("address"));
-    }
-    if let Some(a) = &input.billing_address {
-        cart.billing_address = a
-            .as_ref()
-            .map(|a| country("billing_address", &countries, a))
-            .transpose()?
-            .map(|a| serde_json::to_string(&a).expect("address"));
+    if input.shipping_address.is_some() || input.billing_address.is_some() {
+        let countries = known.countries(tx, &cart.region).await?;
+        if let Some(a) = &input.shipping_address {
+            cart.shipping_address = address_json("shipping_address", &countries, a.as_ref())?;
+        }
+        if let Some(a) = &input.billing_address {
+            cart.billing_address = address_json("billing_address", &countries, a.as_ref())?;
+        }
     }
     if let Some(o) = &input.shipping_option {
-        set_shipping_option(tx, &mut cart, o.as_deref()).await?;
+        set_shipping_option(tx, &mut cart, o.as_deref(), &mut known).await?;
     }
     if let Some(m) = &input.metadata {
         validate::metadata(m)?;
         cart.metadata = metadata_json(m);
     }
-    finish(tx, cart, actor).await
+    finish(tx, cart, lines, &mut known, actor).await
 }
 
 pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
-    add_units(tx, &cart, &input.price, input.quantity.unwrap_or(1), "item", actor.now).await.map_err(|e| match e {
-        // Single-item endpoint: the params are top-level.
-        ApiError::InvalidRequest { code, message, param } => {
-            ApiError::InvalidRequest { code, message, param: param.map(|p| p.trim_start_matches("item.").to_string()) }
-        }
-        other => other,
-    })?;
-    finish(tx, cart, actor).await
+    let mut lines = db::lines(tx.conn(), &cart.id).await?;
+    add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor.now).await.map_err(
+        |e| match e {
+            // Single-item endpoint: the params are top-level.
+            ApiError::InvalidRequest { code, message, param } => ApiError::InvalidRequest {
+                code,
+                message,
+                param: param.map(|p| p.trim_start_matches("item.").to_string()),
+            },
+            other => other,
+        },
+    )?;
+    finish(tx, cart, lines, &mut Known::default(), actor).await
 }
 
 pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
-    set_quantity(tx, &cart, line, quantity, actor.now).await?;
-    finish(tx, cart, actor).await
+    let mut lines = db::lines(tx.conn(), &cart.id).await?;
+    set_quantity(tx, &mut lines, line, quantity, actor.now).await?;
+    finish(tx, cart, lines, &mut Known::default(), actor).await
 }
 
 pub async fn get(store: &Store, customer: Option<&CustomerRow>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {

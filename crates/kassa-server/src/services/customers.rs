@@ -44,7 +44,40 @@ pub fn after_commit(state: &AppState, customer_id: &str) {
 /// The customer's processor customer, created exactly once: one request at a time holds a
 /// lease to create it (racing requests wait for its result), the processor call carries an
 /// idempotency key derived from the Kassa customer id, and the id is stored only if none is.
+///
+/// Within one process, concurrent callers for the same customer share one attempt (the
+/// background creation after sign-up and the first payment typically race), so the payment
+/// waits exactly as long as the creation takes instead of polling.
 pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> ApiResult<String> {
+    use futures::FutureExt;
+    type Shared = futures::future::Shared<futures::future::BoxFuture<'static, Result<String, String>>>;
+    static IN_FLIGHT: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Shared>>> =
+        std::sync::LazyLock::new(Default::default);
+
+    if let Some(pc) = db::get(state.store.reader(), customer_id).await?.and_then(|c| c.processor_customer) {
+        return Ok(pc);
+    }
+    let shared = {
+        let mut map = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(customer_id.to_string())
+            .or_insert_with(|| {
+                let (state, id) = (state.clone(), customer_id.to_string());
+                async move {
+                    let result = ensure_once(&state, &id).await;
+                    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    result.map_err(|e| e.to_string())
+                }
+                .boxed()
+                .shared()
+            })
+            .clone()
+    };
+    // The error crossed a shared future as text; the processor being unreachable is the
+    // one failure callers act on.
+    shared.await.map_err(ApiError::ProcessorUnavailable)
+}
+
+async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(PROCESSOR_CLAIM_SECS as u64 + 5);
     loop {
         let customer = db::get(state.store.reader(), customer_id)
@@ -60,6 +93,7 @@ pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> A
         if tokio::time::Instant::now() > deadline {
             return Err(ApiError::ProcessorUnavailable("the processor customer is still being created".into()));
         }
+        // Another server holds the lease: poll until it stored the id (or its lease ends).
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
