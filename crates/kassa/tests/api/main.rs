@@ -12,5 +12,6 @@ mod checkout;
 mod credits;
 mod customers;
 mod idempotency;
+mod localstripe;
 mod system;
 mod test_processor;
