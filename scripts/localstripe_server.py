@@ -1,5 +1,6 @@
-"""Runs localstripe (a local Stripe stand-in) for one test: on 127.0.0.1, on a free port,
-with its state in memory only, and prints the port once it accepts connections.
+"""Runs localstripe (a local Stripe stand-in) for one test: on 127.0.0.1, on a free port (or on
+the port given as the first argument), with its state in memory only, and prints the port once
+it accepts connections.
 
 localstripe's own `start()` binds every interface on port 8420 and loads and saves its state
 in /tmp/localstripe.pickle, so parallel tests would collide and share objects. This builds the
@@ -27,9 +28,10 @@ def exit_when_stdin_closes():
     os._exit(0)
 
 
-async def main():
+async def main(port):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -39,4 +41,4 @@ async def main():
 
 if __name__ == "__main__":
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-    asyncio.run(main())
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

@@ -1,5 +1,6 @@
 //! Helpers shared by the Stripe test suites: the gate on external tools, localstripe per test,
-//! and a processor pointed at a local server.
+//! and a processor pointed at a local server. Kassa's HTTP tests (`crates/kassa/tests/api/`)
+//! include this file too, by path.
 
 #![allow(dead_code)]
 
@@ -38,11 +39,22 @@ pub struct LocalStripe {
     pub base_url: String,
 }
 
+/// A loopback port nothing listens on (just now): for a server that is down, then started there.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 impl LocalStripe {
     pub fn start(python: &PathBuf) -> LocalStripe {
+        LocalStripe::start_on(python, 0)
+    }
+
+    /// localstripe on `port` (0: any free port).
+    pub fn start_on(python: &PathBuf, port: u16) -> LocalStripe {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/localstripe_server.py");
         let mut child = Command::new(python)
             .arg(script)
+            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -62,7 +74,7 @@ impl LocalStripe {
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "localstripe did not start (printed {line:?}); is localstripe installed for {}?",
+                    "localstripe did not start on port {port} (printed {line:?}); is localstripe installed for {}?",
                     python.display()
                 )
             }

@@ -14,5 +14,6 @@ mod crash;
 mod credits;
 mod customers;
 mod idempotency;
+mod localstripe;
 mod system;
 mod test_processor;
