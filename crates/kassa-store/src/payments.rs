@@ -5,7 +5,7 @@ use crate::sql::{self, Listed, Page};
 use crate::{Result, Store, Tx};
 use sqlx::{Any, Executor};
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: String,
     pub purpose: String,

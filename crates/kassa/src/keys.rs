@@ -48,7 +48,7 @@ pub async fn run(settings: Settings, command: KeysCommand) -> anyhow::Result<()>
             }
         }
         KeysCommand::Revoke { id } => {
-            if kassa_store::api_keys::revoke(store.writer(), &id, now).await? {
+            if keys::revoke(&store, &id, now).await? {
                 println!("revoked {id}");
             } else {
                 anyhow::bail!("no active key {id}");

@@ -119,13 +119,13 @@ pub async fn pay(
     let processor_customer = customers::ensure_processor_customer(state, &customer).await?;
 
     // An earlier attempt may still be open (a crash, a 3-D Secure challenge, a double click).
-    if let Some(prev) = db::latest_for_cart(state.store.reader(), cart_id).await?
-        && let Some(done) = settle_previous(state, &prev, cart.version, &attempt, &processor_customer).await?
+    let prev = db::latest_for_cart(state.store.reader(), cart_id).await?;
+    if let Some(prev) = &prev
+        && let Some(done) = settle_previous(state, prev, cart.version, &attempt, &processor_customer).await?
     {
         return Ok(done);
     }
-    let latest = db::latest_for_cart(state.store.reader(), cart_id).await?;
-    let number = latest.filter(|p| p.cart_version == Some(cart.version)).map(|p| p.attempt + 1).unwrap_or(1);
+    let number = prev.filter(|p| p.cart_version == Some(cart.version)).map(|p| p.attempt + 1).unwrap_or(1);
 
     let now = state.clock.now();
     let payment = PaymentRow {
@@ -268,8 +268,13 @@ async fn issue(
     match state.processor.create_payment_intent(&req, &key).await {
         Ok(pi) => {
             crate::failpoint::hit("pay.after_processor_confirm").await;
-            payments::apply_intent(state, &payment.id, &pi, None).await?;
-            result_of(state, &payment.id).await
+            match payments::apply_returning_order(state, &payment.id, &pi).await? {
+                // The common case answers from what the transaction wrote.
+                (p, Some(order)) => {
+                    Ok(PayResult { object: "cart_payment", status: p.status.clone(), payment: p.into(), order: Some(order), next_action: None })
+                }
+                _ => result_of(state, &payment.id).await,
+            }
         }
         Err(ProcessorError::Payment { error, payment_intent }) => {
             match payment_intent {

@@ -94,10 +94,44 @@ pub enum KeyCheck {
     Revoked,
 }
 
+/// How long this process trusts a key it looked up: a revocation made by another process
+/// (`kassa keys revoke`, another server) takes effect within this time; one made through
+/// [`revoke`] in this process at once. It saves a query on every request.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type Cache = std::collections::HashMap<String, (Option<ApiKeyRow>, std::time::Instant)>;
+
+fn cache() -> &'static std::sync::Mutex<Cache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
 pub async fn check(store: &Store, presented: &str) -> Result<KeyCheck, StoreError> {
-    match api_keys::find_by_hash(store.reader(), &hash_key(presented)).await? {
-        None => Ok(KeyCheck::Unknown),
-        Some(row) if row.revoked_at.is_some() => Ok(KeyCheck::Revoked),
-        Some(row) => Ok(KeyCheck::Valid(row)),
-    }
+    let hash = hash_key(presented);
+    let cached = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(row, _)| row.clone());
+    let row = match cached {
+        Some(row) => row,
+        None => {
+            let row = api_keys::find_by_hash(store.reader(), &hash).await?;
+            let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+            // Unknown keys are cached too (a flood of bad keys costs no queries), bounded.
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(hash, (row.clone(), std::time::Instant::now()));
+            row
+        }
+    };
+    Ok(match row {
+        None => KeyCheck::Unknown,
+        Some(row) if row.revoked_at.is_some() => KeyCheck::Revoked,
+        Some(row) => KeyCheck::Valid(row),
+    })
+}
+
+/// Revokes a key; returns false when no such key is active.
+pub async fn revoke(store: &Store, id: &str, now: i64) -> Result<bool, StoreError> {
+    let revoked = api_keys::revoke(store.writer(), id, now).await?;
+    cache().lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (row, _)| row.as_ref().is_none_or(|r| r.id != id));
+    Ok(revoked)
 }

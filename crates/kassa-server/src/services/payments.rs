@@ -48,7 +48,25 @@ pub async fn apply_intent(
 
 /// [`apply_intent`] inside the caller's transaction (which commits it with its own work).
 pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> ApiResult<PaymentRow> {
+    Ok(apply(tx, payment_id, pi, now).await?.0)
+}
+
+/// [`apply_intent`] for the pay call, which answers with the order it created (without
+/// reading it back).
+pub async fn apply_returning_order(
+    state: &AppState,
+    payment_id: &str,
+    pi: &PaymentIntent,
+) -> ApiResult<(PaymentRow, Option<Order>)> {
+    let mut tx = state.store.begin().await?;
+    let applied = apply(&mut tx, payment_id, pi, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> ApiResult<(PaymentRow, Option<Order>)> {
     let tx = &mut *tx;
+    let mut created = None;
     // Lock order everywhere: cart, then payment, then order.
     let unlocked =
         payments::get(tx.conn(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
@@ -57,6 +75,7 @@ pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i6
         None => None,
     };
     let mut p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    let unchanged = p.clone();
     let before = p.status.clone();
     if p.processor_payment_intent.is_none() {
         p.processor_payment_intent = Some(pi.id.clone());
@@ -83,7 +102,7 @@ pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i6
                 p.decline_code = None;
                 p.failure_message = None;
                 match (p.purpose.as_str(), cart.as_mut()) {
-                    ("order", Some(cart)) => secure_order(tx, cart, &mut p, pi, now).await?,
+                    ("order", Some(cart)) => created = secure_order(tx, cart, &mut p, pi, now).await?,
                     ("credits", _) => crate::services::credits::top_up_paid(tx, &p, now).await?,
                     _ => return Err(ApiError::Internal(anyhow::anyhow!("payment {} has no cart", p.id))),
                 }
@@ -119,6 +138,10 @@ pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i6
         }
     }
     sync_refunded(tx, &mut p, pi, now).await?;
+    if p == unchanged {
+        // A late or repeated report of what is recorded already: nothing to write.
+        return Ok((p, None));
+    }
     p.updated = now;
     payments::save(tx, &p).await?;
     if p.status != before {
@@ -135,7 +158,7 @@ pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i6
             events::record(tx, kind, &p.id, &Payment::from(p.clone()), now).await?;
         }
     }
-    Ok(p)
+    Ok((p, created))
 }
 
 /// Refunds made outside Kassa (the processor's dashboard) show up in the PaymentIntent's
@@ -174,7 +197,7 @@ async fn secure_order(
     p: &mut PaymentRow,
     pi: &PaymentIntent,
     now: i64,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Order>> {
     let payable = cart.status == "open"
         && Some(cart.version) == p.cart_version
         && cart.total == p.amount
@@ -184,7 +207,7 @@ async fn secure_order(
         p.void_reason = Some(if cart.status == "completed" { "duplicate" } else { "stale" }.into());
         p.status = "void_pending".into();
         tracing::warn!(payment = %p.id, cart = %cart.id, reason = ?p.void_reason, "secured payment cannot complete its cart; giving it back");
-        return Ok(());
+        return Ok(None);
     }
     let lines = carts::lines(tx.conn(), &cart.id).await?;
     let order = OrderRow {
@@ -235,8 +258,9 @@ async fn secure_order(
     cart.updated = now;
     carts::save(tx, cart).await?;
     let order_id = order.id.clone();
-    events::record(tx, "order.created", &order_id, &Order::from_rows(order, order_lines), now).await?;
-    Ok(())
+    let shown = Order::from_rows(order, order_lines);
+    events::record(tx, "order.created", &order_id, &shown, now).await?;
+    Ok(Some(shown))
 }
 
 /// Records a refused attempt whose PaymentIntent the processor did not return.

@@ -56,6 +56,15 @@ async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>
         // Hosted checkout payments are recorded from their checkout.session events.
         return remember(state, event).await;
     };
+    // The success the event reports is recorded already (the pay call or an earlier event got
+    // there first): nothing to ask the processor, nothing to change.
+    let recorded = matches!(
+        (event.kind.as_str(), payment.status.as_str()),
+        ("payment_intent.succeeded", "succeeded") | ("payment_intent.amount_capturable_updated", "authorized")
+    );
+    if recorded && payment.processor_payment_intent.as_deref() == Some(intent) {
+        return remember(state, event).await;
+    }
     let current = state.processor.retrieve_payment_intent(intent).await?;
     payments::apply_intent(state, &payment.id, &current, Some(event)).await?;
     Ok(())

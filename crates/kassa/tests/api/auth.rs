@@ -49,7 +49,7 @@ async fn revoked_keys_stop_working_at_once() {
             .await
             .unwrap();
     assert_eq!(app.get("/admin/products", As::Bearer(&key.secret)).await.status, 200);
-    assert!(kassa_store::api_keys::revoke(app.state.store.writer(), &key.row.id, 1).await.unwrap());
+    assert!(kassa_server::services::keys::revoke(&app.state.store, &key.row.id, 1).await.unwrap());
     let r = app.get("/admin/products", As::Bearer(&key.secret)).await;
     assert_eq!(r.status, 401);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("revoked"));
@@ -71,4 +71,17 @@ async fn keys_are_stored_hashed() {
         assert_eq!(r.secret_hash.len(), 64);
         assert!(!r.secret_hash.contains("sk_"));
     }
+}
+
+#[tokio::test]
+async fn keys_revoked_by_another_process_stop_working_within_a_second() {
+    let app = spawn_app().await;
+    let key = kassa_server::services::keys::create(&app.state.store, kassa_server::services::keys::KeyKind::Secret, None, 0)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/admin/products", As::Bearer(&key.secret)).await.status, 200);
+    // `kassa keys revoke` in another process writes the row directly.
+    assert!(kassa_store::api_keys::revoke(app.state.store.writer(), &key.row.id, 1).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.get("/admin/products", As::Bearer(&key.secret)).await.status, 401);
 }
