@@ -96,6 +96,34 @@ impl Application {
         Ok(Application { listener, state, bootstrap_keys })
     }
 
+    /// The state of a server without serving (for operator commands such as `kassa
+    /// reconcile`); the test processor's pages are not reachable meanwhile.
+    pub async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
+        let mut settings = settings;
+        let clock = Clock::default();
+        let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
+        let store = connect_store(&settings).await?;
+        store.migrate().await.context("applying migrations")?;
+        let local: SocketAddr = ([127, 0, 0, 1], settings.server.port).into();
+        let public_url: Arc<str> = settings
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"))
+            .trim_end_matches('/')
+            .into();
+        let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
+        Ok(AppState {
+            store,
+            processor,
+            test_processor,
+            settings: Arc::new(settings),
+            clock,
+            public_url,
+            customer_tokens,
+        })
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }

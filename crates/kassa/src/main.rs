@@ -30,6 +30,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Compare open payments with the processor and repair: apply outcomes missed by
+    /// webhooks, give back voided payments, retry pending refunds.
+    Reconcile,
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -61,6 +64,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 Command::Keys { command } => keys::run(settings, command).await,
+                Command::Reconcile => {
+                    let state = Application::offline_state(settings).await?;
+                    let r = kassa_server::jobs::commerce::reconcile_all(&state).await?;
+                    println!("checked {} open payments, {} changed", r.checked, r.changed);
+                    println!("retried {} pending refunds; gave back voided payments", r.refunds_retried);
+                    if !r.unknown.is_empty() {
+                        println!(
+                            "{} payments never reached a known outcome (no PaymentIntent recorded); the next pay call of their cart resolves them: {}",
+                            r.unknown.len(),
+                            r.unknown.join(", ")
+                        );
+                    }
+                    Ok(())
+                }
                 Command::Bench(_) => unreachable!("handled above"),
             }
         }

@@ -149,3 +149,45 @@ pub async fn reconcile_open_payments(state: &AppState) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What `kassa reconcile` found and did.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub checked: usize,
+    pub changed: usize,
+    pub unknown: Vec<String>,
+    pub refunds_retried: usize,
+}
+
+/// Compares every payment whose outcome is open (or whose money must go back) with the
+/// processor and applies what the processor says; gives back voided payments; retries
+/// pending refunds. Payments still `pending` without a PaymentIntent id are listed: Kassa
+/// cannot tell whether their processor call ever arrived (it never repeats a charge on its
+/// own), and the cart's next pay call resolves them.
+pub async fn reconcile_all(state: &AppState) -> anyhow::Result<Reconciled> {
+    let mut report = Reconciled::default();
+    let open =
+        payment_db::in_statuses(state.store.reader(), &["pending", "requires_action", "processing"], 10_000).await?;
+    for p in open {
+        report.checked += 1;
+        let Some(pi) = &p.processor_payment_intent else {
+            report.unknown.push(p.id.clone());
+            continue;
+        };
+        let current = state.processor.retrieve_payment_intent(pi).await?;
+        if let Some(after) = payments::apply_intent(state, &p.id, &current, None).await?
+            && after.status != p.status
+        {
+            report.changed += 1;
+        }
+    }
+    give_back_voided(state).await?;
+    let mut tx = state.store.begin().await?;
+    let pending = order_db::claim_pending_refunds(&mut tx, &state.store, i64::MAX, 10_000).await?;
+    tx.commit().await?;
+    for r in pending {
+        report.refunds_retried += 1;
+        orders::execute_refund(state, &r).await?;
+    }
+    Ok(report)
+}

@@ -270,9 +270,13 @@ async fn issue(
             crate::failpoint::hit("pay.after_processor_confirm").await;
             match payments::apply_returning_order(state, &payment.id, &pi).await? {
                 // The common case answers from what the transaction wrote.
-                (p, Some(order)) => {
-                    Ok(PayResult { object: "cart_payment", status: p.status.clone(), payment: p.into(), order: Some(order), next_action: None })
-                }
+                (p, Some(order)) => Ok(PayResult {
+                    object: "cart_payment",
+                    status: p.status.clone(),
+                    payment: p.into(),
+                    order: Some(order),
+                    next_action: None,
+                }),
                 _ => result_of(state, &payment.id).await,
             }
         }

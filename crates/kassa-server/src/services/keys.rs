@@ -108,7 +108,12 @@ fn cache() -> &'static std::sync::Mutex<Cache> {
 
 pub async fn check(store: &Store, presented: &str) -> Result<KeyCheck, StoreError> {
     let hash = hash_key(presented);
-    let cached = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(row, _)| row.clone());
+    let cached = cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&hash)
+        .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+        .map(|(row, _)| row.clone());
     let row = match cached {
         Some(row) => row,
         None => {

@@ -76,9 +76,10 @@ async fn keys_are_stored_hashed() {
 #[tokio::test]
 async fn keys_revoked_by_another_process_stop_working_within_a_second() {
     let app = spawn_app().await;
-    let key = kassa_server::services::keys::create(&app.state.store, kassa_server::services::keys::KeyKind::Secret, None, 0)
-        .await
-        .unwrap();
+    let key =
+        kassa_server::services::keys::create(&app.state.store, kassa_server::services::keys::KeyKind::Secret, None, 0)
+            .await
+            .unwrap();
     assert_eq!(app.get("/admin/products", As::Bearer(&key.secret)).await.status, 200);
     // `kassa keys revoke` in another process writes the row directly.
     assert!(kassa_store::api_keys::revoke(app.state.store.writer(), &key.row.id, 1).await.unwrap());

@@ -557,3 +557,24 @@ async fn with_the_processor_down_at_creation_a_later_payment_attaches_one_proces
         app.state.processor.retrieve_payment_intent(p["processor_payment_intent"].as_str().unwrap()).await.unwrap();
     assert_eq!(pi.customer.as_deref(), Some(pc));
 }
+
+#[tokio::test]
+async fn reconcile_applies_what_a_lost_webhook_would_have() {
+    // The processor's events go nowhere: only reconciliation can learn the outcome.
+    let app =
+        spawn_app_with(|s| s.processor.test.webhook_url = Some("http://127.0.0.1:9/webhooks/stripe".into())).await;
+    let shop = shop(&app, 10).await;
+    let cart = ready_cart(&app, &shop, "reconcile@example.com").await;
+    let id = cart["id"].as_str().unwrap();
+    let r = pay(&app, id, THREE_DS).await.ok();
+    answer_challenge(&app, r["next_action"]["redirect_url"].as_str().unwrap(), "complete").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(orders_of_cart(&app, id).await.is_empty());
+    let report = kassa_server::jobs::commerce::reconcile_all(&app.state).await.unwrap();
+    assert_eq!(report.checked, 1);
+    assert_eq!(report.changed, 1);
+    assert_eq!(orders_of_cart(&app, id).await.len(), 1);
+    let again = kassa_server::jobs::commerce::reconcile_all(&app.state).await.unwrap();
+    assert_eq!(again.checked, 0, "nothing left open");
+    assert_eq!(orders_of_cart(&app, id).await.len(), 1);
+}
