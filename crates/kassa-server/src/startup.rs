@@ -62,13 +62,11 @@ impl Application {
     }
 
     pub async fn build_with_clock(
-        mut settings: Settings,
+        settings: Settings,
         options: BuildOptions,
         clock: Clock,
     ) -> anyhow::Result<Application> {
-        let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
-        let store = connect_store(&settings).await?;
-        store.migrate().await.context("applying migrations")?;
+        let (store, customer_tokens) = open(&settings).await?;
         let bootstrap_keys = keys::bootstrap(&store, clock.now()).await?;
         if options.demo {
             crate::demo::seed(&store, clock.now()).await.context("seeding the demo catalog")?;
@@ -76,52 +74,16 @@ impl Application {
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        let public_url: Arc<str> = settings
-            .server
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("http://{local}"))
-            .into();
-        let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
-        let state = AppState {
-            store,
-            processor,
-            test_processor,
-            settings: Arc::new(settings),
-            clock,
-            public_url,
-            customer_tokens,
-        };
+        let state = assemble(settings, store, customer_tokens, local, clock).await?;
         Ok(Application { listener, state, bootstrap_keys })
     }
 
     /// The state of a server without serving (for operator commands such as `kassa
     /// reconcile`); the test processor's pages are not reachable meanwhile.
     pub async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
-        let mut settings = settings;
-        let clock = Clock::default();
-        let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
-        let store = connect_store(&settings).await?;
-        store.migrate().await.context("applying migrations")?;
+        let (store, customer_tokens) = open(&settings).await?;
         let local: SocketAddr = ([127, 0, 0, 1], settings.server.port).into();
-        let public_url: Arc<str> = settings
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{local}"))
-            .trim_end_matches('/')
-            .into();
-        let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
-        Ok(AppState {
-            store,
-            processor,
-            test_processor,
-            settings: Arc::new(settings),
-            clock,
-            public_url,
-            customer_tokens,
-        })
+        assemble(settings, store, customer_tokens, local, Clock::default()).await
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -171,6 +133,29 @@ impl Application {
         self.state.store.close().await;
         Ok(())
     }
+}
+
+/// Checks the customer-token keys (a bad key file stops the start before anything else),
+/// opens the database and migrates it.
+async fn open(settings: &Settings) -> anyhow::Result<(Store, Option<Arc<CustomerTokens>>)> {
+    let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
+    let store = connect_store(settings).await?;
+    store.migrate().await.context("applying migrations")?;
+    Ok((store, customer_tokens))
+}
+
+/// The shared state of a server reachable at `local`.
+async fn assemble(
+    mut settings: Settings,
+    store: Store,
+    customer_tokens: Option<Arc<CustomerTokens>>,
+    local: SocketAddr,
+    clock: Clock,
+) -> anyhow::Result<AppState> {
+    let public_url: Arc<str> =
+        settings.server.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').into();
+    let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
+    Ok(AppState { store, processor, test_processor, settings: Arc::new(settings), clock, public_url, customer_tokens })
 }
 
 /// The configured processor; for the `test` one also the processor itself (hosted pages,

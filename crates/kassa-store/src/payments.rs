@@ -32,6 +32,44 @@ pub struct PaymentRow {
     pub updated: i64,
 }
 
+impl PaymentRow {
+    /// A new payment whose outcome is not known yet.
+    pub fn pending(
+        purpose: &str,
+        customer: &str,
+        amount: i64,
+        currency: &str,
+        processor: &str,
+        now: i64,
+    ) -> PaymentRow {
+        PaymentRow {
+            id: kassa_domain::ids::IdKind::Payment.new_id(),
+            purpose: purpose.into(),
+            cart: None,
+            cart_version: None,
+            attempt: 1,
+            checkout_session: None,
+            customer: customer.into(),
+            amount,
+            currency: currency.into(),
+            processor: processor.into(),
+            processor_payment_intent: None,
+            source: None,
+            status: "pending".into(),
+            amount_capturable: 0,
+            amount_captured: 0,
+            amount_refunded: 0,
+            failure_code: None,
+            decline_code: None,
+            failure_message: None,
+            next_action_url: None,
+            void_reason: None,
+            created: now,
+            updated: now,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, purpose, cart, cart_version, attempt, checkout_session, customer, amount, currency, \
     processor, processor_payment_intent, source, status, amount_capturable, amount_captured, amount_refunded, \
     failure_code, decline_code, failure_message, next_action_url, void_reason, created, updated";

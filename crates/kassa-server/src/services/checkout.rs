@@ -129,29 +129,11 @@ pub async fn pay(
 
     let now = state.clock.now();
     let payment = PaymentRow {
-        id: IdKind::Payment.new_id(),
-        purpose: "order".into(),
         cart: Some(cart.id.clone()),
         cart_version: Some(cart.version),
         attempt: number,
-        checkout_session: None,
-        customer,
-        amount: cart.total,
-        currency: cart.currency.clone(),
-        processor: state.processor.name().into(),
-        processor_payment_intent: None,
         source: Some(serde_json::to_string(&attempt).expect("attempt serializes")),
-        status: "pending".into(),
-        amount_capturable: 0,
-        amount_captured: 0,
-        amount_refunded: 0,
-        failure_code: None,
-        decline_code: None,
-        failure_message: None,
-        next_action_url: None,
-        void_reason: None,
-        created: now,
-        updated: now,
+        ..PaymentRow::pending("order", &customer, cart.total, &cart.currency, state.processor.name(), now)
     };
     let mut tx = state.store.begin().await?;
     let locked = carts::lock(&mut tx, cart_id).await?.ok_or_else(|| ApiError::not_found("cart", cart_id))?;

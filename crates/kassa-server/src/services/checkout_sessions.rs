@@ -256,30 +256,14 @@ fn session_payment(
     attempt: i64,
     now: i64,
 ) -> PaymentRow {
+    let purpose = if s.purpose == "cart" { "order" } else { "credits" };
     PaymentRow {
-        id: IdKind::Payment.new_id(),
-        purpose: if s.purpose == "cart" { "order" } else { "credits" }.into(),
         cart: s.cart.clone(),
         cart_version: s.cart_version,
         attempt,
         checkout_session: Some(s.id.clone()),
-        customer: s.customer.clone(),
-        amount: s.amount_total,
-        currency: s.currency.clone(),
-        processor: state.processor.name().into(),
         processor_payment_intent: Some(pi.id.clone()),
-        source: None,
-        status: "pending".into(),
-        amount_capturable: 0,
-        amount_captured: 0,
-        amount_refunded: 0,
-        failure_code: None,
-        decline_code: None,
-        failure_message: None,
-        next_action_url: None,
-        void_reason: None,
-        created: now,
-        updated: now,
+        ..PaymentRow::pending(purpose, &s.customer, s.amount_total, &s.currency, state.processor.name(), now)
     }
 }
 
