@@ -184,7 +184,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
             Ok(())
         }
         Scenario::Checkout => checkout(ctx, n).await,
-        Scenario::Credits if n % 2 == 0 => top_up(ctx).await,
+        Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await,
         Scenario::Credits => {
             let path = format!("/admin/customers/{}/credits/debit", ctx.customer);
             let res = ctx
