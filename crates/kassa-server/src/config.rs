@@ -242,7 +242,10 @@ impl Settings {
             return Err(ConfigError::Parse(format!("KASSA_CONFIG names {file}, which does not exist")));
         }
         figment = figment
-            .merge(Env::prefixed("KASSA_").split("__").ignore(&["config"]))
+            // `KASSA_SECRET_KEY` / `KASSA_PUBLISHABLE_KEY` are the API keys `kassa serve` tells
+            // the operator to export (for curl, `kassa bench`, SDKs): not server settings, and
+            // no reason to refuse to start in the shell that exported them.
+            .merge(Env::prefixed("KASSA_").split("__").ignore(&["config", "secret_key", "publishable_key"]))
             .merge(Env::raw().only(&["database_url"]).map(|_| "database.url".into()))
             .merge(Env::raw().only(&["port"]).map(|_| "server.port".into()));
         let settings: Settings = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
