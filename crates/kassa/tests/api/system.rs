@@ -97,3 +97,24 @@ async fn openapi_documents_every_route() {
     assert!(doc["components"]["securitySchemes"]["secret_key"].is_object());
     let _ = json!({});
 }
+
+/// `kassa serve` prints `export KASSA_SECRET_KEY=… KASSA_PUBLISHABLE_KEY=…`; a shell that did
+/// that must still be able to run `kassa`. Unknown `KASSA_*` settings (typos) are still refused.
+#[test]
+fn the_exported_api_keys_are_not_taken_for_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let kassa = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kassa"));
+        cmd.arg("migrate")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("kassa.db").display()));
+        cmd.envs(extra.iter().copied());
+        cmd.output().unwrap()
+    };
+    let out = kassa(&[("KASSA_SECRET_KEY", "sk_test_exported"), ("KASSA_PUBLISHABLE_KEY", "pk_test_exported")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kassa(&[("KASSA_SERVR__PORT", "8080")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KASSA_SERVR"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,181 @@
+"""A buyer in a real browser on Kassa's hosted pages (built-in test processor): pay a cart
+(issue 5), a decline then a good card, 3-D Secure, and a credits top-up (issue 6). The
+merchant's success page reads Kassa server-side and renders what it found."""
+
+import re
+import time
+import uuid
+
+from playwright.sync_api import expect
+
+T_SHIRT = "price_00000000000000000000000001"
+MUG = "price_00000000000000000000000002"
+STICKERS = "price_00000000000000000000000003"
+REGION = "reg_00000000000000000000000001"
+SHIPPING = "shipopt_00000000000000000000000001"
+
+GOOD_CARD = "4242 4242 4242 4242"
+DECLINED_CARD = "4000 0000 0000 0002"
+THREE_DS_CARD = "4000 0027 6000 3184"
+
+PAY_BUTTON = re.compile(r"^Pay \d")
+
+
+def email():
+    return f"buyer-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def cart_session(kassa, merchant, success_url=None):
+    """A demo cart (guest, shipped in the US) and its hosted checkout session."""
+    cart = kassa.store(
+        "POST",
+        "/store/carts",
+        {
+            "region": REGION,
+            "email": email(),
+            "items": [{"price": T_SHIRT, "quantity": 1}, {"price": MUG, "quantity": 2}, {"price": STICKERS, "quantity": 1}],
+            "shipping_address": {"name": "Ada Buyer", "line1": "1 Main St", "city": "New York", "postal_code": "10001",
+                                 "state": "NY", "country": "US"},
+        },
+    )
+    cart = kassa.store("POST", f"/store/carts/{cart['id']}", {"shipping_option": SHIPPING})
+    assert cart["total"] > 0
+    session = kassa.store(
+        "POST",
+        f"/store/carts/{cart['id']}/checkout-sessions",
+        {
+            "success_url": success_url or f"{merchant}/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{merchant}/cancel",
+        },
+    )
+    assert session["id"].startswith("cs_") and session["url"], session
+    return cart, session
+
+
+def pay_by_card(page, number, exp="12/34", cvc="123"):
+    page.fill("#number", number)
+    page.fill("#exp", exp)
+    page.fill("#cvc", cvc)
+    page.get_by_role("button", name=PAY_BUTTON).click()
+
+
+def success_url_of(merchant, session):
+    return f"{merchant}/success?session_id={session['id']}"
+
+
+def test_pay_cart_on_hosted_page(kassa, merchant, page):
+    """Issue 5: cart → hosted page → 4242 → the merchant's success page, one order."""
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+    expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
+    # The page charges what Kassa computed (tax and shipping included).
+    total = f"{cart['total'] // 100}.{cart['total'] % 100:02d} USD"
+    expect(page.locator("tr.total")).to_contain_text(total)
+    expect(page.get_by_role("button", name=PAY_BUTTON)).to_have_text(f"Pay {total}")
+
+    pay_by_card(page, GOOD_CARD)
+
+    page.wait_for_url(success_url_of(merchant, session))
+    result = page.locator("#result")
+    expect(result).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    order_id = result.inner_text().split()[1]
+
+    orders = kassa.orders_of_cart(cart["id"])
+    assert [o["id"] for o in orders] == [order_id]
+    assert orders[0]["total"] == cart["total"]
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    assert (s["status"], s["payment_status"], s["order"]) == ("complete", "paid", order_id)
+    assert kassa.store("GET", f"/store/carts/{cart['id']}")["status"] == "completed"
+
+
+def test_decline_is_shown_then_a_good_card_pays(kassa, merchant, page):
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+
+    pay_by_card(page, DECLINED_CARD)
+
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("Your card was declined.")
+    assert page.url == session["url"]  # still on the hosted page, form in place
+    assert kassa.orders_of_cart(cart["id"]) == []
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    assert (s["status"], s["payment_status"], s["order"]) == ("open", "unpaid", None)
+    # A reload (GET) still tells the buyer why the last attempt failed.
+    page.goto(session["url"])
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined.")
+
+    pay_by_card(page, GOOD_CARD)
+
+    page.wait_for_url(success_url_of(merchant, session))
+    expect(page.locator("#result")).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    assert len(kassa.orders_of_cart(cart["id"])) == 1
+
+
+def test_three_d_secure_then_success(kassa, merchant, page):
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+
+    pay_by_card(page, THREE_DS_CARD)
+
+    page.wait_for_url(re.compile(r"/test-processor/authenticate/pi_\w+$"))
+    expect(page.get_by_role("heading", name="3-D Secure authentication")).to_be_visible()
+    assert kassa.orders_of_cart(cart["id"]) == []
+    page.get_by_role("button", name="Complete authentication").click()
+
+    page.wait_for_url(success_url_of(merchant, session))
+    result = page.locator("#result")
+    expect(result).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    order_id = result.inner_text().split()[1]
+    assert [o["id"] for o in kassa.orders_of_cart(cart["id"])] == [order_id]
+    # The processor's webhooks (checkout.session.completed, payment_intent.succeeded, …)
+    # arrive after the success page has already completed the session: still one order.
+    time.sleep(2)
+    assert [o["id"] for o in kassa.orders_of_cart(cart["id"])] == [order_id]
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    assert (s["status"], s["payment_status"], s["order"]) == ("complete", "paid", order_id)
+
+
+def test_cancel_link_returns_to_the_shop(kassa, merchant, page):
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+    page.get_by_role("link", name="Cancel and return to the shop").click()
+    page.wait_for_url(f"{merchant}/cancel")
+    expect(page.get_by_role("heading")).to_have_text("Checkout canceled")
+    assert kassa.orders_of_cart(cart["id"]) == []
+
+
+def test_credits_top_up(kassa, merchant, page):
+    """Issue 6: a guest buys 250 credits (289 charged: 250 + 39 fee) and sees the balance."""
+    buyer = email()
+    session = kassa.store(
+        "POST",
+        "/store/credits/sessions",
+        {"credits": 250, "success_url": f"{merchant}/success", "cancel_url": f"{merchant}/cancel", "email": buyer},
+    )
+    assert session["amount_total"] == 289 and session["customer"].startswith("cus_"), session
+    page.goto(session["url"])
+    rows = page.locator("table tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("250 credits")
+    expect(rows.nth(0)).to_contain_text("2.50 USD")
+    expect(rows.nth(1)).to_contain_text("Processing fee")
+    expect(rows.nth(1)).to_contain_text("0.39 USD")
+    expect(rows.nth(2)).to_contain_text("2.89 USD")
+
+    pay_by_card(page, GOOD_CARD)
+
+    # No template in this success_url: Kassa appends session_id=cs_….
+    page.wait_for_url(success_url_of(merchant, session))
+    result = page.locator("#result")
+    deadline = time.monotonic() + 10
+    while result.inner_text() != "Balance: 250 credits" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        page.reload()
+    expect(result).to_have_text("Balance: 250 credits")
+
+    credits = kassa.admin("GET", f"/admin/customers/{session['customer']}/credits")
+    assert credits["balance"] == 250
+    assert [(e["kind"], e["amount"]) for e in credits["entries"]] == [("top_up", 250)]
+    # Webhook deliveries arriving later do not add the credits again.
+    time.sleep(2)
+    assert kassa.admin("GET", f"/admin/customers/{session['customer']}/credits")["balance"] == 250
