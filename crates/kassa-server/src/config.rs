@@ -254,7 +254,7 @@ impl Settings {
             return Err(ConfigError::Parse(format!("KASSA_CONFIG names {file}, which does not exist")));
         }
         figment = figment
-            .merge(Env::prefixed("KASSA_").filter(|k| is_section(k.as_str())).split("__"))
+            .merge(Env::prefixed("KASSA_").filter(|k| is_setting(k.as_str())).split("__"))
             .merge(Env::raw().only(&["database_url"]).map(|_| "database.url".into()))
             .merge(Env::raw().only(&["port"]).map(|_| "server.port".into()));
         let settings: Settings = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
@@ -437,14 +437,12 @@ fn check_http_url(s: &str) -> Result<(), String> {
     }
 }
 
-/// Settings sections, as `KASSA_<SECTION>__…` starts them. Other `KASSA_…` variables (the
-/// config file path, test switches) are not settings; within a section, unknown keys are
-/// errors, so a typo like `KASSA_SERVER__PROT` stops the server.
-const SECTIONS: [&str; 8] = ["server", "database", "log", "processor", "customer_auth", "checkout", "credits", "jobs"];
-
-fn is_section(key: &str) -> bool {
-    let section = key.split("__").next().unwrap_or_default().to_ascii_lowercase();
-    SECTIONS.contains(&section.as_str())
+/// Settings are `KASSA_<SECTION>__<KEY>`; every such variable is read (an unknown section or
+/// key, such as a typo in `KASSA_SERVR__PORT`, stops the server). `KASSA_…` variables without
+/// `__` are not settings: the API keys `kassa serve` asks to export, the config file path,
+/// test switches.
+fn is_setting(key: &str) -> bool {
+    key.contains("__")
 }
 
 /// Figment's error, with the environment variable that would set the offending key.
