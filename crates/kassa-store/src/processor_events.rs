@@ -17,6 +17,20 @@ pub async fn record(tx: &mut Tx, id: &str, kind: &str, now: i64) -> Result<bool>
     Ok(done.rows_affected() == 1)
 }
 
+/// Records an event without effects, outside any transaction; a repeat counts a delivery.
+pub async fn remember<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, kind: &str, now: i64) -> Result<()> {
+    sql::query(
+        "INSERT INTO processor_events (id, type, received) VALUES ($1, $2, $3) \
+         ON CONFLICT (id) DO UPDATE SET deliveries = processor_events.deliveries + 1",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn seen<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<bool> {
     let found: Option<String> =
         sql::query_scalar("SELECT id FROM processor_events WHERE id = $1").bind(id).fetch_optional(db).await?;

@@ -11,6 +11,7 @@ use super::TestProcessor;
 use super::work::db_failed;
 use crate::ProcessorError;
 use crate::signature;
+use futures::StreamExt;
 use kassa_store::test_processor::{self as db, EventRow};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -103,29 +104,46 @@ impl TestProcessor {
             .map_err(db_failed)?;
         let mut stats = DeliveryStats { claimed: events.len(), ..Default::default() };
         let plan = if chaos_mode { chaos(events, now_ms) } else { plain(events) };
+        let mut sendable = Vec::new();
         for p in plan {
             if let Some(until) = p.defer_until_ms {
                 db::reschedule(&self.store, &p.event.id, until, false).await.map_err(db_failed)?;
                 stats.deferred += 1;
-                continue;
+            } else {
+                sendable.push(p);
             }
-            if !p.delay.is_zero() {
-                tokio::time::sleep(p.delay).await;
-            }
-            let mut acknowledged = false;
-            for _ in 0..p.sends {
-                acknowledged |= self.post(http, url, &p.event).await;
-            }
+        }
+        // Plain rounds send side by side (the receiver handles each event on its own); chaos
+        // rounds keep their shuffled order, one after the other.
+        let parallel = if chaos_mode { 1 } else { 8 };
+        let outcomes: Vec<(Planned, bool)> = futures::stream::iter(sendable)
+            .map(|p| async move {
+                if !p.delay.is_zero() {
+                    tokio::time::sleep(p.delay).await;
+                }
+                let mut acknowledged = false;
+                for _ in 0..p.sends {
+                    acknowledged |= self.post(http, url, &p.event).await;
+                }
+                (p, acknowledged)
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        let mut delivered = Vec::new();
+        for (p, acknowledged) in &outcomes {
             stats.duplicates += p.sends - 1;
-            if acknowledged {
-                db::mark_delivered(&self.store, &[p.event.id.as_str()], self.now()).await.map_err(db_failed)?;
-                stats.delivered += 1;
+            if *acknowledged {
+                delivered.push(p.event.id.as_str());
             } else {
                 let next = self.now_ms() + self.backoff_ms(p.event.attempts);
                 db::reschedule(&self.store, &p.event.id, next, true).await.map_err(db_failed)?;
                 stats.failed += 1;
             }
         }
+        // One statement for the whole round.
+        stats.delivered = delivered.len();
+        db::mark_delivered(&self.store, &delivered, self.now()).await.map_err(db_failed)?;
         Ok(stats)
     }
 

@@ -70,9 +70,8 @@ async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>
     Ok(())
 }
 
+/// Records an event that has no effects (one statement, no transaction around it).
 async fn remember(state: &AppState, event: &Event) -> ApiResult<()> {
-    let mut tx = state.store.begin().await?;
-    processor_events::record(&mut tx, &event.id, &event.kind, state.clock.now()).await?;
-    tx.commit().await?;
+    processor_events::remember(state.store.writer(), &event.id, &event.kind, state.clock.now()).await?;
     Ok(())
 }
