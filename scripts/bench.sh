@@ -52,6 +52,8 @@ run --scenario catalog-read --clients 8
 run --scenario catalog-write --clients 8
 run --scenario checkout --clients 8
 run --scenario checkout --clients 32
+run --scenario checkout-compact --clients 8
+run --scenario checkout-compact --clients 32
 run --scenario credits --clients 8
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 echo

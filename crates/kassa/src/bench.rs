@@ -44,6 +44,9 @@ pub enum Scenario {
     /// A full guest checkout: create a cart, add two items, set email and address, choose
     /// shipping, get a confirmation token for 4242…, pay → order. One operation = 7 requests.
     Checkout,
+    /// The same purchase as `checkout` from a client that creates the cart complete (items,
+    /// email, address, shipping) in one call: cart, token, pay = 3 requests.
+    CheckoutCompact,
     /// One account: a top-up (create the session, pay it on the hosted page; the credits
     /// arrive by webhook) or a debit, alternately.
     Credits,
@@ -112,7 +115,7 @@ async fn read(res: reqwest::Response) -> Result<Value, String> {
 
 async fn setup(ctx: &mut Ctx, scenario: Scenario) -> anyhow::Result<()> {
     let must = |r: Result<Value, String>| r.map_err(anyhow::Error::msg);
-    if scenario == Scenario::Checkout {
+    if matches!(scenario, Scenario::Checkout | Scenario::CheckoutCompact) {
         let region = must(
             ctx.admin_post(
                 "/admin/regions",
@@ -184,6 +187,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
             Ok(())
         }
         Scenario::Checkout => checkout(ctx, n).await,
+        Scenario::CheckoutCompact => checkout_compact(ctx, n).await,
         Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await,
         Scenario::Credits => {
             let path = format!("/admin/customers/{}/credits/debit", ctx.customer);
@@ -219,6 +223,28 @@ async fn checkout(ctx: &Ctx, n: usize) -> Result<(), String> {
     )
     .await?;
     ctx.store_post(&format!("/store/carts/{id}"), json!({"shipping_option": ctx.shipping})).await?;
+    let token = ctx
+        .store_post(
+            "/test-processor/v1/confirmation_tokens",
+            json!({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}),
+        )
+        .await?;
+    let paid = ctx.store_post(&format!("/store/carts/{id}/pay"), json!({"confirmation_token": token["id"]})).await?;
+    if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
+}
+
+async fn checkout_compact(ctx: &Ctx, n: usize) -> Result<(), String> {
+    let a = &ctx.prices[n % ctx.prices.len()];
+    let b = &ctx.prices[(n / ctx.prices.len() + n + 1) % ctx.prices.len()];
+    let cart = ctx
+        .store_post(
+            "/store/carts",
+            json!({"region": ctx.region, "email": format!("bench-{}-{n}@example.com", ctx.run),
+                   "items": [{"price": a}, {"price": b, "quantity": 2}], "shipping_option": ctx.shipping,
+                   "shipping_address": {"line1": "1 Main St", "city": "New York", "postal_code": "10001", "country": "US"}}),
+        )
+        .await?;
+    let id = cart["id"].as_str().unwrap_or_default();
     let token = ctx
         .store_post(
             "/test-processor/v1/confirmation_tokens",
