@@ -243,6 +243,8 @@ async fn fifty_concurrent_guest_requests_make_one_customer() {
     let customers: std::collections::HashSet<String> =
         results.into_iter().map(|r| r.ok()["customer"].as_str().unwrap().to_string()).collect();
     assert_eq!(customers.len(), 1, "one guest customer per email, not one per checkout");
+    crate::customers::processor_customer_of(&app, customers.iter().next().unwrap()).await;
+    assert_eq!(crate::customers::processor_customers(&app).await, 1, "one processor customer");
     let list = app.get("/admin/customers?email=guest@example.com", As::Admin).await.ok();
     let data = list["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
@@ -296,4 +298,15 @@ async fn signing_in_with_a_guests_verified_email_keeps_their_carts() {
     let list = app.get("/admin/customers?email=other@example.com", As::Admin).await.ok();
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     let _ = cart;
+}
+
+#[tokio::test]
+async fn guest_customers_get_every_side_effect_too() {
+    let app = spawn_app().await;
+    let (model, free) = crate::customers::free_plan(&app).await;
+    let (region, _) = us_region(&app).await;
+    let cart = app.post("/store/carts", As::Store, json!({"region": region, "email": "sidefx@example.com"})).await.ok();
+    let customer = app.get(&format!("/admin/customers/{}", cart["customer"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!(customer["guest"], true);
+    crate::customers::assert_created_with_side_effects(&app, &customer, &model, &free).await;
 }

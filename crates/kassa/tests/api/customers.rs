@@ -33,7 +33,7 @@ async fn customer_count(app: &TestApp) -> usize {
 }
 
 /// A default pricing model whose default price is free: new customers must get both.
-async fn free_plan(app: &TestApp) -> (String, String) {
+pub async fn free_plan(app: &TestApp) -> (String, String) {
     let model = app.post("/admin/pricing-models", As::Admin, json!({"name": "Plans"})).await.ok();
     let model_id = model["id"].as_str().unwrap().to_string();
     let (product, _) = app.product_with_price("Plan", 900, None).await;
@@ -50,10 +50,36 @@ async fn free_plan(app: &TestApp) -> (String, String) {
     (model_id, free_id)
 }
 
+/// The processor customers the test processor holds.
+pub async fn processor_customers(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM tp_objects WHERE kind = 'customer'")
+        .fetch_one(app.state.store.reader())
+        .await
+        .unwrap()
+}
+
+/// Waits for the customer's processor customer (created in the background after the
+/// customer) and returns it.
+pub async fn processor_customer_of(app: &TestApp, customer: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let c = app.get(&format!("/admin/customers/{customer}"), As::Admin).await.ok();
+        if let Some(pc) = c["processor_customer"].as_str() {
+            return pc.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no processor customer for {customer}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The side effects every creation path owes (SPEC §3): pricing model, free subscription,
-/// `customer.created` and `subscription.created` events.
+/// `customer.created` and `subscription.created` events, and the processor customer (with the
+/// Kassa customer's id in its metadata).
 pub async fn assert_created_with_side_effects(app: &TestApp, customer: &Value, model: &str, free_price: &str) {
     let id = customer["id"].as_str().unwrap();
+    let pc = processor_customer_of(app, id).await;
+    let at_processor = app.state.test_processor.clone().unwrap().object(&pc).await.unwrap();
+    assert_eq!(at_processor["metadata"]["kassa_customer_id"], id);
     assert_eq!(customer["pricing_model"], model, "{customer}");
     let subs = app.get(&format!("/admin/customers/{id}/subscriptions"), As::Admin).await.ok();
     let subs = subs["data"].as_array().unwrap();
@@ -144,6 +170,8 @@ async fn fifty_concurrent_first_sights_make_one_customer() {
     assert_eq!(customer_count(&app).await, 1);
     let events = app.get("/admin/events?type=customer.created", As::Admin).await.ok();
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
+    processor_customer_of(&app, ids.iter().next().unwrap()).await;
+    assert_eq!(processor_customers(&app).await, 1, "one processor customer");
 }
 
 #[tokio::test]

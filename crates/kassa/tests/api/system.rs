@@ -118,3 +118,46 @@ fn the_exported_api_keys_are_not_taken_for_settings() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("KASSA_SERVR"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Settings come from a TOML file too, and a wrong or missing required value stops `kassa`
+/// at start with a message naming the setting and its variable — never at the first webhook.
+#[test]
+fn configuration_from_a_file_is_validated_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |toml: &str, extra: &[(&str, &str)]| {
+        let file = dir.path().join("kassa.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kassa"));
+        cmd.arg("migrate").current_dir(dir.path()).env_clear().env("KASSA_CONFIG", &file);
+        cmd.envs(extra.iter().copied());
+        cmd.output().unwrap()
+    };
+    let db = dir.path().join("from-file.db");
+    let out = run(&format!("[database]\nurl = \"sqlite://{}\"\n", db.display()), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.exists(), "the database named in the file was created");
+
+    let stripe_without_webhook_secret =
+        "[processor]\nkind = \"stripe\"\n[processor.stripe]\nsecret_key = \"sk_test_123\"\n";
+    let out = run(stripe_without_webhook_secret, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KASSA_PROCESSOR__STRIPE__WEBHOOK_SECRET"), "{err}");
+    // The environment completes (and overrides) the file.
+    let out = run(
+        stripe_without_webhook_secret,
+        &[
+            ("KASSA_PROCESSOR__STRIPE__WEBHOOK_SECRET", "whsec_abc"),
+            ("DATABASE_URL", &format!("sqlite://{}", db.display())),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run("[server]\nport = \"eighty\"\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("KASSA_SERVER__PORT"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
