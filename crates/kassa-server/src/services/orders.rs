@@ -146,29 +146,39 @@ pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
     }
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let mut o = db::lock(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
+    let result = record_canceled(&mut tx, id, now).await?;
+    tx.commit().await?;
+    match result {
+        Some(order) => Ok(order),
+        None => load(&state.store, id).await,
+    }
+}
+
+/// Records an order as canceled (its authorization released or its charge refunded before):
+/// payment status, stock back, `order.canceled`. Used by the admin cancel and by the
+/// processor telling that an authorization ended (a webhook, e.g. after Stripe let an
+/// uncaptured payment expire). Returns `None` when it was canceled already.
+pub async fn record_canceled(tx: &mut Tx, id: &str, now: i64) -> ApiResult<Option<Order>> {
+    let mut o = db::lock(tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
     if o.status == "canceled" {
-        tx.commit().await?;
-        return load(&state.store, id).await;
+        return Ok(None);
     }
     o.status = "canceled".into();
     if o.payment_status == "authorized" {
         o.payment_status = "canceled".into();
-        if let Some(mut p) = payments::lock(&mut tx, &payment.id).await? {
+        if let Some(mut p) = payments::lock(tx, &o.payment).await? {
             p.status = "canceled".into();
             p.amount_capturable = 0;
             p.updated = now;
-            payments::save(&mut tx, &p).await?;
+            payments::save(tx, &p).await?;
         }
     }
     o.updated = now;
-    db::save(&mut tx, &o).await?;
+    db::save(tx, &o).await?;
     for line in db::lines(tx.conn(), id).await?.into_iter().filter(|l| l.stocked > 0) {
-        carts::restock(&mut tx, &line.product, line.stocked, now).await?;
+        carts::restock(tx, &line.product, line.stocked, now).await?;
     }
-    let result = record(&mut tx, "order.canceled", &o, now).await?;
-    tx.commit().await?;
-    Ok(result)
+    Ok(Some(record(tx, "order.canceled", &o, now).await?))
 }
 
 /// Refunds part or all of what was captured. The amount is set aside atomically before the

@@ -134,6 +134,14 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
             if is_unsettled(&p.status) || p.status == "failed" {
                 p.status = "canceled".into();
                 p.next_action_url = None;
+            } else if p.status == "authorized" {
+                // The authorization ended at the processor (canceled there, or expired
+                // uncaptured): the order is canceled as if the merchant had done it.
+                if let Some(order) = orders::by_payment(tx.conn(), &p.id).await? {
+                    crate::services::orders::record_canceled(tx, &order.id, now).await?;
+                }
+                p.status = "canceled".into();
+                p.amount_capturable = 0;
             }
         }
     }

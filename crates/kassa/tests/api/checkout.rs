@@ -578,3 +578,31 @@ async fn reconcile_applies_what_a_lost_webhook_would_have() {
     assert_eq!(again.checked, 0, "nothing left open");
     assert_eq!(orders_of_cart(&app, id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_authorization_ended_at_the_processor_cancels_the_order() {
+    let app = spawn_app_with(|s| s.checkout.capture = kassa_server::config::CaptureMode::Manual).await;
+    let shop = shop(&app, 10).await;
+    let cart = ready_cart(&app, &shop, "expired-auth@example.com").await;
+    let r = pay(&app, cart["id"].as_str().unwrap(), VISA).await.ok();
+    let order = r["order"]["id"].as_str().unwrap().to_string();
+    assert_eq!(stock(&app, &shop.tracked.0).await["quantity"], 8);
+    // As when Stripe lets an uncaptured payment expire, or someone cancels it in its dashboard.
+    let pi = r["payment"]["processor_payment_intent"].as_str().unwrap();
+    app.state
+        .processor
+        .cancel_payment_intent(pi, &kassa_processors::IdempotencyKey::new("dashboard-cancel"))
+        .await
+        .unwrap();
+    eventually("the canceled webhook to cancel the order", || async {
+        app.get(&format!("/admin/orders/{order}"), As::Admin).await.ok()["status"] == "canceled"
+    })
+    .await;
+    let o = app.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["payment_status"], "canceled");
+    assert_eq!(stock(&app, &shop.tracked.0).await["quantity"], 10, "stock is back");
+    let p = app.get(&format!("/admin/payments/{}", o["payment"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!(p["status"], "canceled");
+    let events = app.get(&format!("/admin/events?type=order.canceled&object={order}"), As::Admin).await.ok();
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+}
