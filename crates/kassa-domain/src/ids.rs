@@ -1,8 +1,15 @@
 //! Prefixed, time-sortable object ids (`cus_01jd…`).
 //!
 //! The body is a ULID in lower case: 48 bits of milliseconds then 80 random bits, so ids sort
-//! by creation time (cursor pagination orders by id) and cannot be guessed (a cart id is the
-//! guest's only credential for that cart).
+//! by creation time to the millisecond (cursor pagination orders by id, a total order since ids
+//! are unique) and cannot be guessed from one another. The random part is fresh for every id:
+//! ids made in the same millisecond sort by it, that is in no particular order. (Monotonic
+//! ULIDs, which add one to the previous id's random part inside a millisecond, would give
+//! exact creation order but let anyone who sees one id name its neighbours.) Where creation
+//! order inside a request matters — the lines of a cart — it is stored explicitly.
+//!
+//! An id is a name, not a credential: what a guest owns is opened with its client secret as
+//! well (see [`crate::client_secret`]).
 
 use std::fmt;
 
@@ -69,22 +76,23 @@ impl fmt::Display for IdKind {
 }
 
 /// A new id with any prefix (the test processor uses Stripe's own prefixes: `pi_`, `ch_`, …).
-///
-/// Monotonic within the process: two ids made in the same millisecond still sort in the
-/// order they were made, so "newest first" lists are exact for one server.
+/// The random part comes from the thread's CSPRNG (`rand`'s `ThreadRng`, behind `Ulid::new`).
 pub fn new_id(prefix: &str) -> String {
-    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-    let ulid = {
-        let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-        // The random part overflows only after 2^80 ids in one millisecond.
-        g.get_or_insert_with(ulid::Generator::new).generate().unwrap_or_else(|_| ulid::Ulid::new())
-    };
-    let body = ulid.to_string().to_ascii_lowercase();
+    let body = ulid::Ulid::new().to_string().to_ascii_lowercase();
     let mut id = String::with_capacity(prefix.len() + 1 + body.len());
     id.push_str(prefix);
     id.push('_');
     id.push_str(&body);
     id
+}
+
+/// The 80-bit random part of an id of any prefix, or `None` when `id` is not one.
+pub fn random_part(id: &str) -> Option<u128> {
+    let body = id.rsplit_once('_')?.1;
+    if body.len() != 26 {
+        return None;
+    }
+    ulid::Ulid::from_string(body).ok().map(|u| u.random())
 }
 
 /// Whether `id` is `prefix_` followed by a well-formed ULID body.
@@ -99,11 +107,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_made_in_the_same_millisecond_keep_their_order() {
+    fn every_id_has_a_fresh_random_part() {
+        // Monotonic ids made in one millisecond differ by one in their random part; fresh ones
+        // are spread over 2^80 values, so 100,000 of them leave no two within 2^16 of each
+        // other (the chance that any pair does is about 2^-30).
+        let mut parts: Vec<u128> =
+            (0..100_000).map(|_| random_part(&IdKind::Cart.new_id()).expect("a well-formed id")).collect();
+        parts.sort_unstable();
+        let closest = parts.windows(2).map(|w| w[1] - w[0]).min().expect("many ids");
+        assert!(closest > 1 << 16, "two random parts only {closest} apart");
+    }
+
+    #[test]
+    fn ids_sort_by_their_millisecond_and_parse_as_before() {
         let ids: Vec<String> = (0..1000).map(|_| IdKind::Order.new_id()).collect();
+        let millis = |id: &str| ulid::Ulid::from_string(&id[4..]).unwrap().timestamp_ms();
         let mut sorted = ids.clone();
         sorted.sort();
-        assert_eq!(ids, sorted);
+        for w in sorted.windows(2) {
+            assert!(millis(&w[0]) <= millis(&w[1]), "{} sorts before {} but is newer", w[0], w[1]);
+        }
+        // An id made before this change (monotonic ULID, same format) still parses.
+        assert!(IdKind::Cart.matches("cart_01m8sv58gz1g4937ffssgyn57b"));
+        assert_eq!(
+            random_part("cart_01m8sv58gz1g4937ffssgyn57d").unwrap()
+                - random_part("cart_01m8sv58gz1g4937ffssgyn57b").unwrap(),
+            2
+        );
+        assert_eq!(random_part("cart_nope"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! unit- and property-tested in isolation.
 
 pub mod billing;
+pub mod client_secret;
 pub mod credits;
 pub mod currency;
 pub mod ids;
