@@ -29,11 +29,14 @@ pub struct CartRow {
     pub completed_at: Option<i64>,
     pub created: i64,
     pub updated: i64,
+    /// SHA-256 (hex) of the cart's client secret; set once at creation (`None` on carts made
+    /// before secrets existed).
+    pub client_secret_hash: Option<String>,
 }
 
 const CART_COLUMNS: &str = "id, customer, customer_signed_in, email, region, currency, shipping_option, shipping_address, \
     billing_address, status, version, subtotal, discount_total, shipping_total, tax_total, total, metadata, \
-    last_activity, completed_at, created, updated";
+    last_activity, completed_at, created, updated, client_secret_hash";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct LineRow {
@@ -47,14 +50,17 @@ pub struct LineRow {
     pub reserved: i64,
     pub created: i64,
     pub updated: i64,
+    /// Where the line shows in the cart (ids made in one millisecond do not sort by creation).
+    pub position: i64,
 }
 
-const LINE_COLUMNS: &str = "id, cart, price, product, name, quantity, unit_amount, reserved, created, updated";
+const LINE_COLUMNS: &str =
+    "id, cart, price, product, name, quantity, unit_amount, reserved, created, updated, position";
 
 pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
     sql::query(&format!(
         "INSERT INTO carts ({CART_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     ))
     .bind(&c.id)
     .bind(&c.customer)
@@ -77,6 +83,7 @@ pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
     .bind(c.completed_at)
     .bind(c.created)
     .bind(c.updated)
+    .bind(&c.client_secret_hash)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -127,26 +134,29 @@ pub async fn save(tx: &mut Tx, c: &CartRow) -> Result<()> {
 }
 
 pub async fn lines<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Result<Vec<LineRow>> {
-    Ok(sql::query_as(&format!("SELECT {LINE_COLUMNS} FROM cart_lines WHERE cart = $1 ORDER BY id"))
+    Ok(sql::query_as(&format!("SELECT {LINE_COLUMNS} FROM cart_lines WHERE cart = $1 ORDER BY position, id"))
         .bind(cart)
         .fetch_all(db)
         .await?)
 }
 
 pub async fn insert_line(tx: &mut Tx, l: &LineRow) -> Result<()> {
-    sql::query(&format!("INSERT INTO cart_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-        .bind(&l.id)
-        .bind(&l.cart)
-        .bind(&l.price)
-        .bind(&l.product)
-        .bind(&l.name)
-        .bind(l.quantity)
-        .bind(l.unit_amount)
-        .bind(l.reserved)
-        .bind(l.created)
-        .bind(l.updated)
-        .execute(tx.conn())
-        .await?;
+    sql::query(&format!(
+        "INSERT INTO cart_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&l.id)
+    .bind(&l.cart)
+    .bind(&l.price)
+    .bind(&l.product)
+    .bind(&l.name)
+    .bind(l.quantity)
+    .bind(l.unit_amount)
+    .bind(l.reserved)
+    .bind(l.created)
+    .bind(l.updated)
+    .bind(l.position)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

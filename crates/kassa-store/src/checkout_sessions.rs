@@ -28,15 +28,26 @@ pub struct SessionRow {
     pub expires_at: i64,
     pub created: i64,
     pub updated: i64,
+    /// SHA-256 (hex) of the session's client secret; set once at creation.
+    pub client_secret_hash: Option<String>,
+}
+
+/// A session with the capability hash of the cart it pays: the cart's secret opens it too.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionWithCartSecret {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    pub cart_secret_hash: Option<String>,
 }
 
 const COLUMNS: &str = "id, purpose, cart, cart_version, customer, credits, currency, amount_total, lines, status, \
-    payment_status, success_url, cancel_url, processor_session, url, payment, order_id, expires_at, created, updated";
+    payment_status, success_url, cancel_url, processor_session, url, payment, order_id, expires_at, created, updated, \
+    client_secret_hash";
 
 pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     sql::query(&format!(
         "INSERT INTO checkout_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20)"
+         $14, $15, $16, $17, $18, $19, $20, $21)"
     ))
     .bind(&s.id)
     .bind(&s.purpose)
@@ -58,6 +69,7 @@ pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     .bind(s.expires_at)
     .bind(s.created)
     .bind(s.updated)
+    .bind(&s.client_secret_hash)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -68,6 +80,21 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result
         .bind(id)
         .fetch_optional(db)
         .await?)
+}
+
+/// The session and its cart's capability hash, in one statement (the store API's access check).
+pub async fn get_with_cart_secret<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<SessionWithCartSecret>> {
+    let columns = sql::qualified("s", COLUMNS);
+    Ok(sql::query_as(&format!(
+        "SELECT {columns}, c.client_secret_hash AS cart_secret_hash FROM checkout_sessions s \
+         LEFT JOIN carts c ON c.id = s.cart WHERE s.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
 }
 
 pub async fn by_processor_session<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<SessionRow>> {

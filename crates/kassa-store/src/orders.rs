@@ -37,6 +37,15 @@ const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, sub
     shipping_total, tax_total, total, shipping_option, shipping_address, billing_address, status, payment_status, \
     fulfillment_status, amount_authorized, amount_captured, amount_refunded, metadata, created, updated";
 
+/// An order with the capability hash of the cart it was paid from: the guest who holds the
+/// cart's client secret may read the order made from it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrderWithCartSecret {
+    #[sqlx(flatten)]
+    pub order: OrderRow,
+    pub cart_secret_hash: Option<String>,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct OrderLineRow {
     pub id: String,
@@ -103,15 +112,15 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
     }
     // One statement for all lines.
     let mut sql = String::from(
-        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked) VALUES ",
+        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked, position) VALUES ",
     );
     for i in 0..lines.len() {
-        let b = i * 8;
+        let b = i * 9;
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
             b + 1,
             b + 2,
             b + 3,
@@ -119,11 +128,13 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
             b + 5,
             b + 6,
             b + 7,
-            b + 8
+            b + 8,
+            b + 9
         ));
     }
     let mut q = sql::query(&sql);
-    for l in lines {
+    // Lines keep the order they are given in (their ids do not sort by creation).
+    for (position, l) in lines.iter().enumerate() {
         q = q
             .bind(&l.id)
             .bind(&l.order_id)
@@ -132,7 +143,8 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
             .bind(&l.name)
             .bind(l.quantity)
             .bind(l.unit_amount)
-            .bind(l.stocked);
+            .bind(l.stocked)
+            .bind(position as i64);
     }
     q.execute(tx.conn()).await?;
     Ok(())
@@ -140,6 +152,21 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<OrderRow>> {
     Ok(sql::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+/// The order and its cart's capability hash, in one statement (the store API's access check).
+pub async fn get_with_cart_secret<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<OrderWithCartSecret>> {
+    let columns = sql::qualified("o", COLUMNS);
+    Ok(sql::query_as(&format!(
+        "SELECT {columns}, c.client_secret_hash AS cart_secret_hash FROM orders o \
+         JOIN carts c ON c.id = o.cart WHERE o.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
 }
 
 pub async fn by_cart<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Result<Option<OrderRow>> {
@@ -161,7 +188,7 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<OrderRow>> {
 pub async fn lines<'e, E: Executor<'e, Database = Any>>(db: E, order: &str) -> Result<Vec<OrderLineRow>> {
     Ok(sql::query_as(
         "SELECT id, order_id, product, price, name, quantity, unit_amount, stocked FROM order_lines \
-         WHERE order_id = $1 ORDER BY id",
+         WHERE order_id = $1 ORDER BY position, id",
     )
     .bind(order)
     .fetch_all(db)
@@ -175,7 +202,7 @@ pub async fn lines_of<'e, E: Executor<'e, Database = Any>>(db: E, orders: &[Stri
     }
     let sql = format!(
         "SELECT id, order_id, product, price, name, quantity, unit_amount, stocked FROM order_lines \
-         WHERE order_id IN ({}) ORDER BY id",
+         WHERE order_id IN ({}) ORDER BY position, id",
         sql::placeholders(1, orders.len())
     );
     let mut q = sql::query_as(&sql);

@@ -112,6 +112,11 @@ where
     Ok(Listed { data, has_more })
 }
 
+/// A column list (`"a, b"`) qualified by a table alias (`"t.a, t.b"`), for joins.
+pub fn qualified(alias: &str, columns: &str) -> String {
+    columns.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
 /// `$first, $first+1, …` for an `IN (…)` list of `n` values.
 pub fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
