@@ -2,15 +2,22 @@
 //! for a signed-in customer.
 
 use crate::error::ApiError;
+use crate::services::access::Caller;
 use crate::services::keys::{self, KeyCheck};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
+use kassa_domain::client_secret;
 
 /// The publishable key header of the store API.
 pub const PUBLISHABLE_KEY_HEADER: &str = "kassa-publishable-key";
+
+/// The header carrying the client secret of a guest's cart, session or order.
+pub const CLIENT_SECRET_HEADER: &str = "kassa-client-secret";
+/// The same as a query parameter, for links (success pages, e-mails).
+pub const CLIENT_SECRET_PARAM: &str = "client_secret";
 
 /// A request authenticated with a secret key.
 pub struct Admin {
@@ -98,10 +105,12 @@ impl FromRequestParts<AppState> for Storefront {
 }
 
 /// A store request and, when it carries a valid customer JWT, the signed-in customer (found
-/// by `sub`, or created on first sight through the one customer-creation path).
+/// by `sub`, or created on first sight through the one customer-creation path), and the client
+/// secret it presented (deliberately no `Debug`: the secret must never reach a log).
 pub struct Shopper {
     pub key_id: String,
     pub customer: Option<kassa_store::customers::CustomerRow>,
+    pub client_secret: Option<String>,
 }
 
 impl Shopper {
@@ -114,13 +123,36 @@ impl Shopper {
         })
     }
 
-    /// Idempotency keys of the store API are scoped to the customer (or to guests).
+    /// Who is asking, for the access rules of guests' objects (`services::access`).
+    pub fn caller(&self) -> Caller<'_> {
+        Caller { customer: self.customer.as_ref(), client_secret: self.client_secret.as_deref() }
+    }
+
+    /// Idempotency keys of the store API are scoped to the customer, or for guests to the
+    /// client secret they present (else to guests at large): a stored answer about a guest's
+    /// cart is replayed only to a request that could have made it.
     pub fn idempotency_scope(&self) -> String {
-        match &self.customer {
-            Some(c) => format!("store:{}", c.id),
-            None => "store:guest".into(),
+        match (&self.customer, &self.client_secret) {
+            (Some(c), _) => format!("store:{}", c.id),
+            (None, Some(secret)) => format!("store:guest:{}", client_secret::hash(secret)),
+            (None, None) => "store:guest".into(),
         }
     }
+}
+
+/// The client secret of a request: the `Kassa-Client-Secret` header, else the `client_secret`
+/// query parameter. Anything unusable (not text, too long) counts as none — the object then
+/// answers 404 like any other wrong secret.
+fn presented_client_secret(parts: &Parts) -> Option<String> {
+    let from_header =
+        parts.headers.get(CLIENT_SECRET_HEADER).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string());
+    let secret = from_header.or_else(|| {
+        let query = parts.uri.query()?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == CLIENT_SECRET_PARAM)
+            .map(|(_, v)| v.trim().to_string())
+    })?;
+    (!secret.is_empty() && secret.len() <= client_secret::MAX_LEN).then_some(secret)
 }
 
 impl FromRequestParts<AppState> for Shopper {
@@ -138,6 +170,6 @@ impl FromRequestParts<AppState> for Shopper {
                 Some(crate::services::customers::signed_in(state, &claims).await?)
             }
         };
-        Ok(Shopper { key_id: front.key_id, customer })
+        Ok(Shopper { key_id: front.key_id, customer, client_secret: presented_client_secret(parts) })
     }
 }

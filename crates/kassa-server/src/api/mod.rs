@@ -29,8 +29,10 @@ use utoipa_axum::router::OpenApiRouter;
         title = "Kassa",
         description = "Self-hostable checkout and payments server. Admin API: `Authorization: Bearer sk_…`. \
                        Store API: `Kassa-Publishable-Key: pk_…`, and for a signed-in customer \
-                       `Authorization: Bearer <customer JWT>`. Money is integer minor units. Mutating \
-                       requests accept `Idempotency-Key`."
+                       `Authorization: Bearer <customer JWT>`. What a guest owns (a cart, a checkout \
+                       session, the order paid from a cart) opens with its `client_secret` as well, sent \
+                       as `Kassa-Client-Secret` (or `client_secret` in a link). Money is integer minor \
+                       units. Mutating requests accept `Idempotency-Key`."
     ),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody))
@@ -86,8 +88,14 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of a request: method and path, never the query (links carry `client_secret`) nor
+/// headers (keys, tokens, client secrets).
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 async fn route_not_found(req: Request) -> ApiError {
@@ -105,6 +113,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         axum::http::header::AUTHORIZATION,
         axum::http::header::CONTENT_TYPE,
         HeaderName::from_static(auth::PUBLISHABLE_KEY_HEADER),
+        HeaderName::from_static(auth::CLIENT_SECRET_HEADER),
         HeaderName::from_static(idempotency::HEADER),
     ])
 }

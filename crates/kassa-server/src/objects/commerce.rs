@@ -88,6 +88,12 @@ pub struct Cart {
     pub expires_at: i64,
     pub created: i64,
     pub updated: i64,
+    /// Only in the answer that created the cart, shown once: the capability that opens the
+    /// cart, its checkout sessions and the order paid from it on the store API (header
+    /// `Kassa-Client-Secret`, or `client_secret` in a link). Keep it in the buyer's browser; a
+    /// signed-in customer's own cart also opens with their token alone. Never in events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 impl Cart {
@@ -115,6 +121,7 @@ impl Cart {
             metadata: parse_metadata(&c.metadata),
             created: c.created,
             updated: c.updated,
+            client_secret: None,
         }
     }
 }
@@ -335,6 +342,12 @@ pub struct CheckoutSession {
     pub order: Option<String>,
     pub expires_at: i64,
     pub created: i64,
+    /// Only in the answer that created the session, shown once: the capability that opens this
+    /// session on the store API (header `Kassa-Client-Secret` or `client_secret` in a link).
+    /// The buyer's browser lands on `success_url` with it appended. A cart's session also
+    /// opens with the cart's secret. Never in events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 impl From<SessionRow> for CheckoutSession {
@@ -358,6 +371,7 @@ impl From<SessionRow> for CheckoutSession {
             order: s.order_id,
             expires_at: s.expires_at,
             created: s.created,
+            client_secret: None,
         }
     }
 }

@@ -6,8 +6,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::catalog::TaxRate;
 use crate::objects::commerce::{Address, Cart};
 use crate::objects::{Metadata, metadata_json};
+use crate::services::access::Caller;
 use crate::services::catalog::{combined_rate, double_option};
 use crate::services::{customers, validate};
+use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
 use kassa_domain::money::{Amount, MAX_QUANTITY};
 use kassa_domain::totals::{self, PricedLine, TaxPolicy};
@@ -71,8 +73,16 @@ pub struct UpdateLineInput {
 /// Who is acting on a cart.
 pub struct Actor {
     pub customer: Option<CustomerRow>,
+    /// The client secret the request presented (see `services::access`).
+    pub client_secret: Option<String>,
     pub now: i64,
     pub ttl_secs: i64,
+}
+
+impl Actor {
+    pub fn caller(&self) -> Caller<'_> {
+        Caller { customer: self.customer.as_ref(), client_secret: self.client_secret.as_deref() }
+    }
 }
 
 /// Guest customers created while changing a cart (their processor customer is started
@@ -83,10 +93,10 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("cart", id)
 }
 
-/// Whether the actor may see the cart: a signed-in customer's cart is theirs alone; other
-/// carts belong to whoever holds the id.
-pub fn may_access(cart: &CartRow, customer: Option<&CustomerRow>) -> bool {
-    !cart.customer_signed_in || customer.is_some_and(|c| Some(&c.id) == cart.customer.as_ref())
+/// Whether the caller may see and change the cart: its customer, signed in, or whoever
+/// presents its client secret (see `services::access`).
+pub fn may_access(cart: &CartRow, caller: Caller<'_>) -> bool {
+    caller.may_reach(cart.customer.as_deref(), &[cart.client_secret_hash.as_deref()])
 }
 
 fn country(param: &str, region_countries: &[String], a: &Address) -> ApiResult<Address> {
@@ -252,6 +262,8 @@ async fn add_units(
                 reserved,
                 created: now,
                 updated: now,
+                // After every line the cart holds (`lines` are all of them, read this request).
+                position: lines.iter().map(|l| l.position + 1).max().unwrap_or(0),
             };
             db::insert_line(tx, &line).await?;
             lines.push(line);
@@ -302,8 +314,7 @@ async fn set_quantity(tx: &mut Tx, lines: &mut Vec<LineRow>, line_id: &str, quan
 /// Locks an open cart the actor may change.
 async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
     validate::id(IdKind::Cart, "cart", id)?;
-    let cart =
-        db::lock(tx, id).await?.filter(|c| may_access(c, actor.customer.as_ref())).ok_or_else(|| not_found(id))?;
+    let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.caller())).ok_or_else(|| not_found(id))?;
     if cart.status != "open" {
         return Err(ApiError::conflict(
             "cart_not_open",
@@ -394,8 +405,10 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
     let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
     let mut known = Known { region: Some(region.clone()), shipping: None };
+    let id = IdKind::Cart.new_id();
+    let (secret, secret_hash) = client_secret::generate(&id);
     let mut cart = CartRow {
-        id: IdKind::Cart.new_id(),
+        id,
         customer: actor.customer.as_ref().map(|c| c.id.clone()),
         customer_signed_in: actor.customer.is_some(),
         email: actor.customer.as_ref().and_then(|c| c.email.clone()),
@@ -416,6 +429,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         completed_at: None,
         created: actor.now,
         updated: actor.now,
+        client_secret_hash: Some(secret_hash),
     };
     if let Some(e) = &input.email {
         set_email(tx, &mut cart, e, actor, new).await?;
@@ -427,8 +441,10 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor.now)
             .await?;
     }
-    let cart = finish(tx, cart, lines, &mut known, actor).await?;
+    let mut cart = finish(tx, cart, lines, &mut known, actor).await?;
     events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
+    // Shown once, in this answer only (never in events: only the guest gets it).
+    cart.client_secret = Some(secret);
     Ok(cart)
 }
 
@@ -505,9 +521,9 @@ pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quant
     finish(tx, cart, lines, &mut Known::default(), actor).await
 }
 
-pub async fn get(store: &Store, customer: Option<&CustomerRow>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {
+pub async fn get(store: &Store, caller: Caller<'_>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {
     validate::id(IdKind::Cart, "cart", id)?;
-    let cart = db::get(store.reader(), id).await?.filter(|c| may_access(c, customer)).ok_or_else(|| not_found(id))?;
+    let cart = db::get(store.reader(), id).await?.filter(|c| may_access(c, caller)).ok_or_else(|| not_found(id))?;
     let lines = db::lines(store.reader(), id).await?;
     let order =
         if cart.status == "completed" { orders::by_cart(store.reader(), id).await?.map(|o| o.id) } else { None };

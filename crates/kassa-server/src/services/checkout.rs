@@ -11,13 +11,13 @@
 use crate::config::CaptureMode;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Payment};
+use crate::services::access::Caller;
 use crate::services::carts::may_access;
 use crate::services::payments::{self, is_secured};
 use crate::services::{customers, validate};
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
 use kassa_processors::{CaptureMethod, CreatePaymentIntent, IdempotencyKey, Metadata, PaymentSource, ProcessorError};
-use kassa_store::customers::CustomerRow;
 use kassa_store::payments::{self as db, PaymentRow};
 use kassa_store::{carts, orders};
 use serde::{Deserialize, Serialize};
@@ -71,12 +71,7 @@ pub struct PayResult {
     pub next_action: Option<NextAction>,
 }
 
-pub async fn pay(
-    state: &AppState,
-    shopper: Option<&CustomerRow>,
-    cart_id: &str,
-    input: PayInput,
-) -> ApiResult<PayResult> {
+pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: PayInput) -> ApiResult<PayResult> {
     let source = match (&input.confirmation_token, &input.payment_method) {
         (Some(t), None) => PaymentSource::ConfirmationToken(validate::text("confirmation_token", t, 255)?),
         (None, Some(pm)) => PaymentSource::PaymentMethod(validate::text("payment_method", pm, 255)?),

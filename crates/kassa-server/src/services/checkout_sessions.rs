@@ -5,17 +5,18 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{CheckoutSession, SessionLine};
+use crate::services::access::Caller;
 use crate::services::carts::may_access;
 use crate::services::payments::{self};
 use crate::services::{customers, validate};
 use crate::state::AppState;
+use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
 use kassa_processors::{
     CaptureMethod, CheckoutLine, CheckoutPaymentStatus, CheckoutSessionStatus, CreateCheckoutSession, Event,
     IdempotencyKey, Metadata, PaymentIntentStatus,
 };
 use kassa_store::checkout_sessions::{self as db, SessionRow};
-use kassa_store::customers::CustomerRow;
 use kassa_store::payments::{self as payment_db, PaymentRow};
 use kassa_store::{carts, processor_events};
 use serde::Deserialize;
@@ -25,7 +26,8 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionInput {
     /// Where the buyer lands after paying; `{CHECKOUT_SESSION_ID}` is replaced by the session
-    /// id, else `session_id=…` is appended.
+    /// id, else `session_id=…` is appended. `client_secret=…` (the session's) is appended too,
+    /// so that the page can read the session (`GET /store/checkout-sessions/{id}`).
     pub success_url: String,
     /// Where the buyer goes on "back".
     pub cancel_url: Option<String>,
@@ -38,6 +40,26 @@ pub fn with_session_id(url: &str, id: &str) -> String {
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}session_id={id}")
+}
+
+/// The success URL the processor sends the buyer to: with the session id (see
+/// [`with_session_id`]) and the session's client secret, so that the landing page can read the
+/// session with the publishable key alone — as Stripe's redirects carry
+/// `payment_intent_client_secret`. Kassa keeps the URL without the secret.
+pub fn success_redirect(url: &str, id: &str, secret: &str) -> String {
+    let url = with_session_id(url, id);
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url.as_str(), None),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // The secret is letters, digits and `_`: nothing to escape.
+    let mut out = format!("{base}{sep}client_secret={secret}");
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
 }
 
 /// What a new session is for.
@@ -57,6 +79,7 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     let processor_customer = customers::ensure_processor_customer(state, &spec.customer).await?;
     let now = state.clock.now();
     let id = IdKind::CheckoutSession.new_id();
+    let (secret, secret_hash) = client_secret::generate(&id);
     let expires_at = now + state.settings.checkout.session_ttl_hours as i64 * 3600;
     let amount_total: i64 = spec.lines.iter().map(|l| l.unit_amount * l.quantity).sum();
     let mut metadata = Metadata::new();
@@ -79,7 +102,7 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
             .iter()
             .map(|l| CheckoutLine { name: l.name.clone(), unit_amount: l.unit_amount, quantity: l.quantity })
             .collect(),
-        success_url: with_session_id(&spec.success_url, &id),
+        success_url: success_redirect(&spec.success_url, &id, &secret),
         cancel_url: spec.cancel_url.clone(),
         metadata,
         capture_method: if manual { CaptureMethod::Manual } else { CaptureMethod::Automatic },
@@ -108,19 +131,21 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
         expires_at,
         created: now,
         updated: now,
+        client_secret_hash: Some(secret_hash),
     };
     let mut tx = state.store.begin().await?;
     db::insert(&mut tx, &row).await?;
     kassa_store::events::record(&mut tx, "checkout.session.created", &row.id, &CheckoutSession::from(row.clone()), now)
         .await?;
     tx.commit().await?;
-    Ok(row.into())
+    // Shown once, in this answer only (never in events).
+    Ok(CheckoutSession { client_secret: Some(secret), ..row.into() })
 }
 
 /// `POST /store/carts/{id}/checkout-sessions`.
 pub async fn for_cart(
     state: &AppState,
-    shopper: Option<&CustomerRow>,
+    shopper: Caller<'_>,
     cart_id: &str,
     input: CreateSessionInput,
 ) -> ApiResult<CheckoutSession> {
@@ -172,18 +197,17 @@ pub async fn for_cart(
 
 /// `GET /store/checkout-sessions/{id}`: the session, brought up to date with the processor
 /// while it is open (the buyer may land on the success page before the webhook arrives).
-pub async fn get_synced(state: &AppState, shopper: Option<&CustomerRow>, id: &str) -> ApiResult<CheckoutSession> {
+/// Its customer (signed in) reaches it, or whoever presents its client secret or its cart's.
+pub async fn get_synced(state: &AppState, caller: Caller<'_>, id: &str) -> ApiResult<CheckoutSession> {
     validate::id(IdKind::CheckoutSession, "checkout_session", id)?;
-    let row = db::get(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("checkout_session", id))?;
-    let owner = kassa_store::customers::get(state.store.reader(), &row.customer).await?;
-    let visible = match (&owner, shopper) {
-        (Some(o), Some(me)) => o.id == me.id,
-        (Some(o), None) => o.guest,
-        _ => false,
-    };
-    if !visible {
-        return Err(ApiError::not_found("checkout_session", id));
-    }
+    let found = db::get_with_cart_secret(state.store.reader(), id)
+        .await?
+        .filter(|f| {
+            let hashes = [f.session.client_secret_hash.as_deref(), f.cart_secret_hash.as_deref()];
+            caller.may_reach(Some(&f.session.customer), &hashes)
+        })
+        .ok_or_else(|| ApiError::not_found("checkout_session", id))?;
+    let row = found.session;
     if row.status == "open" || row.payment_status == "unpaid" {
         sync(state, &row, None).await?;
     }

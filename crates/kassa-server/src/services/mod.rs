@@ -1,6 +1,7 @@
 //! Use cases: one function per thing a caller can do. Handlers call exactly one of them;
 //! business rules live here and in `kassa-domain`, where tests reach them.
 
+pub mod access;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

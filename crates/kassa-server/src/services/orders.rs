@@ -2,11 +2,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
+use crate::services::access::Caller;
 use crate::services::validate;
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
 use kassa_processors::{CreateRefund, IdempotencyKey, Metadata, ProcessorError};
-use kassa_store::customers::CustomerRow;
 use kassa_store::orders::{self as db, OrderRow, RefundRow};
 use kassa_store::sql::{Listed, Page};
 use kassa_store::{Store, Tx, carts, events, payments};
@@ -35,16 +35,19 @@ pub async fn load(store: &Store, id: &str) -> ApiResult<Order> {
     Ok(Order::from_rows(order, lines))
 }
 
-/// An order the store API may show: a signed-in customer's own, or a guest's by id.
-pub async fn load_for_shopper(state: &AppState, shopper: Option<&CustomerRow>, id: &str) -> ApiResult<Order> {
-    let order = load(&state.store, id).await?;
-    let owner = kassa_store::customers::get(state.store.reader(), &order.customer).await?;
-    let visible = match (owner, shopper) {
-        (Some(owner), Some(me)) => owner.id == me.id,
-        (Some(owner), None) => owner.guest,
-        (None, _) => false,
-    };
-    if visible { Ok(order) } else { Err(ApiError::not_found("order", id)) }
+/// An order the store API may show: its customer's, signed in, or to whoever presents the
+/// client secret of the cart it was paid from (see `services::access`). An order has no
+/// secret of its own: orders are also made off-request (webhooks, hosted pages, 3-D Secure),
+/// where no answer could hand a new secret to the guest, and the guest already holds the
+/// cart's.
+pub async fn load_for_shopper(state: &AppState, caller: Caller<'_>, id: &str) -> ApiResult<Order> {
+    validate::id(IdKind::Order, "order", id)?;
+    let found = db::get_with_cart_secret(state.store.reader(), id)
+        .await?
+        .filter(|f| caller.may_reach(Some(&f.order.customer), &[f.cart_secret_hash.as_deref()]))
+        .ok_or_else(|| ApiError::not_found("order", id))?;
+    let lines = db::lines(state.store.reader(), id).await?;
+    Ok(Order::from_rows(found.order, lines))
 }
 
 pub async fn list(store: &Store, customer: Option<&str>, page: &Page) -> ApiResult<Listed<Order>> {

@@ -1,5 +1,6 @@
 //! Carts, single-shot pay and hosted checkout sessions.
 
+use super::{ClientSecretHeader, ClientSecretQuery};
 use crate::api::IdempotencyKeyHeader;
 use crate::api::auth::Shopper;
 use crate::api::idempotency::Idempotent;
@@ -47,12 +48,13 @@ where
     let now = app.clock.now();
     let ttl_secs = ttl(app);
     let customer = shopper.customer.clone();
+    let client_secret = shopper.client_secret.clone();
     let new = std::sync::Arc::new(std::sync::Mutex::new(NewCustomers::new()));
     let collected = new.clone();
     let response = req
         .local(app, &shopper.idempotency_scope(), move |tx| {
             Box::pin(async move {
-                let actor = Actor { customer, now, ttl_secs };
+                let actor = Actor { customer, client_secret, now, ttl_secs };
                 let mut created = NewCustomers::new();
                 let cart = work(tx, &actor, &mut created).await?;
                 collected.lock().expect("not poisoned").extend(created);
@@ -66,7 +68,10 @@ where
     Ok(response)
 }
 
-/// Create a cart in a region, optionally with a guest email, items and addresses.
+/// Create a cart in a region, optionally with a guest email, items and addresses. The answer
+/// carries the cart's `client_secret`, shown once: every later call about the cart, its
+/// checkout sessions and its order sends it (`Kassa-Client-Secret`), unless the cart belongs to
+/// the signed-in customer making the call.
 #[utoipa::path(post, path = "/store/carts", tag = "Carts", request_body = CreateCart,
     params(IdempotencyKeyHeader), security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
@@ -80,16 +85,17 @@ async fn create_cart(
 }
 
 /// Retrieve a cart.
-#[utoipa::path(get, path = "/store/carts/{id}", tag = "Carts", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/store/carts/{id}", tag = "Carts",
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
 async fn get_cart(State(app): State<AppState>, shopper: Shopper, Path(id): Path<String>) -> ApiResult<Json<Cart>> {
-    Ok(Json(carts::get(&app.store, shopper.customer.as_ref(), &id, ttl(&app)).await?))
+    Ok(Json(carts::get(&app.store, shopper.caller(), &id, ttl(&app)).await?))
 }
 
 /// Update a cart: email, region, addresses, shipping option, metadata.
 #[utoipa::path(post, path = "/store/carts/{id}", tag = "Carts", request_body = UpdateCart,
-    params(("id" = String, Path), IdempotencyKeyHeader),
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
 async fn update_cart(
@@ -108,7 +114,7 @@ async fn update_cart(
 /// Add a price to the cart (adding a price already in it raises its quantity). Tracked stock
 /// is reserved while the cart is open.
 #[utoipa::path(post, path = "/store/carts/{id}/line-items", tag = "Carts", request_body = ItemInput,
-    params(("id" = String, Path), IdempotencyKeyHeader),
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
 async fn add_line_item(
@@ -126,7 +132,7 @@ async fn add_line_item(
 
 /// Set a line's quantity (0 removes it).
 #[utoipa::path(post, path = "/store/carts/{id}/line-items/{line}", tag = "Carts", request_body = UpdateLineInput,
-    params(("id" = String, Path), ("line" = String, Path), IdempotencyKeyHeader),
+    params(("id" = String, Path), ("line" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
 async fn update_line_item(
@@ -144,7 +150,7 @@ async fn update_line_item(
 
 /// Remove a line.
 #[utoipa::path(delete, path = "/store/carts/{id}/line-items/{line}", tag = "Carts",
-    params(("id" = String, Path), ("line" = String, Path)),
+    params(("id" = String, Path), ("line" = String, Path), ClientSecretHeader, ClientSecretQuery),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Cart), (status = "4XX", body = ErrorBody)))]
 async fn delete_line_item(
@@ -165,7 +171,7 @@ async fn delete_line_item(
 /// `requires_action` with the challenge URL — completion arrives by webhook or by calling
 /// pay again, and yields the order exactly once.
 #[utoipa::path(post, path = "/store/carts/{id}/pay", tag = "Carts", request_body = PayInput,
-    params(("id" = String, Path), IdempotencyKeyHeader),
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = PayResult), (status = 402, body = ErrorBody), (status = "4XX", body = ErrorBody)))]
 async fn pay(
@@ -175,15 +181,15 @@ async fn pay(
     req: Idempotent<PayInput>,
 ) -> ApiResult<Response> {
     let scope = shopper.idempotency_scope();
-    let customer = shopper.customer.clone();
     let body = req.body;
-    let work = async { checkout::pay(&app, customer.as_ref(), &id, body).await };
+    let work = async { checkout::pay(&app, shopper.caller(), &id, body).await };
     req.request.staged(&app, &scope, work).await
 }
 
-/// Start a hosted checkout for the cart: `{id, url}`; send the buyer to `url`.
+/// Start a hosted checkout for the cart: `{id, url, client_secret}`; send the buyer to `url`.
+/// The buyer comes back to `success_url` with the session id and the session's client secret.
 #[utoipa::path(post, path = "/store/carts/{id}/checkout-sessions", tag = "Carts", request_body = CreateSessionInput,
-    params(("id" = String, Path), IdempotencyKeyHeader),
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = CheckoutSession), (status = "4XX", body = ErrorBody)))]
 async fn create_checkout_session(
@@ -193,15 +199,16 @@ async fn create_checkout_session(
     req: Idempotent<CreateSessionInput>,
 ) -> ApiResult<Response> {
     let scope = shopper.idempotency_scope();
-    let customer = shopper.customer.clone();
     let body = req.body;
-    let work = async { checkout_sessions::for_cart(&app, customer.as_ref(), &id, body).await };
+    let work = async { checkout_sessions::for_cart(&app, shopper.caller(), &id, body).await };
     req.request.staged(&app, &scope, work).await
 }
 
 /// Retrieve a checkout session, brought up to date with the processor (call it from the
-/// success page: the order may exist before the webhook arrives).
-#[utoipa::path(get, path = "/store/checkout-sessions/{id}", tag = "Carts", params(("id" = String, Path)),
+/// success page: the order may exist before the webhook arrives). Opens with the session's
+/// client secret (appended to the success URL) or the cart's.
+#[utoipa::path(get, path = "/store/checkout-sessions/{id}", tag = "Carts",
+    params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = CheckoutSession), (status = "4XX", body = ErrorBody)))]
 async fn get_checkout_session(
@@ -209,5 +216,5 @@ async fn get_checkout_session(
     shopper: Shopper,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CheckoutSession>> {
-    Ok(Json(checkout_sessions::get_synced(&app, shopper.customer.as_ref(), &id).await?))
+    Ok(Json(checkout_sessions::get_synced(&app, shopper.caller(), &id).await?))
 }

@@ -30,10 +30,12 @@ async fn list_orders(
     Ok(Json(List::new("/store/orders", listed)))
 }
 
-/// An order of the signed-in customer, or a guest's order by id.
-#[utoipa::path(get, path = "/store/orders/{id}", tag = "Store", params(("id" = String, Path)),
+/// An order of the signed-in customer, or a guest's order with the client secret of the cart it
+/// was paid from.
+#[utoipa::path(get, path = "/store/orders/{id}", tag = "Store",
+    params(("id" = String, Path), super::ClientSecretHeader, super::ClientSecretQuery),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
     responses((status = 200, body = Order), (status = "4XX", body = ErrorBody)))]
 async fn get_order(State(app): State<AppState>, shopper: Shopper, Path(id): Path<String>) -> ApiResult<Json<Order>> {
-    Ok(Json(orders::load_for_shopper(&app, shopper.customer.as_ref(), &id).await?))
+    Ok(Json(orders::load_for_shopper(&app, shopper.caller(), &id).await?))
 }
