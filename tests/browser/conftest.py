@@ -68,8 +68,12 @@ class Kassa:
             raise AssertionError(f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text}")
         return r.json()
 
-    def store(self, method, path, body=None):
-        return self._request(method, path, body, {"Kassa-Publishable-Key": self.publishable_key})
+    def store(self, method, path, body=None, secret=None):
+        """A store API call; `secret` is the client secret of the guest's cart or session."""
+        headers = {"Kassa-Publishable-Key": self.publishable_key}
+        if secret is not None:
+            headers["Kassa-Client-Secret"] = secret
+        return self._request(method, path, body, headers)
 
     def admin(self, method, path, body=None):
         return self._request(method, path, body, {"Authorization": f"Bearer {self.secret_key}"})
@@ -149,8 +153,9 @@ def _page(title, body):
 
 
 def _merchant_handler(kassa):
-    """The merchant's site. Like a merchant backend it trusts nothing in the URL but the
-    session id: it asks Kassa what happened and renders that."""
+    """The merchant's site. Like a merchant backend it trusts nothing in the URL: it asks Kassa
+    about the session its link names, with the client secret the link carries (Kassa appends
+    both to the success URL), and renders what Kassa says."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -172,8 +177,11 @@ def _merchant_handler(kassa):
             if url.path != "/success":
                 return self._send(404, _page("Not found", ""))
             session_id = (query.get("session_id") or [""])[0]
+            client_secret = (query.get("client_secret") or [""])[0]
             try:
-                session = kassa.store("GET", f"/store/checkout-sessions/{urllib.parse.quote(session_id)}")
+                session = kassa.store(
+                    "GET", f"/store/checkout-sessions/{urllib.parse.quote(session_id)}", secret=client_secret
+                )
                 if session["purpose"] == "credits":
                     if session["payment_status"] != "paid":
                         text = f"Payment {session['payment_status']}"

@@ -38,8 +38,11 @@ def cart_session(kassa, merchant, success_url=None):
                                  "state": "NY", "country": "US"},
         },
     )
-    cart = kassa.store("POST", f"/store/carts/{cart['id']}", {"shipping_option": SHIPPING})
+    secret = cart["client_secret"]
+    assert secret.startswith(f"{cart['id']}_secret_"), cart
+    cart = kassa.store("POST", f"/store/carts/{cart['id']}", {"shipping_option": SHIPPING}, secret=secret)
     assert cart["total"] > 0
+    cart["client_secret"] = secret  # shown once, by the answer that created the cart
     session = kassa.store(
         "POST",
         f"/store/carts/{cart['id']}/checkout-sessions",
@@ -47,8 +50,10 @@ def cart_session(kassa, merchant, success_url=None):
             "success_url": success_url or f"{merchant}/success?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{merchant}/cancel",
         },
+        secret=secret,
     )
     assert session["id"].startswith("cs_") and session["url"], session
+    assert session["client_secret"].startswith(f"{session['id']}_secret_"), session
     return cart, session
 
 
@@ -60,7 +65,8 @@ def pay_by_card(page, number, exp="12/34", cvc="123"):
 
 
 def success_url_of(merchant, session):
-    return f"{merchant}/success?session_id={session['id']}"
+    """Where the buyer lands: Kassa adds the session's id and client secret to the link."""
+    return f"{merchant}/success?session_id={session['id']}&client_secret={session['client_secret']}"
 
 
 def test_pay_cart_on_hosted_page(kassa, merchant, page):
@@ -83,9 +89,12 @@ def test_pay_cart_on_hosted_page(kassa, merchant, page):
     orders = kassa.orders_of_cart(cart["id"])
     assert [o["id"] for o in orders] == [order_id]
     assert orders[0]["total"] == cart["total"]
-    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}", secret=session["client_secret"])
     assert (s["status"], s["payment_status"], s["order"]) == ("complete", "paid", order_id)
-    assert kassa.store("GET", f"/store/carts/{cart['id']}")["status"] == "completed"
+    assert kassa.store("GET", f"/store/carts/{cart['id']}", secret=cart["client_secret"])["status"] == "completed"
+    # The cart's secret opens the order it paid for.
+    order = kassa.store("GET", f"/store/orders/{order_id}", secret=cart["client_secret"])
+    assert order["cart"] == cart["id"]
 
 
 def test_decline_is_shown_then_a_good_card_pays(kassa, merchant, page):
@@ -98,7 +107,7 @@ def test_decline_is_shown_then_a_good_card_pays(kassa, merchant, page):
     expect(alert).to_have_text("Your card was declined.")
     assert page.url == session["url"]  # still on the hosted page, form in place
     assert kassa.orders_of_cart(cart["id"]) == []
-    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}", secret=session["client_secret"])
     assert (s["status"], s["payment_status"], s["order"]) == ("open", "unpaid", None)
     # A reload (GET) still tells the buyer why the last attempt failed.
     page.goto(session["url"])
@@ -131,7 +140,7 @@ def test_three_d_secure_then_success(kassa, merchant, page):
     # arrive after the success page has already completed the session: still one order.
     time.sleep(2)
     assert [o["id"] for o in kassa.orders_of_cart(cart["id"])] == [order_id]
-    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}")
+    s = kassa.store("GET", f"/store/checkout-sessions/{session['id']}", secret=session["client_secret"])
     assert (s["status"], s["payment_status"], s["order"]) == ("complete", "paid", order_id)
 
 

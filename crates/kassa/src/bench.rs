@@ -95,6 +95,20 @@ impl Ctx {
         read(res).await
     }
 
+    /// A store call about a guest's cart, with the cart's client secret (as a browser sends it).
+    async fn guest_post(&self, path: &str, client_secret: &str, body: Value) -> Result<Value, String> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("kassa-publishable-key", &self.pk)
+            .header("kassa-client-secret", client_secret)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("network: {e}"))?;
+        read(res).await
+    }
+
     async fn store_get(&self, path: &str) -> Result<Value, String> {
         let res = self
             .http
@@ -209,27 +223,37 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
     }
 }
 
+/// The id and client secret of a cart just created.
+fn cart_credentials(cart: &Value) -> Result<(String, String), String> {
+    match (cart["id"].as_str(), cart["client_secret"].as_str()) {
+        (Some(id), Some(secret)) => Ok((id.to_string(), secret.to_string())),
+        _ => Err("cart without id or client_secret".into()),
+    }
+}
+
 async fn checkout(ctx: &Ctx, n: usize) -> Result<(), String> {
     let cart = ctx.store_post("/store/carts", json!({"region": ctx.region})).await?;
-    let id = cart["id"].as_str().unwrap_or_default().to_string();
+    let (id, secret) = cart_credentials(&cart)?;
     let a = &ctx.prices[n % ctx.prices.len()];
     let b = &ctx.prices[(n / ctx.prices.len() + n + 1) % ctx.prices.len()];
-    ctx.store_post(&format!("/store/carts/{id}/line-items"), json!({"price": a})).await?;
-    ctx.store_post(&format!("/store/carts/{id}/line-items"), json!({"price": b, "quantity": 2})).await?;
-    ctx.store_post(
+    ctx.guest_post(&format!("/store/carts/{id}/line-items"), &secret, json!({"price": a})).await?;
+    ctx.guest_post(&format!("/store/carts/{id}/line-items"), &secret, json!({"price": b, "quantity": 2})).await?;
+    ctx.guest_post(
         &format!("/store/carts/{id}"),
+        &secret,
         json!({"email": format!("bench-{}-{n}@example.com", ctx.run),
                "shipping_address": {"line1": "1 Main St", "city": "New York", "postal_code": "10001", "country": "US"}}),
     )
     .await?;
-    ctx.store_post(&format!("/store/carts/{id}"), json!({"shipping_option": ctx.shipping})).await?;
+    ctx.guest_post(&format!("/store/carts/{id}"), &secret, json!({"shipping_option": ctx.shipping})).await?;
     let token = ctx
         .store_post(
             "/test-processor/v1/confirmation_tokens",
             json!({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}),
         )
         .await?;
-    let paid = ctx.store_post(&format!("/store/carts/{id}/pay"), json!({"confirmation_token": token["id"]})).await?;
+    let paid =
+        ctx.guest_post(&format!("/store/carts/{id}/pay"), &secret, json!({"confirmation_token": token["id"]})).await?;
     if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
 }
 
@@ -244,14 +268,15 @@ async fn checkout_compact(ctx: &Ctx, n: usize) -> Result<(), String> {
                    "shipping_address": {"line1": "1 Main St", "city": "New York", "postal_code": "10001", "country": "US"}}),
         )
         .await?;
-    let id = cart["id"].as_str().unwrap_or_default();
+    let (id, secret) = cart_credentials(&cart)?;
     let token = ctx
         .store_post(
             "/test-processor/v1/confirmation_tokens",
             json!({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}),
         )
         .await?;
-    let paid = ctx.store_post(&format!("/store/carts/{id}/pay"), json!({"confirmation_token": token["id"]})).await?;
+    let paid =
+        ctx.guest_post(&format!("/store/carts/{id}/pay"), &secret, json!({"confirmation_token": token["id"]})).await?;
     if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
 }
 

@@ -44,6 +44,8 @@ async fn cart_totals_are_computed_on_the_server() {
         .ok();
     let id = cart["id"].as_str().unwrap();
     assert!(id.starts_with("cart_"));
+    let secret = secret_of(&cart);
+    let guest = As::Guest(&secret);
     assert_eq!(cart["status"], "open");
     assert_eq!(cart["currency"], "usd");
     assert_eq!(cart["subtotal"], 5000);
@@ -52,12 +54,12 @@ async fn cart_totals_are_computed_on_the_server() {
     assert!(cart["customer"].as_str().unwrap().starts_with("cus_"), "the email made a guest customer");
     let v0 = cart["version"].as_i64().unwrap();
 
-    let cart = app.post(&format!("/store/carts/{id}/line-items"), As::Store, json!({"price": mug})).await.ok();
+    let cart = app.post(&format!("/store/carts/{id}/line-items"), guest, json!({"price": mug})).await.ok();
     assert_eq!(cart["items"].as_array().unwrap().len(), 2);
     assert_eq!(cart["subtotal"], 6250);
     assert!(cart["version"].as_i64().unwrap() > v0);
     let cart = app
-        .post(&format!("/store/carts/{id}"), As::Store, json!({"shipping_option": ship, "shipping_address": address()}))
+        .post(&format!("/store/carts/{id}"), guest, json!({"shipping_option": ship, "shipping_address": address()}))
         .await
         .ok();
     assert_eq!(cart["shipping_total"], 500);
@@ -67,19 +69,19 @@ async fn cart_totals_are_computed_on_the_server() {
 
     // Adding the same price again raises the quantity.
     let cart =
-        app.post(&format!("/store/carts/{id}/line-items"), As::Store, json!({"price": mug, "quantity": 2})).await.ok();
+        app.post(&format!("/store/carts/{id}/line-items"), guest, json!({"price": mug, "quantity": 2})).await.ok();
     let mug_line = cart["items"].as_array().unwrap().iter().find(|l| l["price"] == mug.as_str()).unwrap().clone();
     assert_eq!(mug_line["quantity"], 3);
     let line = mug_line["id"].as_str().unwrap();
-    let cart = app.post(&format!("/store/carts/{id}/line-items/{line}"), As::Store, json!({"quantity": 1})).await.ok();
+    let cart = app.post(&format!("/store/carts/{id}/line-items/{line}"), guest, json!({"quantity": 1})).await.ok();
     assert_eq!(cart["subtotal"], 6250);
     let cart = app
-        .request(reqwest::Method::DELETE, &format!("/store/carts/{id}/line-items/{line}"), As::Store, None, None)
+        .request(reqwest::Method::DELETE, &format!("/store/carts/{id}/line-items/{line}"), guest, None, None)
         .await
         .ok();
     assert_eq!(cart["items"].as_array().unwrap().len(), 1);
     assert_eq!(cart["subtotal"], 5000);
-    let got = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
+    let got = app.get(&format!("/store/carts/{id}"), guest).await.ok();
     assert_eq!(got, cart, "reading returns what the last change answered");
 }
 
@@ -127,6 +129,8 @@ async fn bad_cart_input_is_refused_and_changes_nothing() {
         .ok();
     let cart = app.post("/store/carts", As::Store, json!({"region": region, "items": [{"price": usd}]})).await.ok();
     let id = cart["id"].as_str().unwrap().to_string();
+    let secret = secret_of(&cart);
+    let guest = As::Guest(&secret);
     let cases = [
         (json!({"price": eur["id"]}), "price"),
         (json!({"price": monthly["id"]}), "price"),
@@ -138,7 +142,7 @@ async fn bad_cart_input_is_refused_and_changes_nothing() {
         (json!({"price": usd, "unit_amount": 1}), "unit_amount"),
     ];
     for (body, param) in cases {
-        let r = app.post(&format!("/store/carts/{id}/line-items"), As::Store, body.clone()).await;
+        let r = app.post(&format!("/store/carts/{id}/line-items"), guest, body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_eq!(r.error_param(), param, "{body}: {}", r.text);
     }
@@ -150,16 +154,19 @@ async fn bad_cart_input_is_refused_and_changes_nothing() {
         (json!({"shipping_option": "shipopt_00000000000000000000000000"}), "shipping_option"),
         (json!({"total": 1}), "total"),
     ] {
-        let r = app.post(&format!("/store/carts/{id}"), As::Store, body.clone()).await;
+        let r = app.post(&format!("/store/carts/{id}"), guest, body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_eq!(r.error_param(), param, "{body}: {}", r.text);
     }
-    let after = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
-    assert_eq!(after, cart, "refused changes left the cart as it was");
+    let after = app.get(&format!("/store/carts/{id}"), guest).await.ok();
+    let mut created = cart.clone();
+    created.as_object_mut().unwrap().remove("client_secret"); // shown in the creating answer only
+    assert_eq!(after, created, "refused changes left the cart as it was");
     let r = app.post("/store/carts", As::Store, json!({"region": "reg_00000000000000000000000000"})).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_param(), "region");
     assert_eq!(app.get("/store/carts/cart_00000000000000000000000000", As::Store).await.status, 404);
+    assert_eq!(app.get("/store/carts/cart_00000000000000000000000000", guest).await.status, 404);
 }
 
 #[tokio::test]
@@ -174,16 +181,17 @@ async fn stock_is_reserved_by_open_carts_and_released_on_expiry() {
     assert_eq!(product_state(&app, &product).await, json!({"quantity": 5, "reserved": 3, "available": 2}));
     let b = app.post("/store/carts", As::Store, json!({"region": region})).await.ok();
     let b_id = b["id"].as_str().unwrap();
-    let r =
-        app.post(&format!("/store/carts/{b_id}/line-items"), As::Store, json!({"price": price, "quantity": 3})).await;
+    let (a_secret, b_secret) = (secret_of(&a), secret_of(&b));
+    let (as_a, as_b) = (As::Guest(&a_secret), As::Guest(&b_secret));
+    let r = app.post(&format!("/store/carts/{b_id}/line-items"), as_b, json!({"price": price, "quantity": 3})).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.error_code(), "insufficient_inventory");
-    app.post(&format!("/store/carts/{b_id}/line-items"), As::Store, json!({"price": price, "quantity": 2})).await.ok();
+    app.post(&format!("/store/carts/{b_id}/line-items"), as_b, json!({"price": price, "quantity": 2})).await.ok();
     assert_eq!(product_state(&app, &product).await["available"], 0);
     // Lowering a line gives the difference back.
     let a_id = a["id"].as_str().unwrap();
     let line = a["items"][0]["id"].as_str().unwrap();
-    app.post(&format!("/store/carts/{a_id}/line-items/{line}"), As::Store, json!({"quantity": 1})).await.ok();
+    app.post(&format!("/store/carts/{a_id}/line-items/{line}"), as_a, json!({"quantity": 1})).await.ok();
     assert_eq!(product_state(&app, &product).await, json!({"quantity": 5, "reserved": 3, "available": 2}));
     // The admin cannot count the stock below what carts hold.
     let r = app.post(&format!("/admin/products/{product}"), As::Admin, json!({"inventory": {"quantity": 2}})).await;
@@ -193,8 +201,8 @@ async fn stock_is_reserved_by_open_carts_and_released_on_expiry() {
     app.state.clock.advance(7 * 86_400 + 60);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let a_now = app.get(&format!("/store/carts/{a_id}"), As::Store).await.ok();
-        let b_now = app.get(&format!("/store/carts/{b_id}"), As::Store).await.ok();
+        let a_now = app.get(&format!("/store/carts/{a_id}"), as_a).await.ok();
+        let b_now = app.get(&format!("/store/carts/{b_id}"), as_b).await.ok();
         if a_now["status"] == "expired" && b_now["status"] == "expired" {
             break;
         }
@@ -202,7 +210,7 @@ async fn stock_is_reserved_by_open_carts_and_released_on_expiry() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(product_state(&app, &product).await, json!({"quantity": 5, "reserved": 0, "available": 5}));
-    let r = app.post(&format!("/store/carts/{a_id}/line-items"), As::Store, json!({"price": price})).await;
+    let r = app.post(&format!("/store/carts/{a_id}/line-items"), as_a, json!({"price": price})).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.error_code(), "cart_not_open");
     let events = app.get(&format!("/admin/events?type=cart.expired&object={a_id}"), As::Admin).await.ok();
@@ -216,16 +224,13 @@ async fn concurrent_adds_never_oversell() {
     let (product, price) = app.product_with_price("Scarce", 1000, Some(10)).await;
     let mut carts = Vec::new();
     for _ in 0..25 {
-        carts.push(
-            app.post("/store/carts", As::Store, json!({"region": region})).await.ok()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        let cart = app.post("/store/carts", As::Store, json!({"region": region})).await.ok();
+        carts.push((format!("/store/carts/{}/line-items", cart["id"].as_str().unwrap()), secret_of(&cart)));
     }
-    let paths: Vec<String> = carts.iter().map(|c| format!("/store/carts/{c}/line-items")).collect();
-    let results =
-        futures::future::join_all(paths.iter().map(|p| app.post(p, As::Store, json!({"price": price})))).await;
+    let results = futures::future::join_all(
+        carts.iter().map(|(path, secret)| app.post(path, As::Guest(secret), json!({"price": price}))),
+    )
+    .await;
     let ok = results.iter().filter(|r| r.status == 200).count();
     assert!(results.iter().all(|r| r.status == 200 || r.status == 409), "only 200 or 409");
     assert_eq!(ok, 10);

@@ -25,6 +25,7 @@ enum Plan {
 async fn checkout(app: &TestApp, shop: &crate::checkout::Shop, n: usize, plan: Plan) {
     let cart = ready_cart(app, shop, &format!("chaos{}@example.com", n % 17)).await;
     let id = cart["id"].as_str().unwrap();
+    let secret = secret_of(&cart);
     let number = match plan {
         Plan::Card => VISA,
         Plan::Declined => DECLINED,
@@ -32,7 +33,7 @@ async fn checkout(app: &TestApp, shop: &crate::checkout::Shop, n: usize, plan: P
     };
     let token = card_token(app, number).await;
     let body = json!({"confirmation_token": token});
-    let r = app.post(&format!("/store/carts/{id}/pay"), As::Store, body.clone()).await;
+    let r = app.post(&format!("/store/carts/{id}/pay"), As::Guest(&secret), body.clone()).await;
     match plan {
         Plan::Card => assert_eq!(r.status, 200, "{}", r.text),
         Plan::Declined => assert_eq!(r.status, 402, "{}", r.text),
@@ -41,7 +42,7 @@ async fn checkout(app: &TestApp, shop: &crate::checkout::Shop, n: usize, plan: P
             let outcome = if matches!(plan, Plan::ChallengeFailed) { "fail" } else { "complete" };
             answer_challenge(app, &url, outcome).await;
             if matches!(plan, Plan::ChallengeThenPay) {
-                let r = app.post(&format!("/store/carts/{id}/pay"), As::Store, body).await;
+                let r = app.post(&format!("/store/carts/{id}/pay"), As::Guest(&secret), body).await;
                 assert_eq!(r.status, 200, "{}", r.text);
             }
         }

@@ -52,11 +52,13 @@ async fn a_kill_between_confirmation_and_order_is_repaired_by_the_webhook_after_
     let shop = shop(&app, 10).await;
     let cart = ready_cart(&app, &shop, "crash@example.com").await;
     let id = cart["id"].as_str().unwrap().to_string();
+    let secret = secret_of(&cart);
     let token = card_token(&app, VISA).await;
     let attempt = app
         .http
         .post(format!("{}/store/carts/{id}/pay", app.address))
         .header("kassa-publishable-key", &pk)
+        .header("kassa-client-secret", &secret)
         .json(&json!({"confirmation_token": token}))
         .timeout(Duration::from_secs(3))
         .send()
@@ -78,7 +80,7 @@ async fn a_kill_between_confirmation_and_order_is_repaired_by_the_webhook_after_
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(orders_of_cart(&app, &id).await.len(), 1, "exactly once");
-    let cart_now = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
+    let cart_now = app.get(&format!("/store/carts/{id}"), As::Guest(&secret)).await.ok();
     assert_eq!(cart_now["status"], "completed");
     let payments = app.get("/admin/payments", As::Admin).await.ok();
     assert_eq!(payments["data"][0]["status"], "succeeded");
@@ -87,7 +89,7 @@ async fn a_kill_between_confirmation_and_order_is_repaired_by_the_webhook_after_
         8
     );
     // The shopper's retry answers that the cart is paid.
-    let r = app.post(&format!("/store/carts/{id}/pay"), As::Store, json!({"confirmation_token": token})).await;
+    let r = app.post(&format!("/store/carts/{id}/pay"), As::Guest(&secret), json!({"confirmation_token": token})).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.error_code(), "cart_completed");
     second.child.kill().unwrap();

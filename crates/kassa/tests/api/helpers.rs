@@ -171,6 +171,10 @@ pub enum As<'a> {
     Store,
     /// The store API with a customer's bearer token.
     Customer(&'a str),
+    /// The store API as a guest holding a client secret (`Kassa-Client-Secret`).
+    Guest(&'a str),
+    /// The store API with a customer's bearer token and a client secret.
+    CustomerWithSecret(&'a str, &'a str),
     /// Any `Authorization: Bearer` value.
     Bearer(&'a str),
     Nobody,
@@ -181,6 +185,12 @@ pub struct Res {
     pub body: Value,
     pub text: String,
     pub headers: reqwest::header::HeaderMap,
+}
+
+/// The `client_secret` of an answer that created a cart or a checkout session.
+#[track_caller]
+pub fn secret_of(v: &Value) -> String {
+    v["client_secret"].as_str().unwrap_or_else(|| panic!("no client_secret in {v}")).to_string()
 }
 
 impl Res {
@@ -246,6 +256,13 @@ impl Api {
             As::Admin => req.bearer_auth(&self.secret_key),
             As::Store => req.header("kassa-publishable-key", &self.publishable_key),
             As::Customer(token) => req.header("kassa-publishable-key", &self.publishable_key).bearer_auth(token),
+            As::Guest(secret) => {
+                req.header("kassa-publishable-key", &self.publishable_key).header("kassa-client-secret", secret)
+            }
+            As::CustomerWithSecret(token, secret) => req
+                .header("kassa-publishable-key", &self.publishable_key)
+                .header("kassa-client-secret", secret)
+                .bearer_auth(token),
             As::Bearer(v) => req.bearer_auth(v),
             As::Nobody => req,
         };

@@ -40,8 +40,11 @@ async fn kassa_on(base_url: &str) -> TestApp {
     .await
 }
 
-async fn pay_with(app: &TestApp, cart: &str, payment_method: &str) -> Res {
-    app.post(&format!("/store/carts/{cart}/pay"), As::Store, json!({"payment_method": payment_method})).await
+/// Pays a guest cart (with its client secret) with a payment method.
+async fn pay_with(app: &TestApp, cart: &Value, payment_method: &str) -> Res {
+    let id = cart["id"].as_str().unwrap();
+    app.post(&format!("/store/carts/{id}/pay"), As::Guest(&secret_of(cart)), json!({"payment_method": payment_method}))
+        .await
 }
 
 async fn customer(app: &TestApp, cart: &Value) -> Value {
@@ -77,7 +80,7 @@ async fn assert_paid(app: &TestApp, ls: &LocalStripe, cart: &Value, paid: &Res) 
     let orders = orders_of_cart(app, id).await;
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0]["id"], order["id"]);
-    let cart_now = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
+    let cart_now = app.get(&format!("/store/carts/{id}"), As::Guest(&secret_of(cart))).await.ok();
     assert_eq!(cart_now["status"], "completed");
 
     let kassa_customer = customer(app, cart).await;
@@ -122,7 +125,7 @@ async fn a_guest_pays_with_pm_card_visa_attached_to_its_processor_customer() {
     let shop = shop(&app, 10).await;
     let cart = ready_cart(&app, &shop, "guest@example.com").await;
 
-    let paid = pay_with(&app, cart["id"].as_str().unwrap(), "pm_card_visa").await;
+    let paid = pay_with(&app, &cart, "pm_card_visa").await;
     assert_paid(&app, &ls, &cart, &paid).await;
     assert_eq!(events_of_type(&app, "order.created").await, 1);
     assert_eq!(events_of_type(&app, "payment.succeeded").await, 1);
@@ -141,7 +144,7 @@ async fn a_decline_at_localstripe_is_a_402_and_leaves_the_cart_payable() {
     let id = cart["id"].as_str().unwrap();
 
     let declining = ls.card("4000000000000341").await;
-    let declined = pay_with(&app, id, &declining).await;
+    let declined = pay_with(&app, &cart, &declining).await;
     assert_eq!(declined.status, 402, "{}", declined.text);
     assert_eq!(declined.body["error"]["type"], "card_error");
     assert_eq!(declined.error_code(), "card_declined");
@@ -150,7 +153,7 @@ async fn a_decline_at_localstripe_is_a_402_and_leaves_the_cart_payable() {
     assert!(failed_payment.starts_with("pay_"), "{}", declined.text);
 
     assert!(orders_of_cart(&app, id).await.is_empty());
-    let still = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
+    let still = app.get(&format!("/store/carts/{id}"), As::Guest(&secret_of(&cart))).await.ok();
     assert_eq!(still["status"], "open");
     assert_eq!(still["order"], Value::Null);
     let failed = app.get("/admin/payments?status=failed", As::Admin).await.ok();
@@ -160,7 +163,7 @@ async fn a_decline_at_localstripe_is_a_402_and_leaves_the_cart_payable() {
     assert_eq!(failed[0]["failure_code"], "card_declined");
     assert_eq!(events_of_type(&app, "order.created").await, 0);
 
-    let paid = pay_with(&app, id, "pm_card_visa").await;
+    let paid = pay_with(&app, &cart, "pm_card_visa").await;
     assert_paid(&app, &ls, &cart, &paid).await;
     assert_ne!(paid.body["payment"]["id"], failed_payment.as_str());
 }
@@ -236,8 +239,8 @@ async fn kassa_verifies_and_records_localstripes_signed_webhooks_and_refuses_a_w
     let id = cart["id"].as_str().unwrap();
     // A decline first: localstripe sends payment_intent.payment_failed, to the wrong endpoint only.
     let declining = ls.card("4000000000000341").await;
-    assert_eq!(pay_with(&app, id, &declining).await.status, 402);
-    let paid = pay_with(&app, id, "pm_card_visa").await;
+    assert_eq!(pay_with(&app, &cart, &declining).await.status, 402);
+    let paid = pay_with(&app, &cart, "pm_card_visa").await;
     assert_paid(&app, &ls, &cart, &paid).await;
     let pi = paid.body["payment"]["processor_payment_intent"].as_str().unwrap().to_string();
     let payment_path = format!("/admin/payments/{}", paid.body["payment"]["id"].as_str().unwrap());
@@ -298,20 +301,20 @@ async fn a_customer_created_while_the_processor_is_down_gets_one_processor_custo
     assert_eq!(before["processor_customer"], Value::Null);
 
     // Paying needs the processor customer first: 502, and nothing is created.
-    let down = pay_with(&app, id, "pm_card_visa").await;
+    let down = pay_with(&app, &cart, "pm_card_visa").await;
     assert_eq!(down.status, 502, "{}", down.text);
     assert_eq!(down.error_code(), "processor_unavailable");
     assert!(orders_of_cart(&app, id).await.is_empty());
     let payments = app.get("/admin/payments", As::Admin).await.ok();
     assert_eq!(payments["data"].as_array().unwrap().len(), 0, "{payments}");
-    assert_eq!(app.get(&format!("/store/carts/{id}"), As::Store).await.ok()["status"], "open");
+    assert_eq!(app.get(&format!("/store/carts/{id}"), As::Guest(&secret_of(&cart))).await.ok()["status"], "open");
     assert_eq!(customer(&app, &cart).await["processor_customer"], Value::Null);
 
     // The processor comes back at the address Kassa is configured with.
     let ls = LocalStripe::start_on(&python, port);
     assert_eq!(ls.base_url, base_url);
     assert!(localstripe_customers(&ls).await.is_empty());
-    let paid = pay_with(&app, id, "pm_card_visa").await;
+    let paid = pay_with(&app, &cart, "pm_card_visa").await;
     // assert_paid: exactly one customer at localstripe, stored on the Kassa customer, with its
     // id in the metadata, and the PaymentIntent attached to it.
     assert_paid(&app, &ls, &cart, &paid).await;
@@ -341,7 +344,7 @@ async fn three_d_secure_at_localstripe_completes_by_webhook_or_by_paying_again_e
         let cart = ready_cart(&app, &shop, email).await;
         let id = cart["id"].as_str().unwrap().to_string();
         let card = ls.card("4000002760003184").await;
-        let r = pay_with(&app, &id, &card).await.ok();
+        let r = pay_with(&app, &cart, &card).await.ok();
         assert_eq!(r["status"], "requires_action");
         assert_eq!(r["order"], Value::Null);
         // localstripe's challenge is `use_stripe_sdk`: no URL to send the customer to.
@@ -359,14 +362,13 @@ async fn three_d_secure_at_localstripe_completes_by_webhook_or_by_paying_again_e
     // (The job that asks the processor about open payments waits 60 s; this was the webhook,
     // recorded in the order's transaction.)
     assert_eq!(count(&app, "SELECT COUNT(*) FROM processor_events WHERE type = 'payment_intent.succeeded'").await, 1);
-    let cart_now = app.get(&format!("/store/carts/{id}"), As::Store).await.ok();
+    let cart_now = app.get(&format!("/store/carts/{id}"), As::Guest(&secret_of(cart))).await.ok();
     assert_eq!(cart_now["status"], "completed");
 
     // The second by paying again with the same card; its webhook then arrives too.
     let (cart, card, pi) = &pending[1];
-    let id = cart["id"].as_str().unwrap();
     authenticate(&ls, pi).await;
-    let paid = pay_with(&app, id, card).await;
+    let paid = pay_with(&app, cart, card).await;
     assert_paid(&app, &ls, cart, &paid).await;
     assert_eq!(paid.body["payment"]["processor_payment_intent"], pi.as_str());
     eventually("both payment_intent.succeeded webhooks to be recorded", || async {
