@@ -315,3 +315,44 @@ async fn guest_customers_get_every_side_effect_too() {
     assert_eq!(customer["guest"], true);
     crate::customers::assert_created_with_side_effects(&app, &customer, &model, &free).await;
 }
+
+#[tokio::test]
+async fn lines_keep_the_order_they_were_added_in_through_to_the_order() {
+    // Ids made in one request share their millisecond and sort at random; lines must not.
+    let app = spawn_app().await;
+    let shop = crate::checkout::shop(&app, 100).await;
+    let mut prices = Vec::new();
+    for n in 0..8 {
+        prices.push(app.product_with_price(&format!("Item {n}"), 100 + n, None).await.1);
+    }
+    let items: Vec<Value> = prices.iter().map(|p| json!({"price": p})).collect();
+    let cart = app
+        .post(
+            "/store/carts",
+            As::Store,
+            json!({"region": shop.region, "email": "order@example.com", "items": items, "shipping_address": address()}),
+        )
+        .await
+        .ok();
+    let id = cart["id"].as_str().unwrap();
+    let secret = secret_of(&cart);
+    let added = app
+        .post(&format!("/store/carts/{id}/line-items"), As::Guest(&secret), json!({"price": shop.untracked.1}))
+        .await
+        .ok();
+    let mut expected = prices.clone();
+    expected.push(shop.untracked.1.clone());
+    let prices_of = |v: &Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|l| l["price"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(prices_of(&cart), expected[..8]);
+    assert_eq!(prices_of(&added), expected);
+    assert_eq!(prices_of(&app.get(&format!("/store/carts/{id}"), As::Guest(&secret)).await.ok()), expected);
+    let mut ready = added.clone();
+    ready["client_secret"] = secret.clone().into();
+    let paid = crate::checkout::pay(&app, &ready, crate::checkout::VISA).await.ok();
+    assert_eq!(prices_of(&paid["order"]), expected);
+    let order = paid["order"]["id"].as_str().unwrap();
+    assert_eq!(prices_of(&app.get(&format!("/store/orders/{order}"), As::Guest(&secret)).await.ok()), expected);
+    assert_eq!(prices_of(&app.get(&format!("/admin/orders/{order}"), As::Admin).await.ok()), expected);
+}
