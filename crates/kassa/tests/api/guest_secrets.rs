@@ -283,3 +283,29 @@ async fn a_signed_in_customer_reaches_their_own_cart_by_token_and_the_guest_past
         assert_eq!(app.get(&path, As::Customer(&later)).await.status, 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_says_where_the_secret_goes() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", As::Nobody).await.ok();
+    for (path, method) in [
+        ("/store/carts/{id}", "get"),
+        ("/store/carts/{id}", "post"),
+        ("/store/carts/{id}/line-items", "post"),
+        ("/store/carts/{id}/line-items/{line}", "post"),
+        ("/store/carts/{id}/line-items/{line}", "delete"),
+        ("/store/carts/{id}/pay", "post"),
+        ("/store/carts/{id}/checkout-sessions", "post"),
+        ("/store/checkout-sessions/{id}", "get"),
+        ("/store/orders/{id}", "get"),
+    ] {
+        let params = doc["paths"][path][method]["parameters"].as_array().unwrap_or_else(|| panic!("{method} {path}"));
+        let has = |name: &str, place: &str| params.iter().any(|p| p["name"] == name && p["in"] == place);
+        assert!(has("Kassa-Client-Secret", "header"), "{method} {path}: {params:?}");
+        assert!(has("client_secret", "query"), "{method} {path}: {params:?}");
+    }
+    for schema in ["Cart", "CheckoutSession"] {
+        let props = &doc["components"]["schemas"][schema]["properties"];
+        assert!(props["client_secret"].is_object(), "{schema}: {props}");
+    }
+}
