@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod extract;
 pub mod idempotency;
 pub mod pagination;
+pub mod rate_limit;
 pub mod store;
 pub mod system;
 pub mod test_processor;
@@ -15,9 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, Method};
 use std::sync::Arc;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -30,7 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
         description = "Self-hostable checkout and payments server. Admin API: `Authorization: Bearer sk_…`. \
                        Store API: `Kassa-Publishable-Key: pk_…`, and for a signed-in customer \
                        `Authorization: Bearer <customer JWT>`. Money is integer minor units. Mutating \
-                       requests accept `Idempotency-Key`."
+                       requests accept `Idempotency-Key`. Over a key's rate limit the answer is 429 \
+                       `rate_limit_error` with `Retry-After` (seconds)."
     ),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody))
@@ -78,7 +79,7 @@ pub fn router(state: AppState) -> Router {
     crate::metrics::handle();
     let (router, openapi) = routes().split_for_parts();
     extract::set_body_limit_hint(state.settings.server.body_limit);
-    let cors = cors(&state.settings.server.cors_origins);
+    let cors = cors::layer(&state.settings.server);
     router
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(route_not_found)
@@ -92,21 +93,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn route_not_found(req: Request) -> ApiError {
     ApiError::RouteNotFound { method: req.method().to_string(), path: req.uri().path().to_string() }
-}
-
-/// Browsers call the store API from the merchant's site.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::DELETE]).allow_headers([
-        axum::http::header::AUTHORIZATION,
-        axum::http::header::CONTENT_TYPE,
-        HeaderName::from_static(auth::PUBLISHABLE_KEY_HEADER),
-        HeaderName::from_static(idempotency::HEADER),
-    ])
 }
 
 /// Documents the optional `Idempotency-Key` header of a mutating route.
