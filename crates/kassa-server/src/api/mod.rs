@@ -8,6 +8,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod pagination;
 pub mod rate_limit;
+pub mod security_headers;
 pub mod store;
 pub mod system;
 pub mod test_processor;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
         .layer(cors)
+        .layer(axum::middleware::from_fn(security_headers::every_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

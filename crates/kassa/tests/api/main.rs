@@ -14,6 +14,7 @@ mod cors;
 mod crash;
 mod credits;
 mod customers;
+mod hosted_pages;
 mod idempotency;
 mod localstripe;
 mod rate_limits;
