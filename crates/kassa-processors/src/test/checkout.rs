@@ -62,9 +62,21 @@ fn not_open(session: &o::CheckoutSession, now: i64) -> Option<ProcessorError> {
 }
 
 /// Loads a session with the objects hanging off it (its PaymentIntent), locked.
+///
+/// The PaymentIntent the session names is read again when the first statement did not return
+/// it: on PostgreSQL (READ COMMITTED) a statement that waited for the session's lock sees the
+/// session as the transaction it waited for left it, but not the rows that transaction
+/// inserted (its snapshot is older). Without the second read, a payment posted twice at once
+/// would find the first attempt's PaymentIntent missing and start a second one.
 async fn load_session(w: &mut Work, id: &str) -> Result<o::CheckoutSession, ProcessorError> {
     w.load(&[id], true, true).await?;
-    w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))
+    let session: o::CheckoutSession = w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
+    if let Some(pi) = &session.payment_intent
+        && w.get::<o::PaymentIntent>(pi)?.is_none()
+    {
+        w.load(&[pi.as_str()], false, true).await?;
+    }
+    Ok(session)
 }
 
 /// Marks the session paid (or submitted) and records `checkout.session.completed`.
@@ -484,6 +496,17 @@ impl TestProcessor {
             Some(id) => w.get::<o::CheckoutSession>(id)?,
             None => None,
         };
+        if let Some(s) = &session
+            && (s.status != Status::Open || s.payment_intent.as_deref() != Some(pi_id))
+        {
+            // Not the payment its session waits for (the session was paid or ended another
+            // way): approving it would charge a second time.
+            return Err(invalid(
+                "payment_intent_unexpected_state",
+                None,
+                "This payment's checkout session no longer waits for it.",
+            ));
+        }
         let (payment_intent, redirect_url) = if approve {
             let neutral = payments::succeed(w, &mut pi, &mut pm);
             let redirect = match session.as_mut() {
