@@ -188,3 +188,122 @@ def test_credits_top_up(kassa, merchant, page):
     # Webhook deliveries arriving later do not add the credits again.
     time.sleep(2)
     assert kassa.admin("GET", f"/admin/customers/{session['customer']}/credits")["balance"] == 250
+
+
+def test_hosted_page_has_a_content_security_policy_that_the_page_lives_with(kassa, merchant, page):
+    """The hosted page forbids inline code and framing; its own stylesheet and script load under
+    that policy, and paying still lands on the merchant's site (another origin, reached by a
+    303 after the form's post: Chromium checks such redirects against `form-action`)."""
+    violations = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    cart, session = cart_session(kassa, merchant)
+
+    response = page.goto(session["url"])
+    headers = response.headers
+    csp = {d.split()[0]: d.split()[1:] for d in headers["content-security-policy"].split(";") if d.strip()}
+    assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"], csp
+    assert csp["frame-ancestors"] == ["'none'"], csp
+    assert merchant in csp["form-action"], csp
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff"
+    # The served stylesheet applies (the Pay button's colour comes from it).
+    pay = page.get_by_role("button", name=PAY_BUTTON)
+    assert pay.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(99, 91, 255)"
+
+    # Another site cannot frame the page (clickjacking), though it can frame a page that allows it.
+    framing = page.context.new_page()
+    framing.goto(f"{merchant}/cancel")
+    framing.set_content(f'<iframe id=shop src="{merchant}/cancel"></iframe><iframe id=kassa src="{session["url"]}"></iframe>')
+    expect(framing.frame_locator("#shop").get_by_role("heading", name="Checkout canceled")).to_be_visible()
+    framing.wait_for_timeout(1000)
+    expect(framing.frame_locator("#kassa").get_by_role("heading", name="Checkout")).to_have_count(0)
+    framing.close()
+
+    pay_by_card(page, GOOD_CARD)
+    page.wait_for_url(success_url_of(merchant, session))
+    expect(page.locator("#result")).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    assert violations == [], violations
+
+
+def hold_posts(page, url):
+    """Holds the page's POSTs to `url` (the request waits, as on a slow network) and returns the
+    list of held routes; the test releases them with `route.continue_()`."""
+    held = []
+
+    def handle(route, request):
+        if request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(lambda u: u == url, handle)
+    return held
+
+
+def click_pay_twice(page, session, held):
+    """A buyer on a slow connection: Pay, and Pay again while the first post is on its way."""
+    page.goto(session["url"])
+    page.fill("#number", GOOD_CARD)
+    page.fill("#exp", "12/34")
+    page.fill("#cvc", "123")
+    box = page.get_by_role("button", name=PAY_BUTTON).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert len(held) == 1
+    # Mouse clicks where the button is, as a buyer's second click lands.
+    page.mouse.click(x, y)
+    page.wait_for_timeout(500)
+
+
+def assert_one_order_and_one_payment(kassa, cart):
+    time.sleep(1)  # the processor's webhooks arrive meanwhile
+    orders = kassa.orders_of_cart(cart["id"])
+    assert len(orders) == 1, orders
+    payments = kassa.admin("GET", f"/admin/payments?customer={orders[0]['customer']}")["data"]
+    assert [p["status"] for p in payments] == ["succeeded"], payments
+
+
+def test_a_double_click_on_pay_submits_once_and_pays_once(kassa, merchant, page):
+    cart, session = cart_session(kassa, merchant)
+    held = hold_posts(page, session["url"])
+
+    click_pay_twice(page, session, held)
+
+    # The page's script disabled the buttons at the first submit: one post only (without it
+    # the second click posts again, as the next test shows). Locators cannot look at the
+    # buttons now: Playwright waits for the pending navigation first.
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_url(success_url_of(merchant, session))
+    expect(page.locator("#result")).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    assert_one_order_and_one_payment(kassa, cart)
+
+
+def test_without_the_script_a_second_click_posts_again_and_still_pays_once(kassa, merchant, browser):
+    """The server side of the same promise (and proof that the click above would post twice
+    without the script): with JavaScript off the second click posts again; both posts reach
+    Kassa at once, and the buyer lands on the success page with one payment."""
+    cart, session = cart_session(kassa, merchant)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        held = hold_posts(page, session["url"])
+
+        click_pay_twice(page, session, held)
+
+        assert len(held) == 2
+        for route in held:
+            try:
+                route.continue_()
+            except Exception:  # the browser may have dropped the first post for the second
+                pass
+        page.wait_for_url(success_url_of(merchant, session))
+        expect(page.locator("#result")).to_have_text(re.compile(r"^Order ord_\w+ confirmed$"))
+    finally:
+        context.close()
+    assert_one_order_and_one_payment(kassa, cart)

@@ -25,6 +25,7 @@ pub struct Settings {
     pub checkout: CheckoutSettings,
     pub credits: CreditSettings,
     pub jobs: JobSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,8 +41,16 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Seconds to finish in-flight requests after SIGTERM/Ctrl-C.
     pub shutdown_grace_secs: u64,
-    /// Origins allowed to call the store API from browsers; `*` allows any.
+    /// Origins allowed to call the store API from browsers (`https://shop.example`); `*`
+    /// allows any. The store API authenticates by headers, never cookies, so `*` opens
+    /// nothing a script elsewhere could not do from a server.
     pub cors_origins: Vec<String>,
+    /// Origins allowed to call the admin API from browsers: none by default, because secret
+    /// keys do not belong in browsers. List the origin of a dashboard served elsewhere.
+    pub admin_cors_origins: Vec<String>,
+    /// Reverse proxies (addresses or CIDR networks) trusted to name the client in
+    /// `X-Forwarded-For`. None by default: the client is the connection's peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -188,6 +197,23 @@ pub struct JobSettings {
     pub idempotency_retention_hours: u64,
 }
 
+/// Token buckets per API key (SPEC §2): a key may send `burst` requests at once and
+/// `per_second` sustained; above that, 429 `rate_limit_error` with `Retry-After`. Each server
+/// process keeps its own buckets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Admin API: sustained requests per second per secret key.
+    pub admin_per_second: u32,
+    /// Admin API: requests a secret key may send at once (the bucket's size).
+    pub admin_burst: u32,
+    /// Store API: sustained requests per second per publishable key and client address.
+    pub store_per_second: u32,
+    /// Store API: requests a publishable key may send at once from one client address.
+    pub store_burst: u32,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -198,6 +224,8 @@ impl Default for Settings {
                 body_limit: 256 * 1024,
                 shutdown_grace_secs: 10,
                 cors_origins: vec!["*".into()],
+                admin_cors_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
             },
             database: DatabaseSettings {
                 url: "sqlite://kassa.db".into(),
@@ -229,6 +257,18 @@ impl Default for Settings {
                 max_credits: 1_000_000,
             },
             jobs: JobSettings { enabled: true, interval_ms: 1000, idempotency_retention_hours: 24 },
+            // Stripe allows 100 operations per second per account in live mode. A secret key
+            // is the merchant's own backend (often several app servers sharing it): twice
+            // that, with room for a burst. A publishable key is public, so its buckets are per
+            // client address too: a browser needs a few requests a second, a storefront
+            // rendering on its server (one address) more, hence 100/s.
+            rate_limits: RateLimitSettings {
+                enabled: true,
+                admin_per_second: 200,
+                admin_burst: 400,
+                store_per_second: 100,
+                store_burst: 200,
+            },
         }
     }
 }
@@ -390,6 +430,45 @@ impl Settings {
                 problem: "must be positive".into(),
             });
         }
+        for (origins, setting, env, any_allowed) in [
+            (&self.server.cors_origins, "server.cors_origins", "KASSA_SERVER__CORS_ORIGINS", true),
+            (&self.server.admin_cors_origins, "server.admin_cors_origins", "KASSA_SERVER__ADMIN_CORS_ORIGINS", false),
+        ] {
+            for origin in origins {
+                if origin == "*" && any_allowed {
+                    continue;
+                }
+                if origin == "*" {
+                    return Err(ConfigError::Invalid {
+                        setting,
+                        env,
+                        problem: "must list the dashboard's origins: `*` would invite secret keys into any web page"
+                            .into(),
+                    });
+                }
+                normalize_origin(origin).map_err(|problem| ConfigError::Invalid { setting, env, problem })?;
+            }
+        }
+        self.trusted_proxies().map_err(|problem| ConfigError::Invalid {
+            setting: "server.trusted_proxies",
+            env: "KASSA_SERVER__TRUSTED_PROXIES",
+            problem,
+        })?;
+        let r = &self.rate_limits;
+        for (value, setting, env) in [
+            (r.admin_per_second, "rate_limits.admin_per_second", "KASSA_RATE_LIMITS__ADMIN_PER_SECOND"),
+            (r.admin_burst, "rate_limits.admin_burst", "KASSA_RATE_LIMITS__ADMIN_BURST"),
+            (r.store_per_second, "rate_limits.store_per_second", "KASSA_RATE_LIMITS__STORE_PER_SECOND"),
+            (r.store_burst, "rate_limits.store_burst", "KASSA_RATE_LIMITS__STORE_BURST"),
+        ] {
+            if r.enabled && value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    env,
+                    problem: "must be at least 1 (turn limits off with rate_limits.enabled = false)".into(),
+                });
+            }
+        }
         if self.checkout.cart_ttl_days == 0 {
             return Err(ConfigError::Invalid {
                 setting: "checkout.cart_ttl_days",
@@ -418,6 +497,20 @@ impl Settings {
         Ok(FeeSchedule { percent, fixed: self.credits.fee_fixed })
     }
 
+    /// The networks of `server.trusted_proxies` (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{p}` is not an IP address or CIDR network (`10.0.0.0/8`)"))
+            })
+            .collect()
+    }
+
     pub fn credit_currency(&self) -> Result<Currency, String> {
         Currency::parse(&self.credits.currency).map_err(|e| e.to_string())
     }
@@ -427,6 +520,19 @@ impl Settings {
 /// never reach logs, since `SecretString`'s `Debug` hides them.
 fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     v.as_ref().map(|x| x.expose_secret()).serialize(s)
+}
+
+/// An origin as browsers send it in `Origin` (`https://shop.example`, `http://localhost:3000`:
+/// scheme, host and a port other than the scheme's default; no path).
+pub fn normalize_origin(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not an origin: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("`{s}` must be an http(s) origin such as https://shop.example"));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{s}` must be an origin (scheme, host, port) without a path"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn check_http_url(s: &str) -> Result<(), String> {
@@ -476,6 +582,32 @@ mod tests {
         assert!(err.contains("whsec_"), "{err}");
         s.processor.stripe.webhook_secret = Some("whsec_abc".into());
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn origins_and_proxies_are_checked() {
+        assert_eq!(normalize_origin("https://Shop.Example:443/").unwrap(), "https://shop.example");
+        assert_eq!(normalize_origin("http://localhost:3000").unwrap(), "http://localhost:3000");
+        assert!(normalize_origin("https://shop.example/cart").is_err());
+        assert!(normalize_origin("shop.example").is_err());
+        let mut s = Settings::default();
+        s.server.admin_cors_origins = vec!["*".into()];
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_SERVER__ADMIN_CORS_ORIGINS"));
+        s.server.admin_cors_origins = vec!["https://dashboard.example".into()];
+        s.server.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into(), "192.168.1.7".into()];
+        s.validate().unwrap();
+        assert_eq!(s.trusted_proxies().unwrap().len(), 3);
+        s.server.trusted_proxies = vec!["proxy.internal".into()];
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_SERVER__TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn rate_limits_must_be_positive_unless_off() {
+        let mut s = Settings::default();
+        s.rate_limits.store_burst = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_RATE_LIMITS__STORE_BURST"));
+        s.rate_limits.enabled = false;
+        s.validate().unwrap();
     }
 
     #[test]

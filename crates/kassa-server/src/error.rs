@@ -55,6 +55,10 @@ pub enum ApiError {
     /// 422: well-formed, but the semantics forbid it.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String, param: Option<String> },
+    /// 429: the key (and, on the store API, the client address) went over its rate; retry
+    /// after `retry_after` seconds (sent as `Retry-After`).
+    #[error("Too many requests {scope}. Retry after {retry_after} seconds.")]
+    RateLimited { scope: &'static str, retry_after: u64 },
     /// 502: the payment processor failed or could not be reached; safe to retry.
     #[error("The payment processor is unavailable: {0}")]
     ProcessorUnavailable(String),
@@ -96,6 +100,7 @@ impl ApiError {
             Conflict { .. } | IdempotencyKeyInUse => StatusCode::CONFLICT,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProcessorUnavailable(_) => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -130,6 +135,7 @@ impl ApiError {
             Unprocessable { code, param, .. } => {
                 ("invalid_request_error", Some((*code).into()), param.clone(), None, None)
             }
+            RateLimited { .. } => ("rate_limit_error", Some("rate_limit".into()), None, None, None),
             ProcessorUnavailable(_) => ("api_error", Some("processor_unavailable".into()), None, None, None),
             Internal(_) => ("api_error", None, None, None, None),
         };
@@ -150,7 +156,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorObject {
     /// `invalid_request_error`, `authentication_error`, `permission_error`, `idempotency_error`,
-    /// `card_error` or `api_error`.
+    /// `card_error`, `rate_limit_error` or `api_error`.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,7 +178,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = ?e, "internal error");
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut res = (self.status(), axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = self {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        res
     }
 }
 

@@ -1,5 +1,6 @@
 //! Building and running a server: database, keys, processor, router, jobs, shutdown.
 
+use crate::api::rate_limit::RateLimits;
 use crate::clock::Clock;
 use crate::config::{ProcessorKind, Settings};
 use crate::services::identity::CustomerTokens;
@@ -155,7 +156,17 @@ async fn assemble(
     let public_url: Arc<str> =
         settings.server.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').into();
     let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
-    Ok(AppState { store, processor, test_processor, settings: Arc::new(settings), clock, public_url, customer_tokens })
+    let rate_limits = Arc::new(RateLimits::from_settings(&settings)?);
+    Ok(AppState {
+        store,
+        processor,
+        test_processor,
+        settings: Arc::new(settings),
+        clock,
+        public_url,
+        customer_tokens,
+        rate_limits,
+    })
 }
 
 /// The configured processor; for the `test` one also the processor itself (hosted pages,

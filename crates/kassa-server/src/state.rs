@@ -1,3 +1,4 @@
+use crate::api::rate_limit::RateLimits;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::services::identity::CustomerTokens;
@@ -20,4 +21,6 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Verifier of customer JWTs; `None` when customer sign-in is not configured.
     pub customer_tokens: Option<Arc<CustomerTokens>>,
+    /// This process's token buckets per API key (and client address on the store API).
+    pub rate_limits: Arc<RateLimits>,
 }

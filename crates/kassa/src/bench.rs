@@ -415,6 +415,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !errors.is_empty() {
         println!("errors        {errors:?}");
     }
+    if errors.contains_key("429") {
+        println!(
+            "              429: the server's rate limits; measure one started with KASSA_RATE_LIMITS__ENABLED=false"
+        );
+    }
     if args.scenario == Scenario::Credits {
         // Let the last webhooks land, then check the account's books.
         tokio::time::sleep(Duration::from_secs(2)).await;

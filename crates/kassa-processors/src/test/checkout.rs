@@ -62,9 +62,21 @@ fn not_open(session: &o::CheckoutSession, now: i64) -> Option<ProcessorError> {
 }
 
 /// Loads a session with the objects hanging off it (its PaymentIntent), locked.
+///
+/// The PaymentIntent the session names is read again when the first statement did not return
+/// it: on PostgreSQL (READ COMMITTED) a statement that waited for the session's lock sees the
+/// session as the transaction it waited for left it, but not the rows that transaction
+/// inserted (its snapshot is older). Without the second read, a payment posted twice at once
+/// would find the first attempt's PaymentIntent missing and start a second one.
 async fn load_session(w: &mut Work, id: &str) -> Result<o::CheckoutSession, ProcessorError> {
     w.load(&[id], true, true).await?;
-    w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))
+    let session: o::CheckoutSession = w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
+    if let Some(pi) = &session.payment_intent
+        && w.get::<o::PaymentIntent>(pi)?.is_none()
+    {
+        w.load(&[pi.as_str()], false, true).await?;
+    }
+    Ok(session)
 }
 
 /// Marks the session paid (or submitted) and records `checkout.session.completed`.
@@ -304,6 +316,41 @@ impl TestProcessor {
         payments::neutral_from_rows(pi_id, &rows)
     }
 
+    /// Where the 3-D Secure challenge of a PaymentIntent may send the browser: for a checkout
+    /// session's PaymentIntent its success URL and its page, otherwise the `return_url` (the
+    /// challenge page lets its forms end there).
+    pub async fn authentication_redirects(&self, pi_id: &str) -> Result<Vec<String>, ProcessorError> {
+        let rows = db::read_with_children(self.store.reader(), pi_id).await.map_err(db_failed)?;
+        let row = rows
+            .iter()
+            .find(|r| r.id == pi_id && r.kind == "payment_intent")
+            .ok_or_else(|| ProcessorError::NotFound(pi_id.to_string()))?;
+        if let Some(session) = row.parent.as_deref().filter(|p| p.starts_with("cs_")) {
+            let session = self.checkout_session(session).await?;
+            return Ok(vec![session.success_redirect(), self.checkout_url(&session.id)]);
+        }
+        let pi: o::PaymentIntent = decode(row)?;
+        Ok(pi.next_action.and_then(|a| a.redirect_to_url.return_url).into_iter().collect())
+    }
+
+    /// Where a challenge that is already over sends the browser (a second click on its
+    /// buttons): a checkout session's PaymentIntent goes where the first answer went — the
+    /// success URL of the completed session, else back to its checkout page. `None` for a
+    /// PaymentIntent without a session (its `return_url` is gone with the `next_action`).
+    pub async fn after_authentication(&self, pi_id: &str) -> Result<Option<String>, ProcessorError> {
+        let rows = db::read_with_children(self.store.reader(), pi_id).await.map_err(db_failed)?;
+        let row = rows
+            .iter()
+            .find(|r| r.id == pi_id && r.kind == "payment_intent")
+            .ok_or_else(|| ProcessorError::NotFound(pi_id.to_string()))?;
+        let Some(session) = row.parent.as_deref().filter(|p| p.starts_with("cs_")) else { return Ok(None) };
+        let session = self.checkout_session(session).await?;
+        Ok(Some(match session.status {
+            Status::Complete => session.success_redirect(),
+            Status::Open | Status::Expired => self.checkout_url(&session.id),
+        }))
+    }
+
     /// Expires open sessions whose `expires_at` has passed (a bounded batch; safe on several
     /// servers at once). Returns how many it expired.
     pub async fn expire_overdue_sessions(&self) -> Result<usize, ProcessorError> {
@@ -449,6 +496,17 @@ impl TestProcessor {
             Some(id) => w.get::<o::CheckoutSession>(id)?,
             None => None,
         };
+        if let Some(s) = &session
+            && (s.status != Status::Open || s.payment_intent.as_deref() != Some(pi_id))
+        {
+            // Not the payment its session waits for (the session was paid or ended another
+            // way): approving it would charge a second time.
+            return Err(invalid(
+                "payment_intent_unexpected_state",
+                None,
+                "This payment's checkout session no longer waits for it.",
+            ));
+        }
         let (payment_intent, redirect_url) = if approve {
             let neutral = payments::succeed(w, &mut pi, &mut pm);
             let redirect = match session.as_mut() {

@@ -73,6 +73,7 @@ impl FromRequestParts<AppState> for Admin {
                 "Publishable keys cannot use the admin API; use a secret key (sk_…).".into(),
             ));
         }
+        state.rate_limits.admin(&row.id)?;
         Ok(Admin { key_id: row.id })
     }
 }
@@ -100,6 +101,7 @@ impl FromRequestParts<AppState> for Storefront {
                     .into(),
             ));
         }
+        state.rate_limits.store(&row.id, parts)?;
         Ok(Storefront { key_id: row.id, bearer: customer_token })
     }
 }

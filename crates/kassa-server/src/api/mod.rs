@@ -3,9 +3,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod extract;
 pub mod idempotency;
 pub mod pagination;
+pub mod rate_limit;
+pub mod security_headers;
 pub mod store;
 pub mod system;
 pub mod test_processor;
@@ -15,9 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, Method};
 use std::sync::Arc;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,7 +33,8 @@ use utoipa_axum::router::OpenApiRouter;
                        `Authorization: Bearer <customer JWT>`. What a guest owns (a cart, a checkout \
                        session, the order paid from a cart) opens with its `client_secret` as well, sent \
                        as `Kassa-Client-Secret` (or `client_secret` in a link). Money is integer minor \
-                       units. Mutating requests accept `Idempotency-Key`."
+                       units. Mutating requests accept `Idempotency-Key`. Over a key's rate limit the \
+                       answer is 429 `rate_limit_error` with `Retry-After` (seconds)."
     ),
     modifiers(&SecuritySchemes),
     components(schemas(crate::error::ErrorBody))
@@ -80,7 +82,7 @@ pub fn router(state: AppState) -> Router {
     crate::metrics::handle();
     let (router, openapi) = routes().split_for_parts();
     extract::set_body_limit_hint(state.settings.server.body_limit);
-    let cors = cors(&state.settings.server.cors_origins);
+    let cors = cors::layer(&state.settings.server);
     router
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(route_not_found)
@@ -88,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
         .layer(cors)
+        .layer(axum::middleware::from_fn(security_headers::every_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
@@ -100,22 +103,6 @@ fn request_span(req: &Request) -> tracing::Span {
 
 async fn route_not_found(req: Request) -> ApiError {
     ApiError::RouteNotFound { method: req.method().to_string(), path: req.uri().path().to_string() }
-}
-
-/// Browsers call the store API from the merchant's site.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST, Method::DELETE]).allow_headers([
-        axum::http::header::AUTHORIZATION,
-        axum::http::header::CONTENT_TYPE,
-        HeaderName::from_static(auth::PUBLISHABLE_KEY_HEADER),
-        HeaderName::from_static(auth::CLIENT_SECRET_HEADER),
-        HeaderName::from_static(idempotency::HEADER),
-    ])
 }
 
 /// Documents the optional `Idempotency-Key` header of a mutating route.

@@ -40,6 +40,14 @@ struct Page {
     location: Option<String>,
     content_type: String,
     text: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+/// How many times the PaymentIntent succeeded at the processor (its `payment_intent.succeeded`
+/// events): a second charge would need a second success.
+async fn succeeded_payments_of(app: &TestApp, pi: &str) -> usize {
+    let events = app.state.test_processor.as_ref().unwrap().events().await.unwrap();
+    events.iter().filter(|e| e["type"] == "payment_intent.succeeded" && e["data"]["object"]["id"] == pi).count()
 }
 
 /// A browser that does not follow redirects, so the tests see them.
@@ -54,7 +62,8 @@ async fn browse(app: &TestApp, path: &str, form: Option<&[(&str, &str)]>) -> Pag
     let header = |name| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (status, location, content_type) =
         (res.status(), header("location"), header("content-type").unwrap_or_default());
-    Page { status, location, content_type, text: res.text().await.unwrap() }
+    let headers = res.headers().clone();
+    Page { status, location, content_type, headers, text: res.text().await.unwrap() }
 }
 
 fn path_of(url: &str, app: &TestApp) -> String {
@@ -190,8 +199,11 @@ async fn the_checkout_page_shows_the_order_and_pays_by_card() {
     assert_eq!(after.status, 200);
     assert!(after.text.contains("This checkout session is complete"));
     assert!(!after.text.contains("Card number"));
+    // The form posted again (a second click on Pay, a reload) goes where the first post went
+    // and charges nothing more.
     let again = browse(&app, &path, Some(&[("number", "4242 4242 4242 4242"), ("exp", "12/34"), ("cvc", "123")])).await;
-    assert_eq!(again.status, 409);
+    assert_eq!((again.status, again.location), (StatusCode::SEE_OTHER, paid.location.clone()));
+    assert_eq!(succeeded_payments_of(&app, &pi.id).await, 1);
 
     // A merchant's URL that is not ASCII still redirects (percent-encoded).
     let session =
@@ -237,9 +249,9 @@ async fn three_d_secure_goes_through_the_challenge_page() {
     assert_eq!(approved.location.as_deref(), Some(format!("https://shop.test/thanks?session={}", session.id).as_str()));
     let done = app.state.processor.retrieve_checkout_session(&session.id).await.unwrap();
     assert_eq!(done.payment_status, CheckoutPaymentStatus::Paid);
-    // The challenge is over.
+    // The challenge is over: answering it again goes where the first answer went.
     let again = browse(&app, &auth_path, Some(&[("outcome", "complete")])).await;
-    assert_eq!(again.status, 409);
+    assert_eq!((again.status, again.location), (StatusCode::SEE_OTHER, approved.location.clone()));
     assert!(browse(&app, &auth_path, None).await.text.contains("does not wait for authentication"));
     assert_eq!(browse(&app, "/test-processor/authenticate/pi_nothing", None).await.status, 404);
 
@@ -265,6 +277,10 @@ async fn three_d_secure_goes_through_the_challenge_page() {
         back.location.as_deref(),
         Some(format!("https://shop.test/after-3ds?payment_intent={}&redirect_status=succeeded", pi.id).as_str())
     );
+    // Without a session there is nowhere known to go back to: the page says it is over.
+    let again = browse(&app, &auth_path, Some(&[("outcome", "complete")])).await;
+    assert_eq!(again.status, 409);
+    assert!(again.text.contains("does not wait for authentication"));
 }
 
 #[tokio::test]
@@ -427,4 +443,152 @@ async fn the_test_processor_routes_are_documented() {
     assert!(page["get"]["responses"]["200"]["content"]["text/html"].is_object());
     assert!(page["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());
     assert!(paths["/test-processor/authenticate/{id}"]["get"]["responses"]["200"]["content"]["text/html"].is_object());
+}
+
+/// The directives of a Content-Security-Policy, by name.
+fn csp_directives(page: &Page) -> std::collections::HashMap<String, Vec<String>> {
+    let csp = page.headers.get("content-security-policy").expect("a Content-Security-Policy").to_str().unwrap();
+    csp.split(';')
+        .filter_map(|d| {
+            let mut words = d.split_whitespace().map(str::to_string);
+            Some((words.next()?, words.collect()))
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_hosted_page_headers(page: &Page, form_targets: &[&str]) {
+    let header = |name: &str| page.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let csp = csp_directives(page);
+    let directive = |name: &str| csp.get(name).cloned().unwrap_or_else(|| panic!("no {name} in {csp:?}"));
+    assert_eq!(directive("default-src"), ["'self'"]);
+    assert_eq!(directive("script-src"), ["'self'"], "no inline script");
+    assert_eq!(directive("style-src"), ["'self'"], "no inline style");
+    assert_eq!(directive("frame-ancestors"), ["'none'"]);
+    let mut form_action = directive("form-action");
+    form_action.sort();
+    let mut expected: Vec<String> = form_targets.iter().map(|t| t.to_string()).collect();
+    expected.push("'self'".into());
+    expected.sort();
+    assert_eq!(form_action, expected);
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
+}
+
+/// The `href`/`src` of a page's `<link>`/`<script>`.
+fn linked(page: &str, attribute: &str, tag: &str) -> Vec<String> {
+    page.split(&format!("<{tag} "))
+        .skip(1)
+        .filter_map(|rest| rest.split('>').next())
+        .filter_map(|attrs| attrs.split(&format!("{attribute}=\"")).nth(1))
+        .filter_map(|v| v.split('"').next())
+        .map(|v| v.replace("&amp;", "&"))
+        .collect()
+}
+
+#[tokio::test]
+async fn hosted_pages_forbid_inline_code_framing_and_referrers() {
+    let app = spawn_app().await;
+    let session = checkout_session(&app, CaptureMethod::Automatic).await;
+    let path = format!("/test-processor/checkout/{}", session.id);
+    let page = browse(&app, &path, None).await;
+    assert_eq!(page.status, 200);
+    // Forms post to Kassa; paying redirects to the merchant (https://shop.test) or to the
+    // 3-D Secure page at Kassa's public URL.
+    assert_hosted_page_headers(&page, &["https://shop.test", &app.address]);
+    // No inline style, no inline script, no event handler attributes: all would be blocked.
+    assert!(!page.text.contains("<style"), "{}", page.text);
+    assert_eq!(page.text.matches("<script").count(), linked(&page.text, "src", "script").len());
+    assert!(!page.text.contains(" onclick=") && !page.text.contains(" onsubmit="));
+    // The stylesheet and the script come from Kassa, versioned by their content.
+    let sheets = linked(&page.text, "href", "link");
+    let scripts = linked(&page.text, "src", "script");
+    assert_eq!((sheets.len(), scripts.len()), (1, 1), "{}", page.text);
+    for (href, content_type, sample) in
+        [(&sheets[0], "text/css", "button:disabled"), (&scripts[0], "text/javascript", "addEventListener(\"submit\"")]
+    {
+        assert!(href.starts_with("/test-processor/assets/") && href.contains("?v="), "{href}");
+        let asset = browse(&app, href, None).await;
+        assert_eq!(asset.status, 200, "{href}");
+        assert!(asset.content_type.starts_with(content_type), "{}", asset.content_type);
+        assert_eq!(asset.headers["x-content-type-options"], "nosniff");
+        assert!(asset.text.contains(sample), "{href}");
+    }
+    assert_eq!(browse(&app, "/test-processor/assets/other.js", None).await.status, 404);
+    // A re-rendered page (a decline) and the redirect after paying carry them too.
+    let declined =
+        browse(&app, &path, Some(&[("number", "4000 0000 0000 0002"), ("exp", "12/34"), ("cvc", "123")])).await;
+    assert_eq!(declined.status, 402);
+    assert_hosted_page_headers(&declined, &["https://shop.test", &app.address]);
+    let challenge =
+        browse(&app, &path, Some(&[("number", "4000 0027 6000 3184"), ("exp", "12/34"), ("cvc", "123")])).await;
+    assert_eq!(challenge.status, 303);
+    assert_eq!(challenge.headers["referrer-policy"], "no-referrer");
+
+    // The 3-D Secure page may send the browser back to the session's success URL.
+    let auth = browse(&app, &path_of(challenge.location.as_deref().unwrap(), &app), None).await;
+    assert_eq!(auth.status, 200);
+    assert_hosted_page_headers(&auth, &["https://shop.test", &app.address]);
+
+    // A PaymentIntent confirmed through the API returns to its own return_url.
+    let tp = app.state.test_processor.clone().unwrap();
+    let customer = tp.create_customer(&CreateCustomer::default(), &IdempotencyKey::new(rand_suffix())).await.unwrap();
+    let req = CreatePaymentIntent {
+        amount: 500,
+        currency: "eur".into(),
+        customer: customer.id,
+        metadata: Default::default(),
+        capture_method: CaptureMethod::Automatic,
+        setup_future_usage: false,
+        confirm: Some(PaymentSource::PaymentMethod("pm_card_authenticationRequired".into())),
+        off_session: false,
+        return_url: Some("https://merchant.example:8443/after-3ds?order=1".into()),
+    };
+    let pi = tp.create_payment_intent(&req, &IdempotencyKey::new(rand_suffix())).await.unwrap();
+    let auth = browse(&app, &path_of(&pi.next_action.unwrap().redirect_url, &app), None).await;
+    assert_hosted_page_headers(&auth, &["https://merchant.example:8443", &app.address]);
+}
+
+#[tokio::test]
+async fn a_form_posted_twice_at_once_pays_once_and_both_go_where_the_first_went() {
+    let app = spawn_app().await;
+    let card = |number| [("method", "card"), ("number", number), ("exp", "12/34"), ("cvc", "123")];
+
+    // Pay twice at once (a double click without the page's script).
+    let session = checkout_session(&app, CaptureMethod::Automatic).await;
+    let path = format!("/test-processor/checkout/{}", session.id);
+    let visa = card("4242 4242 4242 4242");
+    let (a, b) = tokio::join!(browse(&app, &path, Some(&visa)), browse(&app, &path, Some(&visa)));
+    let thanks = format!("https://shop.test/thanks?session={}", session.id);
+    for page in [&a, &b] {
+        assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some(thanks.as_str())));
+    }
+    let done = app.state.processor.retrieve_checkout_session(&session.id).await.unwrap();
+    assert_eq!(done.payment_status, CheckoutPaymentStatus::Paid);
+    assert_eq!(succeeded_payments_of(&app, done.payment_intent.as_deref().unwrap()).await, 1);
+    let events = app.state.test_processor.as_ref().unwrap().events().await.unwrap();
+    let completed = events
+        .iter()
+        .filter(|e| e["type"] == "checkout.session.completed" && e["data"]["object"]["id"] == session.id.as_str())
+        .count();
+    assert_eq!(completed, 1);
+
+    // With 3-D Secure: both posts lead to the one challenge; answering it twice at once pays once.
+    let session = checkout_session(&app, CaptureMethod::Automatic).await;
+    let path = format!("/test-processor/checkout/{}", session.id);
+    let three_ds = card("4000 0027 6000 3184");
+    let (a, b) = tokio::join!(browse(&app, &path, Some(&three_ds)), browse(&app, &path, Some(&three_ds)));
+    assert_eq!((a.status, b.status), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER));
+    assert_eq!(a.location, b.location, "one PaymentIntent, one challenge");
+    let auth_path = path_of(a.location.as_deref().unwrap(), &app);
+    let complete = [("outcome", "complete")];
+    let (a, b) = tokio::join!(browse(&app, &auth_path, Some(&complete)), browse(&app, &auth_path, Some(&complete)));
+    let thanks = format!("https://shop.test/thanks?session={}", session.id);
+    for page in [&a, &b] {
+        assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some(thanks.as_str())));
+    }
+    let pi = auth_path.rsplit('/').next().unwrap();
+    assert_eq!(succeeded_payments_of(&app, pi).await, 1);
 }

@@ -2,6 +2,7 @@
 //! hosted pages and Stripe's dashboard are to Stripe's test mode. They exist only while the
 //! `test` processor is configured; otherwise they answer 404.
 
+mod assets;
 mod control;
 mod pages;
 mod tokens;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(tokens::routes()).merge(pages::routes()).merge(control::routes())
+    OpenApiRouter::new().merge(tokens::routes()).merge(pages::routes()).merge(assets::routes()).merge(control::routes())
 }
 
 /// The test processor, or 404 when Kassa runs with another one.

@@ -1,10 +1,13 @@
 //! The test processor's hosted pages (what Stripe Checkout and a bank's 3-D Secure page are
 //! to Stripe): the checkout page of a session, and the 3-D Secure challenge. Forms post back
 //! to the page; success answers 303 to where the browser goes next, a problem re-renders the
-//! page with the message in place.
+//! page with the message in place. A post repeated after it succeeded (a second click on Pay,
+//! a reload) goes where the first one went, without paying again. Every page carries the
+//! hosted pages' security headers ([`security_headers::hosted_page`]).
 
 use super::{api_error, test_processor, views};
 use crate::api::extract::read_body;
+use crate::api::security_headers::{self, FormTargets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
@@ -23,10 +26,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(checkout_page, submit_checkout))
         .routes(routes!(authentication_page, submit_authentication))
+        .route_layer(axum::middleware::from_fn(security_headers::hosted_page))
 }
 
+/// A page whose forms post to Kassa and may be redirected to `targets` afterwards.
+fn page_to(status: StatusCode, markup: Markup, targets: FormTargets) -> Response {
+    let mut res = (status, Html(markup.into_string())).into_response();
+    res.extensions_mut().insert(targets);
+    res
+}
+
+/// A page without forms.
 fn page(status: StatusCode, markup: Markup) -> Response {
-    (status, Html(markup.into_string())).into_response()
+    page_to(status, markup, FormTargets::default())
 }
 
 /// 303 to `url`; a URL that cannot be a header (the merchant's own) gets a page with a link.
@@ -35,6 +47,12 @@ fn see_other(url: &str) -> Response {
         Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
         Err(_) => page(StatusCode::OK, views::continue_to(url)),
     }
+}
+
+/// Whether the processor refused because the object is past the state the call needs (a
+/// session already complete, a challenge already answered).
+fn is_state_conflict(e: &ProcessorError) -> bool {
+    matches!(e, ProcessorError::InvalidRequest { code: Some(c), .. } if c.ends_with("_unexpected_state"))
 }
 
 /// How a refused payment shows on a page: status and message. A missing object stays a 404.
@@ -105,7 +123,9 @@ async fn render_checkout(
         (None, CheckoutSessionStatus::Open) => tp.checkout_last_error(&session).await.map_err(api_error)?,
         _ => None,
     };
-    Ok(page(status, views::checkout(&session, error.or(last_error.as_deref()))))
+    // Paying redirects to the success URL, or to the 3-D Secure page at Kassa's public URL.
+    let targets = FormTargets::of([session.success_redirect().as_str(), &app.public_url]);
+    Ok(page_to(status, views::checkout(&session, error.or(last_error.as_deref())), targets))
 }
 
 /// The hosted checkout page of a session (test processor).
@@ -146,6 +166,16 @@ async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, re
         Ok(CheckoutPayment::Completed { redirect_url } | CheckoutPayment::RequiresAction { redirect_url }) => {
             Ok(see_other(&redirect_url))
         }
+        Err(e) if is_state_conflict(&e) => {
+            // A repeated post (a second click, concurrent with the first or after it) finds the
+            // session complete: it goes where the first went, and nothing is charged again.
+            let session = tp.checkout_session(&id).await.map_err(api_error)?;
+            if session.status == CheckoutSessionStatus::Complete {
+                return Ok(see_other(&session.success_redirect()));
+            }
+            let (status, message) = page_error(e)?;
+            render_checkout(&app, &tp, &id, status, Some(&message)).await
+        }
         Err(e) => {
             let (status, message) = page_error(e)?;
             render_checkout(&app, &tp, &id, status, Some(&message)).await
@@ -167,7 +197,9 @@ async fn authentication_page(State(app): State<AppState>, Path(id): Path<String>
             views::message("Nothing to authenticate", "This payment does not wait for authentication."),
         ));
     }
-    Ok(page(StatusCode::OK, views::authenticate(&pi, None)))
+    let redirects = tp.authentication_redirects(&id).await.map_err(api_error)?;
+    let targets = FormTargets::of(redirects.iter().map(String::as_str).chain([&*app.public_url]));
+    Ok(page_to(StatusCode::OK, views::authenticate(&pi, None), targets))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -200,7 +232,10 @@ async fn submit_authentication(
         Some("fail") => false,
         _ => {
             let pi = tp.payment_intent_for_page(&id).await.map_err(api_error)?;
-            return Ok(page(StatusCode::BAD_REQUEST, views::authenticate(&pi, Some("Choose Complete or Fail."))));
+            let redirects = tp.authentication_redirects(&id).await.map_err(api_error)?;
+            let targets = FormTargets::of(redirects.iter().map(String::as_str).chain([&*app.public_url]));
+            let markup = views::authenticate(&pi, Some("Choose Complete or Fail."));
+            return Ok(page_to(StatusCode::BAD_REQUEST, markup, targets));
         }
     };
     match tp.complete_authentication(&id, approve).await {
@@ -209,6 +244,14 @@ async fn submit_authentication(
             None if approve => page(StatusCode::OK, views::message("Authenticated", "You can close this window.")),
             None => page(StatusCode::OK, views::message("Authentication failed", "You can close this window.")),
         }),
+        Err(e) if is_state_conflict(&e) => match tp.after_authentication(&id).await.map_err(api_error)? {
+            // A repeated answer to a challenge of a checkout session goes where the first went.
+            Some(url) => Ok(see_other(&url)),
+            None => {
+                let (status, message) = page_error(e)?;
+                Ok(page(status, views::message("Authentication", &message)))
+            }
+        },
         Err(e) => {
             let (status, message) = page_error(e)?;
             Ok(page(status, views::message("Authentication", &message)))

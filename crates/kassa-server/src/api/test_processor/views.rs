@@ -1,26 +1,13 @@
-//! The HTML of the test processor's hosted pages: server-rendered, no JavaScript.
+//! The HTML of the test processor's hosted pages: server-rendered, with no inline style or
+//! script (their Content-Security-Policy forbids it): one stylesheet, and one small script
+//! that keeps a form from being submitted twice.
 
+use super::assets;
 use kassa_domain::Currency;
 use kassa_processors::PaymentIntent;
 use kassa_processors::test::objects::CheckoutSession;
 use kassa_processors::types::{CaptureMethod, CheckoutSessionStatus};
 use maud::{DOCTYPE, Markup, html};
-
-const STYLE: &str = "
-body{font-family:system-ui,sans-serif;background:#f6f7f9;color:#1a1f36;margin:0}
-main{max-width:28rem;margin:2rem auto;background:#fff;border-radius:8px;padding:1.5rem 2rem;box-shadow:0 1px 3px #0002}
-.test{background:#ffde92;color:#5c3b00;font-size:.8rem;padding:.3rem .6rem;border-radius:4px;display:inline-block}
-table{width:100%;border-collapse:collapse;margin:1rem 0}td{padding:.35rem 0}td.amount{text-align:right}
-tr.total td{border-top:1px solid #ddd;font-weight:600}
-label{display:block;margin:.6rem 0 .2rem;font-size:.9rem}
-input{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem;border:1px solid #ccc;border-radius:4px}
-.row{display:flex;gap:1rem}.row>div{flex:1}
-button{width:100%;margin-top:1rem;padding:.7rem;font-size:1rem;border:0;border-radius:4px;background:#635bff;color:#fff;cursor:pointer}
-button.secondary{background:#fff;color:#635bff;border:1px solid #635bff}
-button.danger{background:#fff;color:#c0123c;border:1px solid #c0123c}
-.error{background:#fde8ec;color:#a0102f;padding:.6rem;border-radius:4px;margin:1rem 0}
-.hint{color:#697386;font-size:.8rem}a{color:#635bff}
-";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
@@ -30,7 +17,8 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
-                style { (STYLE) }
+                link rel="stylesheet" href=(assets::stylesheet_href());
+                script src=(assets::script_href()) defer {}
             }
             body { main { span.test { "Test mode: no real money moves" } (body) } }
         }
