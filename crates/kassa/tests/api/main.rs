@@ -13,6 +13,7 @@ mod checkout;
 mod crash;
 mod credits;
 mod customers;
+mod duplicate_charges;
 mod idempotency;
 mod localstripe;
 mod system;
