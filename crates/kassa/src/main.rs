@@ -104,8 +104,11 @@ fn print_reconciled(r: &kassa_server::jobs::commerce::Reconciled, days: u32) {
     println!("gave back {} payments; retried {} pending refunds", r.given_back, r.refunds_retried);
     println!("left to give back: {}", r.left_to_give_back.len());
     for p in &r.left_to_give_back {
+        // Leased: a running server is giving it back right now (or its last try failed and it
+        // waits for the lease to run out before the next).
+        let held = p.lease_until.filter(|until| *until > r.finished).map(|_| ", in progress").unwrap_or_default();
         println!(
-            "  {} {} {} {} ({})",
+            "  {} {} {} {} ({}{held})",
             p.id,
             p.processor_payment_intent.as_deref().unwrap_or("-"),
             p.amount,

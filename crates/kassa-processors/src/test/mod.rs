@@ -78,7 +78,7 @@ impl TestProcessorConfig {
 #[derive(Clone)]
 pub struct TestProcessor {
     store: Store,
-    config: TestProcessorConfig,
+    config: Arc<TestProcessorConfig>,
     switches: Arc<Switches>,
 }
 
@@ -127,7 +127,7 @@ impl TestProcessor {
             ignore_idempotency_keys: AtomicBool::new(false),
             stalled: tokio::sync::watch::Sender::new(false),
         };
-        TestProcessor { store, config, switches: Arc::new(switches) }
+        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches) }
     }
 
     /// The webhook signing secret all servers on this database share: created by the first

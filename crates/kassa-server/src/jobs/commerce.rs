@@ -14,6 +14,9 @@ use kassa_store::payments::PaymentRow;
 use kassa_store::{carts, checkout_sessions as sessions, events, orders as order_db, payments as payment_db};
 
 const BATCH: i64 = 100;
+/// Giving a payment back takes two processor calls: reading its PaymentIntent, then the
+/// cancel or the refund. Its lease covers both.
+const GIVE_BACK_CALLS: i64 = 2;
 
 /// Open carts idle for longer than the TTL become `expired`; their reservations go back.
 pub async fn expire_carts(state: &AppState) -> anyhow::Result<()> {
@@ -60,15 +63,28 @@ async fn claim(state: &AppState, status: &str, idle: i64) -> anyhow::Result<Vec<
 /// again), and the call's idempotency key is derived from the PaymentIntent's id.
 pub async fn give_back_voided(state: &AppState) -> anyhow::Result<usize> {
     let now = state.clock.now();
-    let claimed =
-        payment_db::claim_leased(&state.store, "void_pending", now, payments::lease_until(state, now), BATCH).await?;
+    let claimed = payment_db::claim_leased(
+        &state.store,
+        "void_pending",
+        now,
+        payments::lease_until(state, now, GIVE_BACK_CALLS),
+        BATCH,
+    )
+    .await?;
     let mut given_back = 0;
     for p in claimed {
         // The round's later payments wait for the earlier ones' calls: take each lease afresh
         // right before its call, unless another round took the payment over meanwhile.
         let now = state.clock.now();
         let held = p.lease_until.unwrap_or_default();
-        if !payment_db::renew_lease(state.store.writer(), &p.id, held, payments::lease_until(state, now)).await? {
+        if !payment_db::renew_lease(
+            state.store.writer(),
+            &p.id,
+            held,
+            payments::lease_until(state, now, GIVE_BACK_CALLS),
+        )
+        .await?
+        {
             continue;
         }
         let Some(pi) = &p.processor_payment_intent else { continue };
@@ -204,6 +220,8 @@ pub struct Reconciled {
     /// server is giving them back right now).
     pub left_to_give_back: Vec<PaymentRow>,
     pub refunds_retried: usize,
+    /// When the run ended (Unix seconds).
+    pub finished: i64,
 }
 
 /// How far back `kassa reconcile` looks at the processor's PaymentIntents by default.
@@ -259,6 +277,7 @@ pub async fn reconcile(state: &AppState, days: u32) -> anyhow::Result<Reconciled
     }
     report.duplicates = payment_db::duplicates_since(state.store.reader(), since).await?;
     report.left_to_give_back = payment_db::in_statuses(state.store.reader(), &["void_pending"], 10_000).await?;
+    report.finished = state.clock.now();
     Ok(report)
 }
 

@@ -142,7 +142,7 @@ pub async fn pay(
         attempt: number,
         source: Some(serde_json::to_string(&attempt).expect("attempt serializes")),
         // This request makes the call: it holds the attempt from the start.
-        lease_until: Some(payments::lease_until(state, now)),
+        lease_until: Some(payments::lease_until(state, now, 1)),
         ..PaymentRow::pending("order", &customer, cart.total, &cart.currency, state.processor.name(), now)
     };
     let mut tx = state.store.begin().await?;
@@ -190,7 +190,7 @@ async fn settle_previous(
         // once no other request holds it in flight.
         "pending" => {
             let now = state.clock.now();
-            if !db::claim_pending(state.store.writer(), &prev.id, now, payments::lease_until(state, now)).await? {
+            if !db::claim_pending(state.store.writer(), &prev.id, now, payments::lease_until(state, now, 1)).await? {
                 let fresh = db::get(state.store.writer(), &prev.id).await?.unwrap_or_else(|| prev.clone());
                 if fresh.status == "pending" {
                     return Err(in_progress());

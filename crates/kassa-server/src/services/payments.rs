@@ -38,11 +38,11 @@ pub fn is_unsettled(status: &str) -> bool {
 /// to record the outcome.
 const LEASE_GRACE_SECS: i64 = 5;
 
-/// Until when a request that starts a processor call about a payment now holds it: past the
-/// call's deadline (its caller has given up waiting by then) plus the time to record what it
-/// answered. Another request may repeat the call only after that.
-pub fn lease_until(state: &AppState, now: i64) -> i64 {
-    now + state.settings.processor.call_deadline_secs as i64 + LEASE_GRACE_SECS
+/// Until when a request that starts `calls` processor calls about a payment now holds it:
+/// past their deadlines (its caller has given up waiting by then) plus the time to record what
+/// they answered. Another request may repeat them only after that.
+pub fn lease_until(state: &AppState, now: i64, calls: i64) -> i64 {
+    now + calls * state.settings.processor.call_deadline_secs as i64 + LEASE_GRACE_SECS
 }
 
 /// Applies `pi` (the processor's current state) to the payment. With `event`, records the
