@@ -4,6 +4,7 @@
 //! wire format stays inside `stripe/`, and the offline `test` processor in `test/` behaves
 //! like Stripe's test mode. Both pass the same contract tests.
 
+pub mod deadline;
 pub mod signature;
 pub mod stripe;
 pub mod test;
@@ -59,6 +60,15 @@ pub trait Processor: Send + Sync + 'static {
     ) -> Result<PaymentIntent, ProcessorError>;
 
     async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, ProcessorError>;
+
+    /// PaymentIntents, newest first, a page at a time (reconciliation looks for charges that
+    /// carry Kassa's metadata but are not the ones Kassa keeps). Each carries its latest
+    /// charge's refunded amount, as [`Processor::retrieve_payment_intent`] does.
+    async fn list_payment_intents(
+        &self,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<PaymentIntentPage, ProcessorError>;
 
     /// Captures an authorized PaymentIntent; `amount` below the authorized amount is a
     /// partial capture (the rest is released).

@@ -119,6 +119,14 @@ pub struct PaymentIntent {
     pub created: i64,
 }
 
+/// One page of PaymentIntents, newest first (Stripe's order).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentIntentPage {
+    pub data: Vec<PaymentIntent>,
+    /// More, older ones follow: ask again with `starting_after` the last id of this page.
+    pub has_more: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRefund {
     pub payment_intent: String,

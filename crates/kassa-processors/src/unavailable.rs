@@ -38,6 +38,9 @@ impl Processor for Unavailable {
     async fn retrieve_payment_intent(&self, _: &str) -> Result<PaymentIntent, ProcessorError> {
         refuse()
     }
+    async fn list_payment_intents(&self, _: Option<&str>, _: u32) -> Result<PaymentIntentPage, ProcessorError> {
+        refuse()
+    }
     async fn capture_payment_intent(
         &self,
         _: &str,

@@ -436,3 +436,44 @@ async fn localstripes_signed_payment_intent_succeeded_webhook_verifies() {
         EventError::Signature(SignatureError::NoMatch)
     );
 }
+
+#[tokio::test]
+async fn lists_payment_intents_a_page_at_a_time_with_metadata_and_refunds() {
+    let ls = localstripe!();
+    let p = ls.processor();
+    let cus = customer(&p).await;
+    let mut made = Vec::new();
+    for amount in [1100, 1200, 1300] {
+        let mut req = intent(&cus, amount, card("pm_card_visa"));
+        req.metadata.insert("kassa_payment_id".into(), format!("pay_{amount}"));
+        made.push(p.create_payment_intent(&req, &key(&format!("list_{amount}"))).await.unwrap());
+    }
+    let refund = CreateRefund { payment_intent: made[1].id.clone(), amount: None, metadata: Metadata::new() };
+    p.create_refund(&refund, &key("list_refund")).await.unwrap();
+
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let page = p.list_payment_intents(after.as_deref(), 2).await.unwrap();
+        assert!(page.data.len() <= 2, "{page:?}");
+        listed.extend(page.data.clone());
+        if !page.has_more {
+            break;
+        }
+        after = page.data.last().map(|pi| pi.id.clone());
+    }
+    // localstripe lists in creation order (Stripe newest first); every one appears once.
+    let mut ids: Vec<&str> = listed.iter().map(|pi| pi.id.as_str()).collect();
+    ids.sort();
+    let mut expected: Vec<&str> = made.iter().map(|pi| pi.id.as_str()).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    for pi in &made {
+        let seen = listed.iter().find(|l| l.id == pi.id).unwrap();
+        assert_eq!(seen.metadata.get("kassa_payment_id"), pi.metadata.get("kassa_payment_id"));
+        assert_eq!((seen.status, seen.amount_received), (PaymentIntentStatus::Succeeded, pi.amount));
+        let refunded = if pi.id == made[1].id { pi.amount } else { 0 };
+        assert_eq!(seen.amount_refunded, refunded, "{seen:?}");
+        assert!(seen.created > 0);
+    }
+}

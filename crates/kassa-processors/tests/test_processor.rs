@@ -760,6 +760,96 @@ async fn the_failure_switch_fails_every_call_without_side_effects() {
     assert_eq!(env.tp.retrieve_checkout_session(&session.id).await.unwrap().status, CheckoutSessionStatus::Open);
 }
 
+#[tokio::test]
+async fn ignoring_idempotency_keys_makes_a_repeated_call_charge_again_like_localstripe() {
+    let env = Env::new().await;
+    let cus = env.customer().await;
+    let req = pay(&cus, 700, Some(PaymentSource::PaymentMethod("pm_card_visa".into())));
+    let k = key();
+    let first = env.tp.create_payment_intent(&req, &k).await.unwrap();
+    assert_eq!(env.tp.create_payment_intent(&req, &k).await.unwrap(), first, "the key is honoured by default");
+
+    env.tp.set_ignore_idempotency_keys(true);
+    assert!(env.tp.ignores_idempotency_keys());
+    let second = env.tp.create_payment_intent(&req, &k).await.unwrap();
+    let third = env.tp.create_payment_intent(&req, &k).await.unwrap();
+    assert!(first.id != second.id && second.id != third.id, "every repeat is a new charge");
+    for pi in [&second, &third] {
+        assert_eq!((pi.status, pi.amount_received), (PaymentIntentStatus::Succeeded, 700));
+    }
+    // Refunds too: the same key refunds again (up to what is left).
+    let refund = CreateRefund { payment_intent: second.id.clone(), amount: Some(300), metadata: Default::default() };
+    let rk = key();
+    env.tp.create_refund(&refund, &rk).await.unwrap();
+    env.tp.create_refund(&refund, &rk).await.unwrap();
+    assert_eq!(env.tp.retrieve_payment_intent(&second.id).await.unwrap().amount_refunded, 600);
+
+    env.tp.set_ignore_idempotency_keys(false);
+    assert_eq!(env.tp.create_payment_intent(&req, &k).await.unwrap(), first, "the first result is still kept");
+}
+
+#[tokio::test]
+async fn a_stalled_call_runs_on_resume_even_if_its_caller_stopped_waiting() {
+    let env = Env::new().await;
+    let cus = env.customer().await;
+    let req = pay(&cus, 900, Some(PaymentSource::PaymentMethod("pm_card_visa".into())));
+    env.tp.set_stalled(true);
+    assert!(env.tp.is_stalled());
+    // The caller gives up, as Kassa does at its deadline.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), env.tp.create_payment_intent(&req, &key())).await;
+    assert!(gave_up.is_err(), "a stalled call does not answer");
+    let waiting = env.tp.retrieve_payment_intent("pi_none");
+    assert!(tokio::time::timeout(Duration::from_millis(100), waiting).await.is_err(), "reads stall too");
+    assert_eq!(env.event_types().await.iter().filter(|t| *t == "payment_intent.succeeded").count(), 0);
+
+    env.tp.set_stalled(false);
+    let mut made = Vec::new();
+    for _ in 0..100 {
+        made = env.tp.list_payment_intents(None, 10).await.unwrap().data;
+        if !made.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(made.len(), 1, "the abandoned call took effect once resumed");
+    assert_eq!((made[0].status, made[0].amount), (PaymentIntentStatus::Succeeded, 900));
+    assert_eq!(env.events_about(&made[0].id).await, ["payment_intent.succeeded"]);
+}
+
+#[tokio::test]
+async fn payment_intents_are_listed_newest_first_across_pages_with_their_refunds() {
+    let env = Env::new().await;
+    let cus = env.customer().await;
+    let mut made = Vec::new();
+    for amount in [100, 200, 300, 400, 500] {
+        let mut req = pay(&cus, amount, Some(PaymentSource::PaymentMethod("pm_card_visa".into())));
+        req.metadata.insert("kassa_payment_id".into(), format!("pay_{amount}"));
+        made.push(env.tp.create_payment_intent(&req, &key()).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let refund = CreateRefund { payment_intent: made[1].id.clone(), amount: Some(150), metadata: Default::default() };
+    env.tp.create_refund(&refund, &key()).await.unwrap();
+
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = env.tp.list_payment_intents(after.as_deref(), 2).await.unwrap();
+        assert!(page.data.len() <= 2);
+        listed.extend(page.data.clone());
+        if !page.has_more {
+            break;
+        }
+        after = page.data.last().map(|pi| pi.id.clone());
+    }
+    let ids: Vec<&str> = listed.iter().map(|pi| pi.id.as_str()).collect();
+    let newest_first: Vec<&str> = made.iter().rev().map(|pi| pi.id.as_str()).collect();
+    assert_eq!(ids, newest_first);
+    let refunded = listed.iter().find(|pi| pi.id == made[1].id).unwrap();
+    assert_eq!((refunded.amount_refunded, refunded.amount_received), (150, 200));
+    assert_eq!(refunded.metadata.get("kassa_payment_id").map(String::as_str), Some("pay_200"));
+    assert_eq!(listed[0], env.tp.retrieve_payment_intent(&made[4].id).await.unwrap());
+}
+
 // ---------------------------------------------------------------- checkout sessions
 
 #[tokio::test]

@@ -99,6 +99,9 @@ pub enum ProcessorKind {
 #[serde(deny_unknown_fields)]
 pub struct ProcessorSettings {
     pub kind: ProcessorKind,
+    /// Seconds any one processor call may take, all retries included; past it the caller gets
+    /// 502 `processor_unavailable` and the outcome is left to the webhook and reconciliation.
+    pub call_deadline_secs: u64,
     pub stripe: StripeSettings,
     pub test: TestProcessorSettings,
 }
@@ -133,6 +136,9 @@ pub struct TestProcessorSettings {
     pub chaos: bool,
     /// Milliseconds between delivery rounds.
     pub delivery_interval_ms: u64,
+    /// Ignore `Idempotency-Key`s, as localstripe does (and as Stripe does once a key expired):
+    /// a repeated call makes a second charge. For tests and demos of duplicate charges.
+    pub ignore_idempotency_keys: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -236,6 +242,7 @@ impl Default for Settings {
             log: LogSettings { format: LogFormat::Human, level: "info".into() },
             processor: ProcessorSettings {
                 kind: ProcessorKind::Test,
+                call_deadline_secs: 20,
                 stripe: StripeSettings {
                     secret_key: None,
                     webhook_secret: None,
@@ -245,7 +252,12 @@ impl Default for Settings {
                     max_network_retries: 2,
                     timeout_secs: 30,
                 },
-                test: TestProcessorSettings { webhook_url: None, chaos: false, delivery_interval_ms: 200 },
+                test: TestProcessorSettings {
+                    webhook_url: None,
+                    chaos: false,
+                    delivery_interval_ms: 200,
+                    ignore_idempotency_keys: false,
+                },
             },
             customer_auth: CustomerAuthSettings::default(),
             checkout: CheckoutSettings { cart_ttl_days: 7, session_ttl_hours: 24, capture: CaptureMode::Automatic },
@@ -320,6 +332,13 @@ impl Settings {
                 env: "KASSA_SERVER__PUBLIC_URL",
                 problem,
             })?;
+        }
+        if !(1..=300).contains(&self.processor.call_deadline_secs) {
+            return Err(ConfigError::Invalid {
+                setting: "processor.call_deadline_secs",
+                env: "KASSA_PROCESSOR__CALL_DEADLINE_SECS",
+                problem: "must be between 1 and 300 seconds".into(),
+            });
         }
         if self.processor.kind == ProcessorKind::Stripe {
             let s = &self.processor.stripe;
@@ -608,6 +627,17 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("KASSA_RATE_LIMITS__STORE_BURST"));
         s.rate_limits.enabled = false;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn the_processor_deadline_is_bounded_and_named() {
+        let mut s = Settings::default();
+        assert_eq!(s.processor.call_deadline_secs, 20);
+        s.processor.call_deadline_secs = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("KASSA_PROCESSOR__CALL_DEADLINE_SECS"), "{err}");
+        s.processor.call_deadline_secs = 2;
+        assert!(s.validate().is_ok());
     }
 
     #[test]

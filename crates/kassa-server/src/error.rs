@@ -88,6 +88,13 @@ impl ApiError {
         ApiError::Conflict { code, message: message.into() }
     }
 
+    /// A conflict with a request still running (not with the state of an object): like
+    /// Stripe, such an answer is not kept under the idempotency key, so the same request can be
+    /// retried once the other one has finished.
+    pub fn is_transient_conflict(&self) -> bool {
+        matches!(self, ApiError::Conflict { code: "payment_in_progress", .. })
+    }
+
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {

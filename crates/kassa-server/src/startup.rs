@@ -8,6 +8,7 @@ use crate::services::keys::{self, NewKey};
 use crate::state::AppState;
 use anyhow::Context;
 use kassa_processors::Processor;
+use kassa_processors::deadline::WithDeadline;
 use kassa_processors::stripe::{StripeConfig, StripeProcessor};
 use kassa_processors::test::{TestProcessor, TestProcessorConfig};
 use kassa_store::Store;
@@ -156,6 +157,9 @@ async fn assemble(
     let public_url: Arc<str> =
         settings.server.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').into();
     let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
+    // Every call answers within the deadline, however the processor behaves.
+    let deadline = Duration::from_secs(settings.processor.call_deadline_secs);
+    let processor: Arc<dyn Processor> = Arc::new(WithDeadline::new(processor, deadline));
     let rate_limits = Arc::new(RateLimits::from_settings(&settings)?);
     Ok(AppState {
         store,
@@ -189,6 +193,7 @@ async fn build_processor(
             let clock = clock.clone();
             let config = TestProcessorConfig::new(public_url.to_string(), secret, Arc::new(move || clock.now()));
             let test_processor = Arc::new(TestProcessor::new(store.clone(), config));
+            test_processor.set_ignore_idempotency_keys(settings.processor.test.ignore_idempotency_keys);
             Ok((test_processor.clone(), Some(test_processor)))
         }
         ProcessorKind::Stripe => {

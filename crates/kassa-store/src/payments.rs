@@ -28,6 +28,11 @@ pub struct PaymentRow {
     pub failure_message: Option<String>,
     pub next_action_url: Option<String>,
     pub void_reason: Option<String>,
+    /// A processor call about this payment is in flight until then (Unix seconds).
+    pub lease_until: Option<i64>,
+    /// For a duplicate charge (`void_reason` `duplicate_charge`): the payment whose
+    /// `kassa_payment_id` it carries.
+    pub duplicate_of: Option<String>,
     pub created: i64,
     pub updated: i64,
 }
@@ -64,6 +69,8 @@ impl PaymentRow {
             failure_message: None,
             next_action_url: None,
             void_reason: None,
+            lease_until: None,
+            duplicate_of: None,
             created: now,
             updated: now,
         }
@@ -72,40 +79,55 @@ impl PaymentRow {
 
 const COLUMNS: &str = "id, purpose, cart, cart_version, attempt, checkout_session, customer, amount, currency, \
     processor, processor_payment_intent, source, status, amount_capturable, amount_captured, amount_refunded, \
-    failure_code, decline_code, failure_message, next_action_url, void_reason, created, updated";
+    failure_code, decline_code, failure_message, next_action_url, void_reason, lease_until, duplicate_of, created, \
+    updated";
 
 pub async fn insert(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
-    sql::query(&format!(
-        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-    ))
-    .bind(&p.id)
-    .bind(&p.purpose)
-    .bind(&p.cart)
-    .bind(p.cart_version)
-    .bind(p.attempt)
-    .bind(&p.checkout_session)
-    .bind(&p.customer)
-    .bind(p.amount)
-    .bind(&p.currency)
-    .bind(&p.processor)
-    .bind(&p.processor_payment_intent)
-    .bind(&p.source)
-    .bind(&p.status)
-    .bind(p.amount_capturable)
-    .bind(p.amount_captured)
-    .bind(p.amount_refunded)
-    .bind(&p.failure_code)
-    .bind(&p.decline_code)
-    .bind(&p.failure_message)
-    .bind(&p.next_action_url)
-    .bind(&p.void_reason)
-    .bind(p.created)
-    .bind(p.updated)
-    .execute(tx.conn())
-    .await
-    .map_err(crate::StoreError::from_sqlx)?;
+    bind_all(sql::query(&format!("INSERT INTO payments ({COLUMNS}) VALUES ({})", sql::placeholders(1, 25))), p)
+        .execute(tx.conn())
+        .await
+        .map_err(crate::StoreError::from_sqlx)?;
     Ok(())
+}
+
+/// Inserts a payment for a PaymentIntent no payment holds yet; returns whether it did (the
+/// unique PaymentIntent id makes this exactly-once under concurrent noticing).
+pub async fn insert_for_new_intent(tx: &mut Tx, p: &PaymentRow) -> Result<bool> {
+    let sql = format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ({}) ON CONFLICT (processor_payment_intent) DO NOTHING",
+        sql::placeholders(1, 25)
+    );
+    Ok(bind_all(sql::query(&sql), p).execute(tx.conn()).await?.rows_affected() == 1)
+}
+
+type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_all<'q>(q: Statement<'q>, p: &'q PaymentRow) -> Statement<'q> {
+    q.bind(&p.id)
+        .bind(&p.purpose)
+        .bind(&p.cart)
+        .bind(p.cart_version)
+        .bind(p.attempt)
+        .bind(&p.checkout_session)
+        .bind(&p.customer)
+        .bind(p.amount)
+        .bind(&p.currency)
+        .bind(&p.processor)
+        .bind(&p.processor_payment_intent)
+        .bind(&p.source)
+        .bind(&p.status)
+        .bind(p.amount_capturable)
+        .bind(p.amount_captured)
+        .bind(p.amount_refunded)
+        .bind(&p.failure_code)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.next_action_url)
+        .bind(&p.void_reason)
+        .bind(p.lease_until)
+        .bind(&p.duplicate_of)
+        .bind(p.created)
+        .bind(p.updated)
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<PaymentRow>> {
@@ -140,7 +162,7 @@ pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
         "UPDATE payments SET processor_payment_intent = $2, status = $3, amount_capturable = $4, \
             amount_captured = $5, amount_refunded = $6, failure_code = $7, decline_code = $8, \
             failure_message = $9, next_action_url = $10, void_reason = $11, updated = $12, \
-            checkout_session = $13 \
+            checkout_session = $13, lease_until = $14 \
          WHERE id = $1",
     )
     .bind(&p.id)
@@ -156,9 +178,64 @@ pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
     .bind(&p.void_reason)
     .bind(p.updated)
     .bind(&p.checkout_session)
+    .bind(p.lease_until)
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// Takes the lease on a pending payment's processor call, unless another request holds a
+/// live one (or the payment is no longer pending). Returns whether this caller holds it.
+pub async fn claim_pending<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, now: i64, until: i64) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE payments SET lease_until = $3 WHERE id = $1 AND status = 'pending' \
+         AND (lease_until IS NULL OR lease_until <= $2)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(until)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extends a lease this caller holds (`held` is the end it set), unless another caller has
+/// taken the payment over since. Returns whether this caller still holds it.
+pub async fn renew_lease<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, held: i64, until: i64) -> Result<bool> {
+    let done = sql::query("UPDATE payments SET lease_until = $3 WHERE id = $1 AND lease_until = $2")
+        .bind(id)
+        .bind(held)
+        .bind(until)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Claims up to `limit` payments in `status` whose lease has run out, leasing them until
+/// `until`, in one statement: rows another server holds (locked, or leased) are skipped, so a
+/// processor call about a payment is never made by two job rounds at once.
+pub async fn claim_leased(store: &Store, status: &str, now: i64, until: i64, limit: i64) -> Result<Vec<PaymentRow>> {
+    let sql = format!(
+        "UPDATE payments SET lease_until = $3 WHERE id IN (\
+            SELECT id FROM payments WHERE status = $1 AND (lease_until IS NULL OR lease_until <= $2) \
+            ORDER BY updated, id LIMIT $4{}) \
+         RETURNING {COLUMNS}",
+        skip_locked(store.backend())
+    );
+    let mut rows: Vec<PaymentRow> =
+        sql::query_as(&sql).bind(status).bind(now).bind(until).bind(limit).fetch_all(store.writer()).await?;
+    rows.sort_by(|a, b| (a.updated, &a.id).cmp(&(b.updated, &b.id)));
+    Ok(rows)
+}
+
+/// The duplicate charges noticed since `since`, oldest first.
+pub async fn duplicates_since<'e, E: Executor<'e, Database = Any>>(db: E, since: i64) -> Result<Vec<PaymentRow>> {
+    Ok(sql::query_as(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE duplicate_of IS NOT NULL AND created >= $1 ORDER BY created, id"
+    ))
+    .bind(since)
+    .fetch_all(db)
+    .await?)
 }
 
 /// Claims payments in `status` last changed before `before`, for a job round.

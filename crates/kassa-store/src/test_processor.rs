@@ -71,6 +71,49 @@ pub async fn list_by_customer<'e, E: Executor<'e, Database = Any>>(
         .await?)
 }
 
+/// Up to `limit` objects of `kind`, newest first (ids are time-ordered), after the id
+/// `starting_after` when given; then, in a second statement, their children.
+pub async fn list_newest_with_children(
+    store: &Store,
+    kind: &str,
+    starting_after: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<ObjectRow>, Vec<ObjectRow>)> {
+    let db = store.reader();
+    let rows: Vec<ObjectRow> = match starting_after {
+        Some(after) => {
+            sql::query_as(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM tp_objects WHERE kind = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(kind)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        }
+        None => {
+            sql::query_as(&format!("SELECT {OBJECT_COLUMNS} FROM tp_objects WHERE kind = $1 ORDER BY id DESC LIMIT $2"))
+                .bind(kind)
+                .bind(limit)
+                .fetch_all(db)
+                .await?
+        }
+    };
+    if rows.is_empty() {
+        return Ok((rows, Vec::new()));
+    }
+    let sql = format!(
+        "SELECT {OBJECT_COLUMNS} FROM tp_objects WHERE parent IN ({}) ORDER BY id",
+        placeholders(1, rows.len())
+    );
+    let mut q = sql::query_as::<ObjectRow>(&sql);
+    for r in &rows {
+        q = q.bind(&r.id);
+    }
+    let children = q.fetch_all(db).await?;
+    Ok((rows, children))
+}
+
 /// Inserts or replaces objects, all in one statement. `created` of an existing row stays.
 pub async fn upsert<'e, E: Executor<'e, Database = Any>>(db: E, rows: &[ObjectRow]) -> Result<()> {
     if rows.is_empty() {

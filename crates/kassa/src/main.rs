@@ -30,9 +30,14 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
-    /// Compare open payments with the processor and repair: apply outcomes missed by
-    /// webhooks, give back voided payments, retry pending refunds.
-    Reconcile,
+    /// Compare payments with the processor and repair: apply outcomes missed by webhooks,
+    /// find charges Kassa does not keep (duplicates) and give them back with the voided
+    /// payments, retry pending refunds.
+    Reconcile {
+        /// How far back to look at the processor's PaymentIntents, in days.
+        #[arg(long, default_value_t = kassa_server::jobs::commerce::RECONCILE_DAYS)]
+        days: u32,
+    },
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -64,23 +69,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 Command::Keys { command } => keys::run(settings, command).await,
-                Command::Reconcile => {
+                Command::Reconcile { days } => {
                     let state = Application::offline_state(settings).await?;
-                    let r = kassa_server::jobs::commerce::reconcile_all(&state).await?;
-                    println!("checked {} open payments, {} changed", r.checked, r.changed);
-                    println!("retried {} pending refunds; gave back voided payments", r.refunds_retried);
-                    if !r.unknown.is_empty() {
-                        println!(
-                            "{} payments never reached a known outcome (no PaymentIntent recorded); the next pay call of their cart resolves them: {}",
-                            r.unknown.len(),
-                            r.unknown.join(", ")
-                        );
-                    }
+                    let r = kassa_server::jobs::commerce::reconcile(&state, days).await?;
+                    print_reconciled(&r, days);
                     Ok(())
                 }
                 Command::Bench(_) => unreachable!("handled above"),
             }
         }
+    }
+}
+
+/// The report of `kassa reconcile`, one fact per line (tests read it too).
+fn print_reconciled(r: &kassa_server::jobs::commerce::Reconciled, days: u32) {
+    println!("checked {} open payments, {} changed", r.checked, r.changed);
+    println!(
+        "scanned {} PaymentIntents at the processor (last {days} days): {} pending payments found their outcome, \
+         {} duplicate charges found",
+        r.intents_scanned, r.found_outcome, r.duplicates_found
+    );
+    println!("duplicate charges (last {days} days): {}", r.duplicates.len());
+    for d in &r.duplicates {
+        println!(
+            "  {} {} {} {} duplicate of {} {}",
+            d.id,
+            d.processor_payment_intent.as_deref().unwrap_or("-"),
+            d.amount,
+            d.currency,
+            d.duplicate_of.as_deref().unwrap_or("-"),
+            d.status
+        );
+    }
+    println!("gave back {} payments; retried {} pending refunds", r.given_back, r.refunds_retried);
+    println!("left to give back: {}", r.left_to_give_back.len());
+    for p in &r.left_to_give_back {
+        // Leased: a running server is giving it back right now (or its last try failed and it
+        // waits for the lease to run out before the next).
+        let held = p.lease_until.filter(|until| *until > r.finished).map(|_| ", in progress").unwrap_or_default();
+        println!(
+            "  {} {} {} {} ({}{held})",
+            p.id,
+            p.processor_payment_intent.as_deref().unwrap_or("-"),
+            p.amount,
+            p.currency,
+            p.void_reason.as_deref().unwrap_or("-")
+        );
+    }
+    if !r.unknown.is_empty() {
+        println!(
+            "{} payments never reached a known outcome (no PaymentIntent at the processor); the next pay call of \
+             their cart resolves them: {}",
+            r.unknown.len(),
+            r.unknown.join(", ")
+        );
     }
 }
 

@@ -204,6 +204,22 @@ impl Processor for StripeProcessor {
             .into_neutral()
     }
 
+    async fn list_payment_intents(
+        &self,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<PaymentIntentPage, ProcessorError> {
+        let query = requests::list_payment_intents(starting_after, limit);
+        let page = self
+            .client
+            .get::<wire::List<wire::PaymentIntent>>("list PaymentIntents", &["v1", "payment_intents"], &query)
+            .await?;
+        Ok(PaymentIntentPage {
+            data: page.data.into_iter().map(wire::PaymentIntent::into_neutral).collect::<Result<_, _>>()?,
+            has_more: page.has_more,
+        })
+    }
+
     async fn capture_payment_intent(
         &self,
         id: &str,

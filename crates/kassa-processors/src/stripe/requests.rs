@@ -95,6 +95,16 @@ pub(crate) fn list_payment_methods(customer: &str, starting_after: Option<&str>)
     form
 }
 
+/// A page of PaymentIntents, newest first, each with its latest charge (for the refunded
+/// amount). No `created` filter: localstripe refuses it, and Stripe's order lets the caller
+/// stop paging once it is past the window it cares about.
+pub(crate) fn list_payment_intents(starting_after: Option<&str>, limit: u32) -> Form {
+    let mut form = Form::new();
+    form.push("limit", limit.clamp(1, LIST_LIMIT)).push_opt("starting_after", starting_after);
+    form.expand(&["data.latest_charge"]);
+    form
+}
+
 pub(crate) fn create_checkout_session(req: &CreateCheckoutSession) -> Form {
     let currency = req.currency.to_lowercase();
     let mut form = Form::new();

@@ -74,10 +74,23 @@ impl TestProcessorConfig {
     }
 }
 
+/// Cheap to clone: clones share the database, the configuration and the switches.
+#[derive(Clone)]
 pub struct TestProcessor {
     store: Store,
-    config: TestProcessorConfig,
+    config: Arc<TestProcessorConfig>,
+    switches: Arc<Switches>,
+}
+
+/// Misbehaviours a test (or a demo) switches on to see how Kassa copes. They apply to this
+/// server process.
+struct Switches {
     available: AtomicBool,
+    /// Like localstripe: every call runs afresh whatever its `Idempotency-Key`.
+    ignore_idempotency_keys: AtomicBool,
+    /// Like a processor stopped mid-call (`SIGSTOP`): calls wait until it resumes, and then
+    /// run, whether or not their caller is still waiting.
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 /// A call's result as its idempotency key keeps it: successes and payment failures are
@@ -109,7 +122,12 @@ impl<T> KeptResult<T> {
 
 impl TestProcessor {
     pub fn new(store: Store, config: TestProcessorConfig) -> Self {
-        TestProcessor { store, config, available: AtomicBool::new(true) }
+        let switches = Switches {
+            available: AtomicBool::new(true),
+            ignore_idempotency_keys: AtomicBool::new(false),
+            stalled: tokio::sync::watch::Sender::new(false),
+        };
+        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches) }
     }
 
     /// The webhook signing secret all servers on this database share: created by the first
@@ -136,11 +154,59 @@ impl TestProcessor {
     /// page) fails with [`ProcessorError::Unavailable`] and changes nothing, as when Stripe
     /// is down. Event delivery goes on.
     pub fn set_available(&self, available: bool) {
-        self.available.store(available, Ordering::SeqCst);
+        self.switches.available.store(available, Ordering::SeqCst);
     }
 
     pub fn is_available(&self) -> bool {
-        self.available.load(Ordering::SeqCst)
+        self.switches.available.load(Ordering::SeqCst)
+    }
+
+    /// The localstripe switch: while on, idempotency keys are neither looked up nor stored,
+    /// so a repeated call makes a second PaymentIntent (a second charge), as localstripe does
+    /// — and as Stripe does once a key has expired after 24 hours.
+    pub fn set_ignore_idempotency_keys(&self, ignore: bool) {
+        self.switches.ignore_idempotency_keys.store(ignore, Ordering::SeqCst);
+    }
+
+    pub fn ignores_idempotency_keys(&self) -> bool {
+        self.switches.ignore_idempotency_keys.load(Ordering::SeqCst)
+    }
+
+    /// The stall switch: while on, every [`Processor`] call waits (as a request to a
+    /// processor that stopped answering does) and runs once it is switched off, even if its
+    /// caller gave up meanwhile — the request had reached the processor.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.switches.stalled.send_replace(stalled);
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        *self.switches.stalled.borrow()
+    }
+
+    /// The key a call is made under: none while keys are ignored.
+    fn honored<'k>(&self, key: &'k IdempotencyKey) -> Option<&'k str> {
+        (!self.ignores_idempotency_keys()).then_some(key.as_str())
+    }
+
+    /// Makes a call the way a remote processor serves a request: once sent, it completes even
+    /// if the caller stops waiting for the answer (its deadline passed). Normally that is
+    /// simply running it; while stalled the call waits in a task of its own for the resume.
+    async fn send<T, Fut>(&self, call: impl FnOnce(TestProcessor) -> Fut) -> Result<T, ProcessorError>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T, ProcessorError>> + Send + 'static,
+    {
+        self.check_available()?;
+        if !self.is_stalled() {
+            return call(self.clone()).await;
+        }
+        let mut resumed = self.switches.stalled.subscribe();
+        let call = call(self.clone());
+        let sent = tokio::spawn(async move {
+            let _ = resumed.wait_for(|stalled| !*stalled).await;
+            call.await
+        });
+        sent.await.map_err(|e| ProcessorError::Unavailable(format!("the test processor's call failed: {e}")))?
     }
 
     fn check_available(&self) -> Result<(), ProcessorError> {
@@ -324,11 +390,14 @@ impl Processor for TestProcessor {
         req: &CreateCustomer,
         key: &IdempotencyKey,
     ) -> Result<ProcessorCustomer, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("create_customer", req));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = Ok(Committed::Done(payments::create_customer(&mut w, req)));
-        self.close(w, key, &fp, outcome).await
+        let (req, key) = (req.clone(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("create_customer", &req));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = Ok(Committed::Done(payments::create_customer(&mut w, &req)));
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn create_payment_intent(
@@ -336,11 +405,14 @@ impl Processor for TestProcessor {
         req: &CreatePaymentIntent,
         key: &IdempotencyKey,
     ) -> Result<PaymentIntent, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("create_payment_intent", req));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = self.create_payment_intent_in(&mut w, req).await;
-        self.close(w, key, &fp, outcome).await
+        let (req, key) = (req.clone(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("create_payment_intent", &req));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = tp.create_payment_intent_in(&mut w, &req).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn confirm_payment_intent(
@@ -349,17 +421,35 @@ impl Processor for TestProcessor {
         req: &ConfirmPaymentIntent,
         key: &IdempotencyKey,
     ) -> Result<PaymentIntent, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("confirm_payment_intent", &(id, req)));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = self.confirm_payment_intent_in(&mut w, id, req).await;
-        self.close(w, key, &fp, outcome).await
+        let (id, req, key) = (id.to_string(), req.clone(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("confirm_payment_intent", &(&id, &req)));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = tp.confirm_payment_intent_in(&mut w, &id, &req).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, ProcessorError> {
-        self.check_available()?;
-        let rows = db::read_with_children(self.store.reader(), id).await.map_err(db_failed)?;
-        payments::neutral_from_rows(id, &rows)
+        let id = id.to_string();
+        self.send(move |tp| async move {
+            let rows = db::read_with_children(tp.store.reader(), &id).await.map_err(db_failed)?;
+            payments::neutral_from_rows(&id, &rows)
+        })
+        .await
+    }
+
+    async fn list_payment_intents(
+        &self,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<PaymentIntentPage, ProcessorError> {
+        let starting_after = starting_after.map(str::to_string);
+        self.send(
+            move |tp| async move { payments::list_payment_intents(&tp.store, starting_after.as_deref(), limit).await },
+        )
+        .await
     }
 
     async fn capture_payment_intent(
@@ -368,32 +458,41 @@ impl Processor for TestProcessor {
         amount: Option<i64>,
         key: &IdempotencyKey,
     ) -> Result<PaymentIntent, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("capture_payment_intent", &(id, amount)));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = payments::capture(&mut w, id, amount).await;
-        self.close(w, key, &fp, outcome).await
+        let (id, key) = (id.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("capture_payment_intent", &(&id, amount)));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = payments::capture(&mut w, &id, amount).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn cancel_payment_intent(&self, id: &str, key: &IdempotencyKey) -> Result<PaymentIntent, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("cancel_payment_intent", &id));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = payments::cancel(&mut w, id).await;
-        self.close(w, key, &fp, outcome).await
+        let (id, key) = (id.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("cancel_payment_intent", &id));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = payments::cancel(&mut w, &id).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn create_refund(&self, req: &CreateRefund, key: &IdempotencyKey) -> Result<Refund, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("create_refund", req));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = payments::refund(&mut w, req).await;
-        self.close(w, key, &fp, outcome).await
+        let (req, key) = (req.clone(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("create_refund", &req));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = payments::refund(&mut w, &req).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
-        self.check_available()?;
-        payments::list_payment_methods(&self.store, customer).await
+        let customer = customer.to_string();
+        self.send(move |tp| async move { payments::list_payment_methods(&tp.store, &customer).await }).await
     }
 
     async fn create_checkout_session(
@@ -401,24 +500,30 @@ impl Processor for TestProcessor {
         req: &CreateCheckoutSession,
         key: &IdempotencyKey,
     ) -> Result<CheckoutSession, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("create_checkout_session", req));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = self.create_checkout_session_in(&mut w, req).await;
-        self.close(w, key, &fp, outcome).await
+        let (req, key) = (req.clone(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("create_checkout_session", &req));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = tp.create_checkout_session_in(&mut w, &req).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError> {
-        self.check_available()?;
-        Ok(self.checkout_session(id).await?.to_neutral())
+        let id = id.to_string();
+        self.send(move |tp| async move { Ok(tp.checkout_session(&id).await?.to_neutral()) }).await
     }
 
     async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError> {
-        self.check_available()?;
-        let (key, fp) = (Some(key.as_str()), fingerprint("expire_checkout_session", &id));
-        let mut w = open_call!(self, key, &fp);
-        let outcome = checkout::expire(&mut w, id).await;
-        self.close(w, key, &fp, outcome).await
+        let (id, key) = (id.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("expire_checkout_session", &id));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = checkout::expire(&mut w, &id).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
     }
 
     fn parse_event(&self, payload: &[u8], signature: &str, now: i64) -> Result<Event, EventError> {

@@ -8,7 +8,7 @@ use crate::types::{
     CaptureMethod, ConfirmPaymentIntent, CreateCustomer, CreatePaymentIntent, CreateRefund, PaymentError,
     PaymentIntentStatus as S, PaymentSource, ProcessorCustomer, RefundStatus,
 };
-use crate::{PaymentIntent, PaymentMethod, ProcessorError, Refund};
+use crate::{PaymentIntent, PaymentIntentPage, PaymentMethod, ProcessorError, Refund};
 use kassa_domain::Currency;
 use kassa_domain::ids::new_id;
 use kassa_store::Store;
@@ -485,6 +485,32 @@ pub(super) fn neutral_from_rows(id: &str, rows: &[ObjectRow]) -> Result<PaymentI
         None => None,
     };
     Ok(pi.to_neutral(charge.as_ref()))
+}
+
+/// A page of PaymentIntents, newest first, each with its latest charge.
+pub(super) async fn list_payment_intents(
+    store: &Store,
+    starting_after: Option<&str>,
+    limit: u32,
+) -> Result<PaymentIntentPage, ProcessorError> {
+    let limit = i64::from(limit.clamp(1, 100));
+    let (intents, children) = db::list_newest_with_children(store, o::PaymentIntent::KIND, starting_after, limit + 1)
+        .await
+        .map_err(db_failed)?;
+    let has_more = intents.len() as i64 > limit;
+    let data = intents
+        .iter()
+        .take(limit as usize)
+        .map(|row| {
+            let pi: o::PaymentIntent = decode(row)?;
+            let charge = match &pi.latest_charge {
+                Some(ch) => children.iter().find(|r| &r.id == ch).map(decode::<o::Charge>).transpose()?,
+                None => None,
+            };
+            Ok(pi.to_neutral(charge.as_ref()))
+        })
+        .collect::<Result<Vec<_>, ProcessorError>>()?;
+    Ok(PaymentIntentPage { data, has_more })
 }
 
 pub(super) async fn list_payment_methods(store: &Store, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {

@@ -82,6 +82,22 @@ impl LocalStripe {
         LocalStripe { child, _stdin: stdin, base_url: format!("http://127.0.0.1:{port}") }
     }
 
+    /// Stops the server where it is (`SIGSTOP`): connections are still accepted by the kernel
+    /// and requests wait in its buffers, unanswered, until [`LocalStripe::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (`SIGCONT`): it serves the requests that waited.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {}", self.child.id());
+    }
+
     pub fn processor(&self) -> StripeProcessor {
         processor(&self.base_url)
     }

@@ -6,8 +6,8 @@
 //! unless `server.admin_cors_origins` lists one (a dashboard served from another origin).
 //! Nothing else (webhooks, hosted pages, system routes) answers cross-origin calls.
 
-use crate::api::{auth, idempotency};
 use crate::api::auth::CLIENT_SECRET_HEADER;
+use crate::api::{auth, idempotency};
 use crate::config::{ServerSettings, normalize_origin};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, header};

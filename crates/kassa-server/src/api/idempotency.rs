@@ -136,7 +136,8 @@ impl IdemRequest {
     }
 
     /// Runs work that manages its own transactions and processor calls (see module docs).
-    /// Answers below 500 are stored and replayed; a 5xx releases the key for a retry.
+    /// Answers below 500 are stored and replayed; a 5xx (or a conflict with another running
+    /// request) releases the key for a retry.
     pub async fn staged<R, Fut>(self, state: &AppState, scope: &str, work: Fut) -> ApiResult<Response>
     where
         R: Serialize,
@@ -163,7 +164,7 @@ impl IdemRequest {
                 idempotency::complete(state.store.writer(), scope, &key, 200, &body).await?;
                 Ok(json_response(StatusCode::OK, body, false))
             }
-            Err(e) if e.status().is_server_error() => {
+            Err(e) if e.status().is_server_error() || e.is_transient_conflict() => {
                 idempotency::release(state.store.writer(), scope, &key).await?;
                 Err(e)
             }

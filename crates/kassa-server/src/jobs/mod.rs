@@ -25,7 +25,7 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> JoinSet<(
     }
     let commerce_jobs: [(&'static str, Job); 5] = [
         ("cart_expiry", |s| Box::pin(async move { commerce::expire_carts(&s).await })),
-        ("payment_voids", |s| Box::pin(async move { commerce::give_back_voided(&s).await })),
+        ("payment_voids", |s| Box::pin(async move { commerce::give_back_voided(&s).await.map(drop) })),
         ("refund_retries", |s| Box::pin(async move { commerce::retry_refunds(&s).await })),
         ("session_expiry", |s| Box::pin(async move { commerce::expire_sessions(&s).await })),
         ("payment_reconcile", |s| Box::pin(async move { commerce::reconcile_open_payments(&s).await })),

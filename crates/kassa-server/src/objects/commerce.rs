@@ -232,8 +232,8 @@ pub struct Payment {
     #[schema(value_type = String, example = "usd")]
     pub currency: String,
     /// `pending`, `requires_action`, `processing`, `authorized`, `succeeded`, `failed`,
-    /// `canceled`, `void_pending` or `voided` (paid for a cart that had changed or was already
-    /// paid, and given back).
+    /// `canceled`, `void_pending` or `voided` (money Kassa does not keep, being given back or
+    /// given back: refunded, or its authorization canceled; see `void_reason`).
     pub status: String,
     pub processor: String,
     pub processor_payment_intent: Option<String>,
@@ -242,7 +242,13 @@ pub struct Payment {
     pub failure_code: Option<String>,
     pub decline_code: Option<String>,
     pub failure_message: Option<String>,
+    /// Why the money is given back: `stale` (the cart changed while paying), `duplicate` (the
+    /// cart was paid by another payment first) or `duplicate_charge` (a second charge made for
+    /// the payment in `duplicate_of`, e.g. a processor call repeated after its outcome was
+    /// unknown; the payment keeps its own charge).
     pub void_reason: Option<String>,
+    /// For a `duplicate_charge`: the payment whose metadata the charge carries.
+    pub duplicate_of: Option<String>,
     pub created: i64,
     pub updated: i64,
 }
@@ -267,6 +273,7 @@ impl From<PaymentRow> for Payment {
             decline_code: p.decline_code,
             failure_message: p.failure_message,
             void_reason: p.void_reason,
+            duplicate_of: p.duplicate_of,
             created: p.created,
             updated: p.updated,
         }

@@ -7,6 +7,14 @@
 //! A retry after a crash repeats the same call and gets the same PaymentIntent; a webhook
 //! finds the payment by PaymentIntent id or by the `kassa_payment_id` metadata. Either way
 //! [`payments::apply_intent`] creates the order exactly once.
+//!
+//! Concurrency: the request that makes an attempt's processor call holds the attempt's lease
+//! (taken with the attempt's row, or on a pending attempt once the previous holder's lease ran
+//! out) for the call's deadline and a little more. A request that finds a pending attempt under
+//! a live lease answers 409 `payment_in_progress` rather than repeat a call whose outcome is
+//! not known yet: a processor that ignores idempotency keys would make a second charge. If a
+//! second charge is made all the same (the processor answered after the deadline, and the call
+//! was repeated after the lease), it is given back (see [`payments`]).
 
 use crate::config::CaptureMode;
 use crate::error::{ApiError, ApiResult};
@@ -128,6 +136,8 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         cart_version: Some(cart.version),
         attempt: number,
         source: Some(serde_json::to_string(&attempt).expect("attempt serializes")),
+        // This request makes the call: it holds the attempt from the start.
+        lease_until: Some(payments::lease_until(state, now, 1)),
         ..PaymentRow::pending("order", &customer, cart.total, &cart.currency, state.processor.name(), now)
     };
     let mut tx = state.store.begin().await?;
@@ -138,13 +148,21 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
     match db::insert(&mut tx, &payment).await {
         Ok(()) => {}
         // Another attempt for this cart version won the race for this attempt number.
-        Err(e) if e.is_constraint() => {
-            return Err(ApiError::conflict("payment_in_progress", "Another payment for this cart is in progress."));
-        }
+        Err(e) if e.is_constraint() => return Err(in_progress()),
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
     issue(state, &payment, &attempt, &processor_customer).await
+}
+
+/// 409 `payment_in_progress`: another request is paying this cart right now. Not stored
+/// under the request's idempotency key (see [`ApiError::is_transient_conflict`]), so the same
+/// request may be retried.
+fn in_progress() -> ApiError {
+    ApiError::conflict(
+        "payment_in_progress",
+        "Another request is paying this cart right now; retry in a few seconds to get its outcome.",
+    )
 }
 
 /// Resolves the cart's previous attempt. Returns the result when it already settles the
@@ -163,8 +181,18 @@ async fn settle_previous(
     let same_source = same_version && original.as_ref().map(|o| &o.source) == Some(&attempt.source);
     match prev.status.as_str() {
         "failed" if same_source => result_of(state, &prev.id).await.map(Some),
-        // Unknown outcome (crash or processor outage mid-call): repeat the same call.
+        // Unknown outcome (crash or processor outage mid-call): repeat the same call — but only
+        // once no other request holds it in flight.
         "pending" => {
+            let now = state.clock.now();
+            if !db::claim_pending(state.store.writer(), &prev.id, now, payments::lease_until(state, now, 1)).await? {
+                let fresh = db::get(state.store.writer(), &prev.id).await?.unwrap_or_else(|| prev.clone());
+                if fresh.status == "pending" {
+                    return Err(in_progress());
+                }
+                // Its outcome arrived meanwhile: settle by that instead.
+                return Box::pin(settle_previous(state, &fresh, version, attempt, processor_customer)).await;
+            }
             let original: Attempt =
                 prev.source.as_deref().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("payment {} lacks its attempt parameters", prev.id))

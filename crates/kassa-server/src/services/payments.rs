@@ -4,6 +4,15 @@
 //! guarded by the payment's current status under its row lock, and the order is created in
 //! the same transaction that completes the cart, decrements stock and records the events
 //! (and, for a webhook, the event's dedupe record).
+//!
+//! A payment keeps one PaymentIntent: the first one recorded for it. Any other PaymentIntent
+//! carrying its `kassa_payment_id` that holds money — a repeated processor call the processor
+//! did not deduplicate (localstripe never does; Stripe no longer does once the key expired),
+//! or anything else made with Kassa's metadata — is a duplicate charge: noticed here, in the
+//! transaction that applies it, as a payment row of its own (`void_pending`, reason
+//! `duplicate_charge`), which the void job gives back like any payment that cannot become an
+//! order. Whoever notices it first — the pay call, a webhook, `kassa reconcile` — records
+//! it; the PaymentIntent id is unique, so it is recorded (and given back) once.
 
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Payment};
@@ -23,6 +32,17 @@ pub fn is_secured(status: &str) -> bool {
 /// Whether the payment's outcome is still open.
 pub fn is_unsettled(status: &str) -> bool {
     matches!(status, "pending" | "requires_action" | "processing")
+}
+
+/// What a request holding a payment's processor call needs besides the call's deadline: time
+/// to record the outcome.
+const LEASE_GRACE_SECS: i64 = 5;
+
+/// Until when a request that starts `calls` processor calls about a payment now holds it:
+/// past their deadlines (its caller has given up waiting by then) plus the time to record what
+/// they answered. Another request may repeat them only after that.
+pub fn lease_until(state: &AppState, now: i64, calls: i64) -> i64 {
+    now + calls * state.settings.processor.call_deadline_secs as i64 + LEASE_GRACE_SECS
 }
 
 /// Applies `pi` (the processor's current state) to the payment. With `event`, records the
@@ -75,6 +95,12 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
         None => None,
     };
     let mut p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    if let Some(kept) = &p.processor_payment_intent
+        && *kept != pi.id
+    {
+        record_duplicate(tx, &p, pi, now).await?;
+        return Ok((p, None));
+    }
     let unchanged = p.clone();
     let before = p.status.clone();
     if p.processor_payment_intent.is_none() {
@@ -150,6 +176,10 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
         // A late or repeated report of what is recorded already: nothing to write.
         return Ok((p, None));
     }
+    if before == "pending" && p.status != "pending" {
+        // The outcome is known: the call is no longer in flight.
+        p.lease_until = None;
+    }
     p.updated = now;
     payments::save(tx, &p).await?;
     if p.status != before {
@@ -167,6 +197,44 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
         }
     }
     Ok((p, created))
+}
+
+/// `pi` carries the metadata of `kept` but is not the PaymentIntent it keeps: if it holds money
+/// (captured and not refunded, or authorized), record it as a duplicate charge to be given
+/// back — once, whoever notices it first.
+async fn record_duplicate(tx: &mut Tx, kept: &PaymentRow, pi: &PaymentIntent, now: i64) -> ApiResult<()> {
+    let holds_money = match pi.status {
+        PaymentIntentStatus::Succeeded => pi.amount_refunded < pi.amount_received,
+        PaymentIntentStatus::RequiresCapture => true,
+        _ => false,
+    };
+    if !holds_money {
+        return Ok(());
+    }
+    let currency = if pi.currency.eq_ignore_ascii_case(&kept.currency) {
+        kept.currency.clone()
+    } else {
+        pi.currency.to_lowercase()
+    };
+    let duplicate = PaymentRow {
+        attempt: kept.attempt,
+        processor_payment_intent: Some(pi.id.clone()),
+        status: "void_pending".into(),
+        amount_capturable: pi.amount_capturable,
+        amount_captured: pi.amount_received,
+        amount_refunded: pi.amount_refunded,
+        void_reason: Some("duplicate_charge".into()),
+        duplicate_of: Some(kept.id.clone()),
+        ..PaymentRow::pending(&kept.purpose, &kept.customer, pi.amount, &currency, &kept.processor, now)
+    };
+    if payments::insert_for_new_intent(tx, &duplicate).await? {
+        tracing::warn!(
+            payment = %kept.id, kept = ?kept.processor_payment_intent, duplicate = %pi.id,
+            "a second charge carries this payment's metadata; giving it back"
+        );
+        events::record(tx, "payment.void_pending", &duplicate.id, &Payment::from(duplicate.clone()), now).await?;
+    }
+    Ok(())
 }
 
 /// Refunds made outside Kassa (the processor's dashboard) show up in the PaymentIntent's
@@ -285,6 +353,7 @@ pub async fn mark_failed(
         && is_unsettled(&p.status)
     {
         p.status = "failed".into();
+        p.lease_until = None;
         p.failure_code = Some(code.into());
         p.decline_code = decline.map(Into::into);
         p.failure_message = Some(message.into());

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 /// The localstripe launcher and helpers of the processor's own localstripe suite.
 #[path = "../../../kassa-processors/tests/support/mod.rs"]
-mod support;
+pub(crate) mod support;
 
 use support::{LocalStripe, SECRET_KEY, WEBHOOK_SECRET};
 

@@ -14,6 +14,7 @@ mod cors;
 mod crash;
 mod credits;
 mod customers;
+mod duplicate_charges;
 mod guest_secrets;
 mod hosted_pages;
 mod idempotency;

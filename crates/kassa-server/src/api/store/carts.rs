@@ -169,11 +169,16 @@ async fn delete_line_item(
 /// customer attached) and, once it succeeded or is authorized, creates the order. A decline
 /// answers 402 with the decline code and leaves the cart payable; 3-D Secure answers
 /// `requires_action` with the challenge URL — completion arrives by webhook or by calling
-/// pay again, and yields the order exactly once.
+/// pay again, and yields the order exactly once. While another request is paying the cart
+/// the answer is 409 `payment_in_progress` (retry for its outcome); a processor that does not
+/// answer within the configured deadline gives 502 `processor_unavailable`.
 #[utoipa::path(post, path = "/store/carts/{id}/pay", tag = "Carts", request_body = PayInput,
     params(("id" = String, Path), ClientSecretHeader, ClientSecretQuery, IdempotencyKeyHeader),
     security(("publishable_key" = []), ("publishable_key" = [], "customer_jwt" = [])),
-    responses((status = 200, body = PayResult), (status = 402, body = ErrorBody), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = PayResult), (status = 402, body = ErrorBody),
+        (status = 409, description = "`payment_in_progress`, `cart_completed`, `cart_changed`, …", body = ErrorBody),
+        (status = "4XX", body = ErrorBody),
+        (status = 502, description = "`processor_unavailable`: the outcome is not known yet", body = ErrorBody)))]
 async fn pay(
     State(app): State<AppState>,
     shopper: Shopper,
