@@ -7,6 +7,7 @@ pub mod billing;
 pub mod credits;
 pub mod currency;
 pub mod ids;
+pub mod lifecycle;
 pub mod money;
 pub mod tax;
 pub mod totals;
