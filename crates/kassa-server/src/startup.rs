@@ -155,7 +155,16 @@ async fn assemble(
     let public_url: Arc<str> =
         settings.server.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').into();
     let (processor, test_processor) = build_processor(&mut settings, &store, &public_url, local, &clock).await?;
-    Ok(AppState { store, processor, test_processor, settings: Arc::new(settings), clock, public_url, customer_tokens })
+    Ok(AppState {
+        store,
+        processor,
+        test_processor,
+        settings: Arc::new(settings),
+        clock,
+        public_url,
+        customer_tokens,
+        jobs: Default::default(),
+    })
 }
 
 /// The configured processor; for the `test` one also the processor itself (hosted pages,

@@ -1,6 +1,7 @@
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::services::identity::CustomerTokens;
+use crate::wakeups::Wakers;
 use kassa_processors::Processor;
 use kassa_processors::test::TestProcessor;
 use kassa_store::Store;
@@ -20,4 +21,6 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Verifier of customer JWTs; `None` when customer sign-in is not configured.
     pub customer_tokens: Option<Arc<CustomerTokens>>,
+    /// Wakes background jobs after a commit that made work for them.
+    pub jobs: Wakers,
 }
