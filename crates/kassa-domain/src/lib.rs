@@ -8,6 +8,7 @@ pub mod client_secret;
 pub mod credits;
 pub mod currency;
 pub mod ids;
+pub mod lifecycle;
 pub mod money;
 pub mod tax;
 pub mod totals;

@@ -14,5 +14,6 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod wakeups;
 
 pub use startup::Application;

@@ -170,6 +170,7 @@ async fn assemble(
         public_url,
         customer_tokens,
         rate_limits,
+        jobs: Default::default(),
     })
 }
 

@@ -2,6 +2,7 @@ use crate::api::rate_limit::RateLimits;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::services::identity::CustomerTokens;
+use crate::wakeups::Wakers;
 use kassa_processors::Processor;
 use kassa_processors::test::TestProcessor;
 use kassa_store::Store;
@@ -23,4 +24,6 @@ pub struct AppState {
     pub customer_tokens: Option<Arc<CustomerTokens>>,
     /// This process's token buckets per API key (and client address on the store API).
     pub rate_limits: Arc<RateLimits>,
+    /// Wakes background jobs after a commit that made work for them.
+    pub jobs: Wakers,
 }

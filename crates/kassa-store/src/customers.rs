@@ -257,6 +257,24 @@ pub async fn claim_processor_customer<'e, E: Executor<'e, Database = Any>>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Customers without a processor customer whose creation nobody holds a live lease for,
+/// oldest first: the work of the processor-customer job.
+pub async fn lacking_processor_customer<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sql::query_scalar(
+        "SELECT id FROM customers WHERE processor_customer IS NULL \
+         AND (processor_claim_until IS NULL OR processor_claim_until < $1) \
+         AND (processor_retry_after IS NULL OR processor_retry_after < $1) ORDER BY created, id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
 /// Stores the processor customer id (once); returns the id that is stored.
 pub async fn set_processor_customer(tx: &mut Tx, id: &str, processor_customer: &str) -> Result<Option<String>> {
     sql::query(
@@ -273,12 +291,21 @@ pub async fn set_processor_customer(tx: &mut Tx, id: &str, processor_customer: &
         .await?)
 }
 
-/// Gives up a lease after a failed processor call, so the next request retries at once.
-pub async fn release_processor_claim<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<()> {
-    sql::query("UPDATE customers SET processor_claim_until = NULL WHERE id = $1 AND processor_customer IS NULL")
-        .bind(id)
-        .execute(db)
-        .await?;
+/// Gives up a lease after a failed processor call, so the next payment retries at once; the
+/// background job waits until `retry_after`.
+pub async fn release_processor_claim<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    retry_after: i64,
+) -> Result<()> {
+    sql::query(
+        "UPDATE customers SET processor_claim_until = NULL, processor_retry_after = $2 \
+         WHERE id = $1 AND processor_customer IS NULL",
+    )
+    .bind(id)
+    .bind(retry_after)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

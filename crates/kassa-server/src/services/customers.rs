@@ -17,6 +17,8 @@ use utoipa::ToSchema;
 /// How long one request may hold the right to create a processor customer before another
 /// may take over (it died, or the processor hung).
 const PROCESSOR_CLAIM_SECS: i64 = 30;
+/// How long the background job waits before it tries a failed creation again.
+const PROCESSOR_RETRY_SECS: i64 = 60;
 
 /// Creates a customer — THE way customers come to exist, for the admin API, the first sight
 /// of a signed-in customer and guest checkout alike. In the caller's transaction: the row, the
@@ -28,17 +30,12 @@ pub async fn create(tx: &mut Tx, now: i64, draft: CustomerDraft) -> ApiResult<(C
     Ok((created.customer, created.created))
 }
 
-/// After a creation committed: start creating the processor customer in the background, so
-/// creating a customer never waits for (or fails with) the processor. Payments call
-/// [`ensure_processor_customer`] and wait for it.
-pub fn after_commit(state: &AppState, customer_id: &str) {
-    let state = state.clone();
-    let id = customer_id.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = ensure_processor_customer(&state, &id).await {
-            tracing::info!(customer = %id, error = %e, "processor customer not created yet; will be before the first payment");
-        }
-    });
+/// After a creation committed: wake the processor-customer job, so the processor customer
+/// is usually there before the first payment asks for it. Creating a customer never waits
+/// for (or fails with) the processor; the customer row is the durable work item, so a crash
+/// right after the commit only delays it. Payments call [`ensure_processor_customer`].
+pub fn after_commit(state: &AppState, _customer_id: &str) {
+    state.jobs.wake(crate::wakeups::PROCESSOR_CUSTOMERS);
 }
 
 /// The customer's processor customer, created exactly once: one request at a time holds a
@@ -111,7 +108,8 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
             stored.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("processor customer not stored")))
         }
         Err(e) => {
-            db::release_processor_claim(state.store.writer(), &customer.id).await?;
+            let retry_after = state.clock.now() + PROCESSOR_RETRY_SECS;
+            db::release_processor_claim(state.store.writer(), &customer.id, retry_after).await?;
             Err(e.into())
         }
     }

@@ -139,6 +139,29 @@ async fn admin_created_customers_get_every_side_effect() {
     assert_eq!(by_email["data"].as_array().unwrap().len(), 1);
 }
 
+/// The processor customer is durable work, not a spawned task: a customer created while the
+/// processor is down gets it later from the background job, without any payment asking, and
+/// exactly once.
+#[tokio::test]
+async fn a_processor_customer_missed_at_creation_is_made_later_by_the_job() {
+    let app = spawn_app().await;
+    let tp = app.state.test_processor.clone().unwrap();
+    tp.set_available(false);
+    let c = app.post("/admin/customers", As::Admin, json!({"email": "later@example.com"})).await.ok();
+    let id = c["id"].as_str().unwrap();
+    // The job tried and failed (processor down); it waits before trying again.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let now = app.get(&format!("/admin/customers/{id}"), As::Admin).await.ok();
+    assert!(now["processor_customer"].is_null(), "{now}");
+    assert_eq!(processor_customers(&app).await, 0);
+
+    tp.set_available(true);
+    app.state.clock.advance(120);
+    let pc = processor_customer_of(&app, id).await;
+    assert!(pc.starts_with("cus_"), "{pc}");
+    assert_eq!(processor_customers(&app).await, 1);
+}
+
 #[tokio::test]
 async fn first_sight_of_a_signed_in_customer_creates_them_once() {
     let app = app_with_sign_in().await;
