@@ -8,7 +8,8 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kassa_domain::Currency;
-use kassa_domain::credits::FeeSchedule;
+use kassa_domain::credits::{FeeSchedule, MAX_CREDITS};
+use kassa_domain::money::{DEFAULT_MAX_AMOUNT, MAX_AMOUNT};
 use kassa_domain::tax::Percentage;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -161,6 +162,9 @@ pub struct CheckoutSettings {
     pub session_ttl_hours: u64,
     /// `automatic` captures at payment; `manual` authorizes and leaves capture to the admin.
     pub capture: CaptureMode,
+    /// The largest amount in minor units of a price, a shipping rate, a cart's total and so of
+    /// a charge (default 99,999,999: Stripe's eight digits; at most 999,999,999,999).
+    pub max_amount: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -220,7 +224,12 @@ impl Default for Settings {
                 test: TestProcessorSettings { webhook_url: None, chaos: false, delivery_interval_ms: 200 },
             },
             customer_auth: CustomerAuthSettings::default(),
-            checkout: CheckoutSettings { cart_ttl_days: 7, session_ttl_hours: 24, capture: CaptureMode::Automatic },
+            checkout: CheckoutSettings {
+                cart_ttl_days: 7,
+                session_ttl_hours: 24,
+                capture: CaptureMode::Automatic,
+                max_amount: DEFAULT_MAX_AMOUNT,
+            },
             credits: CreditSettings {
                 currency: "usd".into(),
                 unit_amount: 1,
@@ -383,11 +392,18 @@ impl Settings {
                 problem: "must be a positive number of minor units".into(),
             });
         }
-        if self.credits.max_credits <= 0 {
+        if !(1..=MAX_CREDITS).contains(&self.credits.max_credits) {
             return Err(ConfigError::Invalid {
                 setting: "credits.max_credits",
                 env: "KASSA_CREDITS__MAX_CREDITS",
-                problem: "must be positive".into(),
+                problem: format!("must be between 1 and {MAX_CREDITS}"),
+            });
+        }
+        if !(1..=MAX_AMOUNT).contains(&self.checkout.max_amount) {
+            return Err(ConfigError::Invalid {
+                setting: "checkout.max_amount",
+                env: "KASSA_CHECKOUT__MAX_AMOUNT",
+                problem: format!("must be between 1 and {MAX_AMOUNT} (minor units)"),
             });
         }
         if self.checkout.cart_ttl_days == 0 {

@@ -46,13 +46,14 @@ where
 {
     let now = app.clock.now();
     let ttl_secs = ttl(app);
+    let max_amount = app.settings.checkout.max_amount;
     let customer = shopper.customer.clone();
     let new = std::sync::Arc::new(std::sync::Mutex::new(NewCustomers::new()));
     let collected = new.clone();
     let response = req
         .local(app, &shopper.idempotency_scope(), move |tx| {
             Box::pin(async move {
-                let actor = Actor { customer, now, ttl_secs };
+                let actor = Actor { customer, now, ttl_secs, max_amount };
                 let mut created = NewCustomers::new();
                 let cart = work(tx, &actor, &mut created).await?;
                 collected.lock().expect("not poisoned").extend(created);

@@ -4,7 +4,7 @@
 //! page with the message in place.
 
 use super::{api_error, test_processor, views};
-use crate::api::extract::read_body;
+use crate::api::extract::{parse_form, read_body};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
@@ -133,7 +133,10 @@ async fn checkout_page(State(app): State<AppState>, Path(id): Path<String>) -> A
 async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let tp = test_processor(&app)?;
     let body = read_body(req, &()).await?;
-    let form: CheckoutForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form: CheckoutForm = match parse_form(&body) {
+        Ok(form) => form,
+        Err(e) => return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, Some(&e.to_string())).await,
+    };
     let paid = if form.method.as_deref() == Some("bank_debit") {
         tp.pay_checkout_session_by_bank_debit(&id).await
     } else {
@@ -194,13 +197,17 @@ async fn submit_authentication(
 ) -> ApiResult<Response> {
     let tp = test_processor(&app)?;
     let body = read_body(req, &()).await?;
-    let form: AuthenticationForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let (form, problem) = match parse_form::<AuthenticationForm>(&body) {
+        Ok(form) => (form, None),
+        Err(e) => (AuthenticationForm::default(), Some(e.to_string())),
+    };
     let approve = match form.outcome.as_deref() {
         Some("complete") => true,
         Some("fail") => false,
         _ => {
             let pi = tp.payment_intent_for_page(&id).await.map_err(api_error)?;
-            return Ok(page(StatusCode::BAD_REQUEST, views::authenticate(&pi, Some("Choose Complete or Fail."))));
+            let problem = problem.as_deref().unwrap_or("Choose Complete or Fail.");
+            return Ok(page(StatusCode::BAD_REQUEST, views::authenticate(&pi, Some(problem))));
         }
     };
     match tp.complete_authentication(&id, approve).await {
