@@ -406,11 +406,18 @@ impl Settings {
                 problem: format!("must be between 1 and {MAX_AMOUNT} (minor units)"),
             });
         }
-        if self.checkout.cart_ttl_days == 0 {
+        if !(1..=3650).contains(&self.checkout.cart_ttl_days) {
             return Err(ConfigError::Invalid {
                 setting: "checkout.cart_ttl_days",
                 env: "KASSA_CHECKOUT__CART_TTL_DAYS",
-                problem: "must be at least 1".into(),
+                problem: "must be between 1 and 3650".into(),
+            });
+        }
+        if !(1..=87_600).contains(&self.jobs.idempotency_retention_hours) {
+            return Err(ConfigError::Invalid {
+                setting: "jobs.idempotency_retention_hours",
+                env: "KASSA_JOBS__IDEMPOTENCY_RETENTION_HOURS",
+                problem: "must be between 1 and 87600 (ten years)".into(),
             });
         }
         if !(1..=24).contains(&self.checkout.session_ttl_hours) {
@@ -492,6 +499,23 @@ mod tests {
         assert!(err.contains("whsec_"), "{err}");
         s.processor.stripe.webhook_secret = Some("whsec_abc".into());
         assert!(s.validate().is_ok());
+    }
+
+    /// Settings that are multiplied into timestamps are bounded, so none can overflow.
+    #[test]
+    fn bounds_of_numeric_settings() {
+        let mut s = Settings::default();
+        s.checkout.cart_ttl_days = u64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CHECKOUT__CART_TTL_DAYS"));
+        let mut s = Settings::default();
+        s.jobs.idempotency_retention_hours = u64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_JOBS__IDEMPOTENCY_RETENTION_HOURS"));
+        let mut s = Settings::default();
+        s.checkout.max_amount = kassa_domain::money::MAX_AMOUNT + 1;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CHECKOUT__MAX_AMOUNT"));
+        let mut s = Settings::default();
+        s.credits.max_credits = i64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CREDITS__MAX_CREDITS"));
     }
 
     #[test]

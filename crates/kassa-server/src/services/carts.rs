@@ -33,6 +33,7 @@ pub struct CreateCart {
     /// Sets the currency and taxes.
     pub region: String,
     /// A guest's email (without a customer token): finds or creates the guest customer.
+    #[schema(format = Email)]
     pub email: Option<String>,
     /// At most 100 lines; the cart's total may be at most `checkout.max_amount`.
     #[serde(default)]
@@ -48,6 +49,7 @@ pub struct CreateCart {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCart {
+    #[schema(format = Email)]
     pub email: Option<String>,
     /// Another region with the same currency (or any region while the cart is empty).
     pub region: Option<String>,

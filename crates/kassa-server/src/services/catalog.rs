@@ -26,6 +26,7 @@ const MAX_COUNTRIES: usize = 250;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     pub description: Option<String>,
     /// Default true.
@@ -49,6 +50,7 @@ pub struct InventoryInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -246,6 +248,7 @@ pub async fn get_price(store: &Store, id: &str) -> ApiResult<Price> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePricingModel {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     /// Make this the default pricing model. The first pricing model is always the default.
     pub default: Option<bool>,
@@ -254,6 +257,7 @@ pub struct CreatePricingModel {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePricingModel {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     /// `true` makes this the default (the previous default stops being one). `false` is
     /// refused: make another model the default instead, so that one always is.
@@ -339,6 +343,7 @@ pub async fn get_pricing_model(store: &Store, id: &str) -> ApiResult<PricingMode
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     #[schema(value_type = String, example = "usd")]
     pub currency: Currency,
@@ -358,6 +363,7 @@ pub struct CreateRegion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegion {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     #[schema(max_items = 250)]
     pub countries: Option<Vec<String>>,
@@ -456,6 +462,7 @@ pub async fn get_region(store: &Store, id: &str) -> ApiResult<Region> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShippingOption {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     pub region: String,
     /// Flat rate in the region's currency, minor units (at most `checkout.max_amount`).
@@ -467,6 +474,7 @@ pub struct CreateShippingOption {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateShippingOption {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     /// Flat rate, minor units (at most `checkout.max_amount`).
     #[schema(minimum = 0, maximum = 99_999_999)]

@@ -32,6 +32,7 @@ pub struct PayInput {
     /// Or a payment method saved with the (signed-in) customer.
     pub payment_method: Option<String>,
     /// Where the customer returns after a 3-D Secure challenge.
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub return_url: Option<String>,
     /// Save the card for later off-session charges (renewals).
     #[serde(default)]

@@ -26,8 +26,10 @@ use utoipa::ToSchema;
 pub struct CreateSessionInput {
     /// Where the buyer lands after paying; `{CHECKOUT_SESSION_ID}` is replaced by the session
     /// id, else `session_id=…` is appended.
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub success_url: String,
     /// Where the buyer goes on "back".
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub cancel_url: Option<String>,
 }
 

@@ -118,9 +118,12 @@ pub struct TopUpInput {
     /// the fee may be at most `checkout.max_amount`.
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub credits: i64,
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub success_url: String,
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub cancel_url: Option<String>,
     /// For guests (no customer token): whose balance the credits go to.
+    #[schema(format = Email)]
     pub email: Option<String>,
 }
 
