@@ -178,7 +178,8 @@ fn lines_within(lines: &[LineRow], skip: Option<&str>, extra: i128, max: i64, pa
 }
 
 /// Recomputes the totals from the lines, the shipping option and the region's taxes; a total
-/// above `max` (with shipping and tax) is refused.
+/// that grows above `max` (with shipping and tax) is refused. (One above it already, after
+/// the bound was lowered, may still shrink.)
 async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &mut Known, max: i64) -> ApiResult<()> {
     let shipping = known.shipping_amount(tx, cart.shipping_option.as_deref()).await?;
     let region = known.region(tx, &cart.region).await?;
@@ -188,9 +189,10 @@ async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &m
         .map(|l| PricedLine { unit_amount: Amount::new(l.unit_amount).unwrap_or_default(), quantity: l.quantity })
         .collect();
     let policy = TaxPolicy { rate: combined_rate(&rates), inclusive: region.tax_inclusive };
+    let before = cart.total;
     let t = totals::compute(&priced, Amount::new(shipping).unwrap_or_default(), policy)
         .ok()
-        .filter(|t| t.total <= max)
+        .filter(|t| t.total <= max || t.total <= before)
         .ok_or_else(|| too_large(None, max))?;
     cart.subtotal = t.subtotal;
     cart.discount_total = t.discount;
@@ -309,8 +311,10 @@ async fn set_quantity(
         return Err(ApiError::invalid("quantity", format!("quantity must be between 0 and {MAX_QUANTITY}.")));
     }
     let index = lines.iter().position(|l| l.id == line_id).ok_or_else(|| ApiError::not_found("line_item", line_id))?;
-    let amount = lines[index].unit_amount as i128 * quantity as i128;
-    lines_within(lines, Some(line_id), amount, actor.max_amount, "quantity")?;
+    if quantity > lines[index].quantity {
+        let amount = lines[index].unit_amount as i128 * quantity as i128;
+        lines_within(lines, Some(line_id), amount, actor.max_amount, "quantity")?;
+    }
     let line = &mut lines[index];
     let delta = quantity - line.quantity;
     if delta > 0 {
