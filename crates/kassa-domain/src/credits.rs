@@ -3,6 +3,11 @@
 use crate::money::{Amount, MoneyError};
 use crate::tax::{PPM, Percentage, div_ceil};
 
+/// The largest credit balance, and so the largest single change of one (a debit or an
+/// adjustment): twelve digits, below 2^53 (exact in JavaScript) and far from `i64` overflow,
+/// so the guarded balance update `balance + delta` can never overflow in the database.
+pub const MAX_CREDITS: i64 = 999_999_999_999;
+
 /// A processor's fee on a charge: `percent × amount + fixed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeeSchedule {

@@ -2,13 +2,25 @@
 
 use crate::Currency;
 
-/// The largest amount Kassa accepts for one price, line or cart, in minor units.
-/// Stripe caps a charge at eight digits of the major unit for most currencies; this bound is
-/// looser but keeps every sum of a realistic cart far from `i64` overflow.
+/// The largest amount any configuration of Kassa accepts for one price, line or cart, in minor
+/// units: the ceiling of `checkout.max_amount`. Twelve digits keep every sum of a cart
+/// (at most [`MAX_LINES`] lines of [`MAX_QUANTITY`] units, checked) far from `i64` overflow and
+/// below 2^53, so JavaScript clients read amounts exactly.
 pub const MAX_AMOUNT: i64 = 999_999_999_999;
+
+/// The default bound of amounts (prices, shipping rates, cart totals, charges): Stripe's eight
+/// digits of minor units (99,999,999: $999,999.99, ¥99,999,999). A charge above it would be
+/// refused by the processor, so Kassa refuses it where it is entered.
+pub const DEFAULT_MAX_AMOUNT: i64 = 99_999_999;
 
 /// The largest quantity of one line item.
 pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// The most lines one cart (and so one order) holds; Stripe Checkout takes 100 line items.
+pub const MAX_LINES: usize = 100;
+
+/// The largest stock level of a product.
+pub const MAX_STOCK: i64 = 1_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {

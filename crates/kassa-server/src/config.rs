@@ -8,7 +8,8 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kassa_domain::Currency;
-use kassa_domain::credits::FeeSchedule;
+use kassa_domain::credits::{FeeSchedule, MAX_CREDITS};
+use kassa_domain::money::{DEFAULT_MAX_AMOUNT, MAX_AMOUNT};
 use kassa_domain::tax::Percentage;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -176,6 +177,9 @@ pub struct CheckoutSettings {
     pub session_ttl_hours: u64,
     /// `automatic` captures at payment; `manual` authorizes and leaves capture to the admin.
     pub capture: CaptureMode,
+    /// The largest amount in minor units of a price, a shipping rate, a cart's total and so of
+    /// a charge (default 99,999,999: Stripe's eight digits; at most 999,999,999,999).
+    pub max_amount: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -260,7 +264,12 @@ impl Default for Settings {
                 },
             },
             customer_auth: CustomerAuthSettings::default(),
-            checkout: CheckoutSettings { cart_ttl_days: 7, session_ttl_hours: 24, capture: CaptureMode::Automatic },
+            checkout: CheckoutSettings {
+                cart_ttl_days: 7,
+                session_ttl_hours: 24,
+                capture: CaptureMode::Automatic,
+                max_amount: DEFAULT_MAX_AMOUNT,
+            },
             credits: CreditSettings {
                 currency: "usd".into(),
                 unit_amount: 1,
@@ -442,11 +451,11 @@ impl Settings {
                 problem: "must be a positive number of minor units".into(),
             });
         }
-        if self.credits.max_credits <= 0 {
+        if !(1..=MAX_CREDITS).contains(&self.credits.max_credits) {
             return Err(ConfigError::Invalid {
                 setting: "credits.max_credits",
                 env: "KASSA_CREDITS__MAX_CREDITS",
-                problem: "must be positive".into(),
+                problem: format!("must be between 1 and {MAX_CREDITS}"),
             });
         }
         for (origins, setting, env, any_allowed) in [
@@ -488,11 +497,25 @@ impl Settings {
                 });
             }
         }
-        if self.checkout.cart_ttl_days == 0 {
+        if !(1..=MAX_AMOUNT).contains(&self.checkout.max_amount) {
+            return Err(ConfigError::Invalid {
+                setting: "checkout.max_amount",
+                env: "KASSA_CHECKOUT__MAX_AMOUNT",
+                problem: format!("must be between 1 and {MAX_AMOUNT} (minor units)"),
+            });
+        }
+        if !(1..=3650).contains(&self.checkout.cart_ttl_days) {
             return Err(ConfigError::Invalid {
                 setting: "checkout.cart_ttl_days",
                 env: "KASSA_CHECKOUT__CART_TTL_DAYS",
-                problem: "must be at least 1".into(),
+                problem: "must be between 1 and 3650".into(),
+            });
+        }
+        if !(1..=87_600).contains(&self.jobs.idempotency_retention_hours) {
+            return Err(ConfigError::Invalid {
+                setting: "jobs.idempotency_retention_hours",
+                env: "KASSA_JOBS__IDEMPOTENCY_RETENTION_HOURS",
+                problem: "must be between 1 and 87600 (ten years)".into(),
             });
         }
         if !(1..=24).contains(&self.checkout.session_ttl_hours) {
@@ -601,6 +624,23 @@ mod tests {
         assert!(err.contains("whsec_"), "{err}");
         s.processor.stripe.webhook_secret = Some("whsec_abc".into());
         assert!(s.validate().is_ok());
+    }
+
+    /// Settings that are multiplied into timestamps are bounded, so none can overflow.
+    #[test]
+    fn bounds_of_numeric_settings() {
+        let mut s = Settings::default();
+        s.checkout.cart_ttl_days = u64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CHECKOUT__CART_TTL_DAYS"));
+        let mut s = Settings::default();
+        s.jobs.idempotency_retention_hours = u64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_JOBS__IDEMPOTENCY_RETENTION_HOURS"));
+        let mut s = Settings::default();
+        s.checkout.max_amount = kassa_domain::money::MAX_AMOUNT + 1;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CHECKOUT__MAX_AMOUNT"));
+        let mut s = Settings::default();
+        s.credits.max_credits = i64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("KASSA_CREDITS__MAX_CREDITS"));
     }
 
     #[test]

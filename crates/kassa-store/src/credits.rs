@@ -5,6 +5,7 @@
 
 use crate::sql::{self, Listed, Page};
 use crate::{Result, Tx};
+use kassa_domain::credits::MAX_CREDITS;
 use kassa_domain::ids::IdKind;
 use sqlx::{Any, Executor};
 
@@ -45,6 +46,9 @@ pub enum Added {
     Duplicate(EntryRow),
     /// The balance would go below zero; nothing may be committed (the caller rolls back).
     Insufficient,
+    /// The balance would go above [`MAX_CREDITS`]; nothing may be committed (the caller rolls
+    /// back).
+    OverLimit,
 }
 
 pub async fn add_entry(tx: &mut Tx, e: NewEntry, now: i64) -> Result<Added> {
@@ -71,15 +75,20 @@ pub async fn add_entry(tx: &mut Tx, e: NewEntry, now: i64) -> Result<Added> {
             .ok_or_else(|| crate::StoreError::Corrupt("credit entry vanished".into()))?;
         return Ok(Added::Duplicate(existing));
     }
+    // Both bounds in the guard: with the balance and the delta within MAX_CREDITS, the sum
+    // cannot overflow a BIGINT (PostgreSQL would fail, SQLite would turn it into a REAL).
     let balance: Option<i64> = sql::query_scalar(
         "UPDATE customers SET credit_balance = credit_balance + $2 \
-         WHERE id = $1 AND credit_balance + $2 >= 0 RETURNING credit_balance",
+         WHERE id = $1 AND credit_balance + $2 >= 0 AND credit_balance + $2 <= $3 RETURNING credit_balance",
     )
     .bind(&e.customer)
     .bind(e.amount)
+    .bind(MAX_CREDITS)
     .fetch_optional(tx.conn())
     .await?;
-    let Some(balance) = balance else { return Ok(Added::Insufficient) };
+    let Some(balance) = balance else {
+        return Ok(if e.amount < 0 { Added::Insufficient } else { Added::OverLimit });
+    };
     sql::query("UPDATE credit_entries SET balance_after = $2 WHERE id = $1")
         .bind(&id)
         .bind(balance)

@@ -1,5 +1,6 @@
 //! Request extractors whose failures are API errors (axum's own answer in plain text).
 
+use crate::api::nul;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -44,8 +45,10 @@ fn body_limit_hint() -> usize {
 }
 
 /// Parses a JSON body (an empty body reads as `{}`), mapping serde's errors to `param`s.
+/// Every JSON body of the API comes through here, so this is where U+0000 is refused.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    nul::json_body(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -59,6 +62,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         serde_error(path, &inner.to_string())
     })
+}
+
+/// A form body of the hosted pages. U+0000 is refused as everywhere; a form that does not
+/// parse otherwise reads as empty, so that the page re-renders saying what is missing.
+pub fn parse_form<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    nul::form_body(bytes)?;
+    Ok(serde_urlencoded::from_bytes(bytes).unwrap_or_default())
 }
 
 /// Turns a serde message at `path` into a 400 naming the parameter.

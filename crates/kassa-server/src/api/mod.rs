@@ -6,6 +6,9 @@ pub mod auth;
 pub mod cors;
 pub mod extract;
 pub mod idempotency;
+pub mod keep_alive;
+pub mod limits;
+pub mod nul;
 pub mod pagination;
 pub mod rate_limit;
 pub mod security_headers;
@@ -71,9 +74,34 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
 }
 
-/// The OpenAPI document of the whole API.
+/// The OpenAPI document of the whole API, with the default settings' bounds.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    document(routes().split_for_parts().1, &crate::config::Settings::default())
+}
+
+/// Finishes the generated document: operation ids made unique (handlers of the admin and the
+/// store API share names such as `list_orders`), and the bounds the settings configure.
+fn document(mut doc: utoipa::openapi::OpenApi, settings: &crate::config::Settings) -> utoipa::openapi::OpenApi {
+    use std::collections::HashMap;
+    let operations =
+        || doc.paths.paths.iter().flat_map(|(path, item)| [&item.get, &item.post, &item.delete].map(|op| (path, op)));
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (_, op) in operations() {
+        if let Some(id) = op.as_ref().and_then(|o| o.operation_id.clone()) {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let area = path.trim_start_matches('/').split('/').next().unwrap_or_default().replace('-', "_");
+        for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
+            if let Some(id) = &op.operation_id
+                && seen.get(id).copied().unwrap_or(0) > 1
+            {
+                op.operation_id = Some(format!("{area}_{id}"));
+            }
+        }
+    }
+    limits::document(doc, settings)
 }
 
 /// The application: routes, documentation, middleware.
@@ -81,14 +109,17 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     crate::metrics::handle();
     let (router, openapi) = routes().split_for_parts();
+    let openapi = document(openapi, &state.settings);
     extract::set_body_limit_hint(state.settings.server.body_limit);
     let cors = cors::layer(&state.settings.server);
     router
+        .route_layer(axum::middleware::from_fn(nul::reject_in_uri))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(route_not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
+        .layer(axum::middleware::from_fn(keep_alive::close_if_body_unread))
         .layer(cors)
         .layer(axum::middleware::from_fn(security_headers::every_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -110,7 +141,8 @@ async fn route_not_found(req: Request) -> ApiError {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct IdempotencyKeyHeader {
-    /// Up to 255 characters; the same key with the same request replays the first answer.
-    #[param(rename = "Idempotency-Key")]
+    /// 1 to 255 printable ASCII characters; the same key with the same request replays the
+    /// first answer.
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]{0,253}[!-~])?$")]
     idempotency_key: Option<String>,
 }

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// An object id: the page starts after it.
     pub starting_after: Option<String>,
@@ -58,6 +59,8 @@ impl<T> List<T> {
 pub struct ShippingListParams {
     /// Only options of this region.
     pub region: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub starting_after: Option<String>,
     pub ending_before: Option<String>,

@@ -60,10 +60,14 @@ impl Product {
 #[serde(deny_unknown_fields)]
 pub struct Recurring {
     pub interval: Interval,
-    /// Intervals between charges (1 = every month for `month`).
+    /// Intervals between charges (1 = every month for `month`), 1 to 365.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 365)]
     pub interval_count: i64,
 }
+
+/// The most intervals between two charges of a recurring price.
+pub const MAX_INTERVAL_COUNT: i64 = 365;
 
 fn one() -> i64 {
     1

@@ -11,7 +11,7 @@ use crate::services::catalog::{combined_rate, double_option};
 use crate::services::{customers, validate};
 use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
-use kassa_domain::money::{Amount, MAX_QUANTITY};
+use kassa_domain::money::{Amount, MAX_LINES, MAX_QUANTITY};
 use kassa_domain::totals::{self, PricedLine, TaxPolicy};
 use kassa_store::carts::{self as db, CartRow, LineRow};
 use kassa_store::catalog::{RegionRow, ShippingOptionRow};
@@ -24,7 +24,8 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     pub price: String,
-    /// Default 1.
+    /// 1 to 1,000,000 (default 1); a line holds at most 1,000,000 units.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: Option<i64>,
 }
 
@@ -34,8 +35,11 @@ pub struct CreateCart {
     /// Sets the currency and taxes.
     pub region: String,
     /// A guest's email (without a customer token): finds or creates the guest customer.
+    #[schema(format = Email)]
     pub email: Option<String>,
+    /// At most 100 lines; the cart's total may be at most `checkout.max_amount`.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub items: Vec<ItemInput>,
     pub shipping_address: Option<Address>,
     pub billing_address: Option<Address>,
@@ -47,6 +51,7 @@ pub struct CreateCart {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCart {
+    #[schema(format = Email)]
     pub email: Option<String>,
     /// Another region with the same currency (or any region while the cart is empty).
     pub region: Option<String>,
@@ -66,7 +71,8 @@ pub struct UpdateCart {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLineInput {
-    /// 0 removes the line.
+    /// 0 to 1,000,000; 0 removes the line.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -77,6 +83,8 @@ pub struct Actor {
     pub client_secret: Option<String>,
     pub now: i64,
     pub ttl_secs: i64,
+    /// The largest total a cart may reach (`checkout.max_amount`).
+    pub max_amount: i64,
 }
 
 impl Actor {
@@ -161,8 +169,28 @@ impl Known {
     }
 }
 
-/// Recomputes the totals from the lines, the shipping option and the region's taxes.
-async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &mut Known) -> ApiResult<()> {
+/// 400 `amount_too_large`: a cart's total above what Kassa may charge.
+fn too_large(param: Option<String>, max: i64) -> ApiError {
+    ApiError::InvalidRequest {
+        code: "amount_too_large",
+        message: format!("The cart's total would be larger than {max}, the most one payment may be (minor units)."),
+        param,
+    }
+}
+
+/// Refuses a change after which the lines would add up to more than `max`: `extra` is the
+/// changed line's new amount, `skip` the line it replaces. Checked before any stock moves.
+fn lines_within(lines: &[LineRow], skip: Option<&str>, extra: i128, max: i64, param: &str) -> ApiResult<()> {
+    // i128: at most MAX_LINES lines of MAX_QUANTITY × MAX_AMOUNT cannot overflow it.
+    let others: i128 =
+        lines.iter().filter(|l| Some(l.id.as_str()) != skip).map(|l| l.unit_amount as i128 * l.quantity as i128).sum();
+    if others + extra > max as i128 { Err(too_large(Some(param.to_string()), max)) } else { Ok(()) }
+}
+
+/// Recomputes the totals from the lines, the shipping option and the region's taxes; a total
+/// that grows above `max` (with shipping and tax) is refused. (One above it already, after
+/// the bound was lowered, may still shrink.)
+async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &mut Known, max: i64) -> ApiResult<()> {
     let shipping = known.shipping_amount(tx, cart.shipping_option.as_deref()).await?;
     let region = known.region(tx, &cart.region).await?;
     let rates: Vec<TaxRate> = serde_json::from_str(&region.tax_rates).unwrap_or_default();
@@ -171,8 +199,11 @@ async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &m
         .map(|l| PricedLine { unit_amount: Amount::new(l.unit_amount).unwrap_or_default(), quantity: l.quantity })
         .collect();
     let policy = TaxPolicy { rate: combined_rate(&rates), inclusive: region.tax_inclusive };
+    let before = cart.total;
     let t = totals::compute(&priced, Amount::new(shipping).unwrap_or_default(), policy)
-        .map_err(|_| ApiError::invalid("quantity", "The cart's total would be larger than Kassa accepts."))?;
+        .ok()
+        .filter(|t| t.total <= max || t.total <= before)
+        .ok_or_else(|| too_large(None, max))?;
     cart.subtotal = t.subtotal;
     cart.discount_total = t.discount;
     cart.shipping_total = t.shipping;
@@ -190,8 +221,9 @@ async fn add_units(
     price_id: &str,
     quantity: i64,
     param: &str,
-    now: i64,
+    actor: &Actor,
 ) -> ApiResult<()> {
+    let now = actor.now;
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::invalid(
             format!("{param}.quantity"),
@@ -221,15 +253,21 @@ async fn add_units(
     if !product.active {
         return Err(ApiError::invalid(&price_param, "The price's product is not available."));
     }
-    let existing = lines.iter_mut().find(|l| l.price == price.id);
-    let new_quantity = existing.as_ref().map(|l| l.quantity).unwrap_or(0) + quantity;
+    let existing = lines.iter().position(|l| l.price == price.id);
+    let new_quantity = existing.map(|i| lines[i].quantity).unwrap_or(0) + quantity;
     if new_quantity > MAX_QUANTITY {
         return Err(ApiError::invalid(
             format!("{param}.quantity"),
             format!("A line holds at most {MAX_QUANTITY} units."),
         ));
     }
-    let mut reserved = existing.as_ref().map(|l| l.reserved).unwrap_or(0);
+    if existing.is_none() && lines.len() >= MAX_LINES {
+        return Err(ApiError::invalid(&price_param, format!("A cart holds at most {MAX_LINES} lines.")));
+    }
+    let line_amount = price.unit_amount as i128 * new_quantity as i128;
+    let replaced = existing.map(|i| lines[i].id.clone());
+    lines_within(lines, replaced.as_deref(), line_amount, actor.max_amount, &format!("{param}.quantity"))?;
+    let mut reserved = existing.map(|i| lines[i].reserved).unwrap_or(0);
     if product.track_inventory {
         if !db::reserve(tx, &product.id, quantity, now).await? {
             return Err(ApiError::conflict(
@@ -243,7 +281,7 @@ async fn add_units(
         }
         reserved += quantity;
     }
-    match existing {
+    match existing.map(|i| &mut lines[i]) {
         Some(l) => {
             db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
             l.quantity = new_quantity;
@@ -273,11 +311,22 @@ async fn add_units(
 }
 
 /// Sets a line's quantity (0 removes it), moving the reservation by the difference.
-async fn set_quantity(tx: &mut Tx, lines: &mut Vec<LineRow>, line_id: &str, quantity: i64, now: i64) -> ApiResult<()> {
+async fn set_quantity(
+    tx: &mut Tx,
+    lines: &mut Vec<LineRow>,
+    line_id: &str,
+    quantity: i64,
+    actor: &Actor,
+) -> ApiResult<()> {
+    let now = actor.now;
     if !(0..=MAX_QUANTITY).contains(&quantity) {
         return Err(ApiError::invalid("quantity", format!("quantity must be between 0 and {MAX_QUANTITY}.")));
     }
     let index = lines.iter().position(|l| l.id == line_id).ok_or_else(|| ApiError::not_found("line_item", line_id))?;
+    if quantity > lines[index].quantity {
+        let amount = lines[index].unit_amount as i128 * quantity as i128;
+        lines_within(lines, Some(line_id), amount, actor.max_amount, "quantity")?;
+    }
     let line = &mut lines[index];
     let delta = quantity - line.quantity;
     if delta > 0 {
@@ -342,7 +391,7 @@ async fn finish(
             cart.email = c.email.clone();
         }
     }
-    recompute(tx, &mut cart, &lines, known).await?;
+    recompute(tx, &mut cart, &lines, known, actor.max_amount).await?;
     cart.version += 1;
     cart.last_activity = actor.now;
     cart.updated = actor.now;
@@ -400,6 +449,9 @@ fn address_json(param: &str, countries: &[String], a: Option<&Address>) -> ApiRe
 
 pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut NewCustomers) -> ApiResult<Cart> {
     validate::metadata(&input.metadata)?;
+    if input.items.len() > MAX_LINES {
+        return Err(ApiError::invalid("items", format!("A cart holds at most {MAX_LINES} lines.")));
+    }
     let region =
         if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
@@ -438,7 +490,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
     db::insert(tx, &cart).await?;
     let mut lines = Vec::new();
     for (i, item) in input.items.iter().enumerate() {
-        add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor.now)
+        add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor)
             .await?;
     }
     let mut cart = finish(tx, cart, lines, &mut known, actor).await?;
@@ -500,8 +552,8 @@ pub async fn update(
 pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
     let mut lines = db::lines(tx.conn(), &cart.id).await?;
-    add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor.now).await.map_err(
-        |e| match e {
+    add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor).await.map_err(|e| {
+        match e {
             // Single-item endpoint: the params are top-level.
             ApiError::InvalidRequest { code, message, param } => ApiError::InvalidRequest {
                 code,
@@ -509,15 +561,15 @@ pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) ->
                 param: param.map(|p| p.trim_start_matches("item.").to_string()),
             },
             other => other,
-        },
-    )?;
+        }
+    })?;
     finish(tx, cart, lines, &mut Known::default(), actor).await
 }
 
 pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
     let cart = lock_open(tx, id, actor).await?;
     let mut lines = db::lines(tx.conn(), &cart.id).await?;
-    set_quantity(tx, &mut lines, line, quantity, actor.now).await?;
+    set_quantity(tx, &mut lines, line, quantity, actor).await?;
     finish(tx, cart, lines, &mut Known::default(), actor).await
 }
 

@@ -1,12 +1,14 @@
 //! Catalog use cases: products, prices, pricing models, regions, shipping options.
 
 use crate::error::{ApiError, ApiResult};
-use crate::objects::catalog::{Price, PricingModel, Product, Recurring, Region, ShippingOption, TaxRate};
+use crate::objects::catalog::{
+    MAX_INTERVAL_COUNT, Price, PricingModel, Product, Recurring, Region, ShippingOption, TaxRate,
+};
 use crate::objects::{Metadata, metadata_json};
 use crate::services::validate;
 use kassa_domain::Currency;
 use kassa_domain::ids::IdKind;
-use kassa_domain::money::MAX_QUANTITY;
+use kassa_domain::money::MAX_STOCK;
 use kassa_domain::tax::Percentage;
 use kassa_store::catalog::{
     self as db, PatchOutcome, PriceRow, PricingModelRow, ProductPatch, ProductRow, RegionRow, ShippingOptionRow,
@@ -16,11 +18,15 @@ use kassa_store::{Store, Tx, events};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+/// The most countries one region lists (ISO 3166-1 has 249).
+const MAX_COUNTRIES: usize = 250;
+
 // ---------------------------------------------------------------- products
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     pub description: Option<String>,
     /// Default true.
@@ -36,13 +42,15 @@ pub struct CreateProduct {
 pub struct InventoryInput {
     /// Whether stock is tracked (default true when `inventory` is given).
     pub tracked: Option<bool>,
-    /// Units in stock.
+    /// Units in stock, 0 to 1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -64,10 +72,7 @@ where
 }
 
 fn quantity(param: &str, q: i64) -> ApiResult<i64> {
-    if !(0..=MAX_QUANTITY * 1000).contains(&q) {
-        return Err(ApiError::invalid(param, format!("{param} must be between 0 and {}.", MAX_QUANTITY * 1000)));
-    }
-    Ok(q)
+    validate::int_in(param, q, 0..=MAX_STOCK)
 }
 
 pub async fn create_product(tx: &mut Tx, now: i64, input: CreateProduct) -> ApiResult<Product> {
@@ -168,7 +173,8 @@ pub struct CreatePrice {
     pub product: String,
     #[schema(value_type = String, example = "usd")]
     pub currency: Currency,
-    /// Minor units (cents for USD).
+    /// Minor units (cents for USD), at most `checkout.max_amount` (default 99,999,999).
+    #[schema(minimum = 0, maximum = 99_999_999)]
     pub unit_amount: i64,
     /// Present for subscriptions; absent for one-time prices.
     pub recurring: Option<Recurring>,
@@ -186,8 +192,8 @@ pub struct UpdatePrice {
     pub nickname: Option<Option<String>>,
 }
 
-pub async fn create_price(tx: &mut Tx, now: i64, input: CreatePrice) -> ApiResult<Price> {
-    validate::amount("unit_amount", input.unit_amount)?;
+pub async fn create_price(tx: &mut Tx, now: i64, input: CreatePrice, max_amount: i64) -> ApiResult<Price> {
+    validate::amount("unit_amount", input.unit_amount, max_amount)?;
     let nickname = validate::optional_text("nickname", input.nickname.as_deref(), 250)?;
     if !IdKind::Product.matches(&input.product) || db::get_product(tx.conn(), &input.product).await?.is_none() {
         return Err(ApiError::invalid("product", format!("No such product: '{}'", input.product)));
@@ -197,10 +203,8 @@ pub async fn create_price(tx: &mut Tx, now: i64, input: CreatePrice) -> ApiResul
     {
         return Err(ApiError::invalid("pricing_model", format!("No such pricing model: '{m}'")));
     }
-    if let Some(r) = &input.recurring
-        && !(1..=365).contains(&r.interval_count)
-    {
-        return Err(ApiError::invalid("recurring.interval_count", "interval_count must be between 1 and 365."));
+    if let Some(r) = &input.recurring {
+        validate::int_in("recurring.interval_count", r.interval_count, 1..=MAX_INTERVAL_COUNT)?;
     }
     let row = PriceRow {
         id: IdKind::Price.new_id(),
@@ -244,6 +248,7 @@ pub async fn get_price(store: &Store, id: &str) -> ApiResult<Price> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePricingModel {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     /// Make this the default pricing model. The first pricing model is always the default.
     pub default: Option<bool>,
@@ -252,6 +257,7 @@ pub struct CreatePricingModel {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePricingModel {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
     /// `true` makes this the default (the previous default stops being one). `false` is
     /// refused: make another model the default instead, so that one always is.
@@ -337,13 +343,17 @@ pub async fn get_pricing_model(store: &Store, id: &str) -> ApiResult<PricingMode
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     #[schema(value_type = String, example = "usd")]
     pub currency: Currency,
-    /// ISO 3166-1 alpha-2 codes.
+    /// ISO 3166-1 alpha-2 codes (at most 250).
     #[serde(default)]
+    #[schema(max_items = 250)]
     pub countries: Vec<String>,
+    /// At most 10, adding up to at most 100 %.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub tax_rates: Vec<TaxRate>,
     /// Default false (tax added on top of prices).
     #[serde(default)]
@@ -353,13 +363,19 @@ pub struct CreateRegion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegion {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
+    #[schema(max_items = 250)]
     pub countries: Option<Vec<String>>,
+    #[schema(max_items = 10)]
     pub tax_rates: Option<Vec<TaxRate>>,
     pub tax_inclusive: Option<bool>,
 }
 
 fn countries(list: &[String]) -> ApiResult<Vec<String>> {
+    if list.len() > MAX_COUNTRIES {
+        return Err(ApiError::invalid("countries", format!("A region has at most {MAX_COUNTRIES} countries.")));
+    }
     list.iter()
         .enumerate()
         .map(|(i, c)| {
@@ -446,9 +462,11 @@ pub async fn get_region(store: &Store, id: &str) -> ApiResult<Region> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShippingOption {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: String,
     pub region: String,
-    /// Flat rate in the region's currency, minor units.
+    /// Flat rate in the region's currency, minor units (at most `checkout.max_amount`).
+    #[schema(minimum = 0, maximum = 99_999_999)]
     pub amount: i64,
     pub active: Option<bool>,
 }
@@ -456,14 +474,22 @@ pub struct CreateShippingOption {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateShippingOption {
+    #[schema(min_length = 1, max_length = 250)]
     pub name: Option<String>,
+    /// Flat rate, minor units (at most `checkout.max_amount`).
+    #[schema(minimum = 0, maximum = 99_999_999)]
     pub amount: Option<i64>,
     pub active: Option<bool>,
 }
 
-pub async fn create_shipping_option(tx: &mut Tx, now: i64, input: CreateShippingOption) -> ApiResult<ShippingOption> {
+pub async fn create_shipping_option(
+    tx: &mut Tx,
+    now: i64,
+    input: CreateShippingOption,
+    max_amount: i64,
+) -> ApiResult<ShippingOption> {
     let name = validate::text("name", &input.name, 250)?;
-    validate::amount("amount", input.amount)?;
+    validate::amount("amount", input.amount, max_amount)?;
     let region =
         if IdKind::Region.matches(&input.region) { db::get_region(tx.conn(), &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
@@ -488,11 +514,12 @@ pub async fn update_shipping_option(
     now: i64,
     id: &str,
     input: UpdateShippingOption,
+    max_amount: i64,
 ) -> ApiResult<ShippingOption> {
     validate::id(IdKind::ShippingOption, "shipping_option", id)?;
     let name = input.name.as_deref().map(|n| validate::text("name", n, 250)).transpose()?;
     if let Some(a) = input.amount {
-        validate::amount("amount", a)?;
+        validate::amount("amount", a, max_amount)?;
     }
     let row = db::update_shipping_option(tx, id, name.as_deref(), input.amount, input.active, now)
         .await?

@@ -40,6 +40,7 @@ pub struct PayInput {
     /// Or a payment method saved with the (signed-in) customer.
     pub payment_method: Option<String>,
     /// Where the customer returns after a 3-D Secure challenge.
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub return_url: Option<String>,
     /// Save the card for later off-session charges (renewals).
     #[serde(default)]
@@ -103,10 +104,7 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
     match cart.status.as_str() {
         "open" => {}
-        "completed" => {
-            let order = orders::by_cart(state.store.reader(), cart_id).await?.map(|o| o.id).unwrap_or_default();
-            return Err(ApiError::conflict("cart_completed", format!("This cart is paid already: order {order}.")));
-        }
+        "completed" => return Err(paid_already(state, cart_id).await?),
         other => return Err(ApiError::conflict("cart_not_open", format!("This cart is {other}."))),
     }
     if carts::lines(state.store.reader(), cart_id).await?.is_empty() {
@@ -142,6 +140,11 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
     };
     let mut tx = state.store.begin().await?;
     let locked = carts::lock(&mut tx, cart_id).await?.ok_or_else(|| ApiError::not_found("cart", cart_id))?;
+    if locked.status == "completed" {
+        // A concurrent payment completed it meanwhile.
+        tx.rollback().await?;
+        return Err(paid_already(state, cart_id).await?);
+    }
     if locked.status != "open" || locked.version != cart.version {
         return Err(ApiError::conflict("cart_changed", "The cart changed while paying; review it and pay again."));
     }
@@ -153,6 +156,12 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
     }
     tx.commit().await?;
     issue(state, &payment, &attempt, &processor_customer).await
+}
+
+/// 409 `cart_completed`, naming the order that completed the cart.
+async fn paid_already(state: &AppState, cart_id: &str) -> ApiResult<ApiError> {
+    let order = orders::by_cart(state.store.reader(), cart_id).await?.map(|o| o.id).unwrap_or_default();
+    Ok(ApiError::conflict("cart_completed", format!("This cart is paid already: order {order}.")))
 }
 
 /// 409 `payment_in_progress`: another request is paying this cart right now. Not stored

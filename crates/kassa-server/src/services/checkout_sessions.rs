@@ -28,8 +28,10 @@ pub struct CreateSessionInput {
     /// Where the buyer lands after paying; `{CHECKOUT_SESSION_ID}` is replaced by the session
     /// id, else `session_id=…` is appended. `client_secret=…` (the session's) is appended too,
     /// so that the page can read the session (`GET /store/checkout-sessions/{id}`).
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub success_url: String,
     /// Where the buyer goes on "back".
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub cancel_url: Option<String>,
 }
 

@@ -13,7 +13,7 @@ use crate::objects::credits::CreditEntry;
 use crate::services::checkout_sessions::{SessionSpec, open as open_session};
 use crate::services::{customers, validate};
 use crate::state::AppState;
-use kassa_domain::credits::gross_up;
+use kassa_domain::credits::{MAX_CREDITS, gross_up};
 use kassa_domain::ids::IdKind;
 use kassa_domain::money::Amount;
 use kassa_domain::tax::div_ceil;
@@ -48,11 +48,20 @@ pub async fn top_up_paid(tx: &mut Tx, p: &PaymentRow, now: i64) -> ApiResult<()>
         payment: Some(p.id.clone()),
         checkout_session: Some(session_id.to_string()),
     };
-    if let Added::Entry(e) = ledger::add_entry(tx, entry, now).await? {
-        let e = CreditEntry::from(e);
-        events::record(tx, "credits.added", &e.id, &e, now).await?;
+    match ledger::add_entry(tx, entry, now).await? {
+        Added::Entry(e) => {
+            let e = CreditEntry::from(e);
+            events::record(tx, "credits.added", &e.id, &e, now).await?;
+            Ok(())
+        }
+        Added::Duplicate(_) => Ok(()),
+        // Paid for, but beyond the largest balance: fail (and roll back the entry) so the
+        // event is retried and the logs show it, rather than drop the credits silently.
+        Added::Insufficient | Added::OverLimit => Err(ApiError::Internal(anyhow::anyhow!(
+            "top-up {session_id} of {credits} credits would take the balance of {} beyond {MAX_CREDITS}",
+            p.customer
+        ))),
     }
-    Ok(())
 }
 
 /// The top-up's charge was (further) refunded: take back the credits of the refunded share.
@@ -94,7 +103,7 @@ pub async fn reverse_refunded_top_up(tx: &mut Tx, p: &PaymentRow, now: i64) -> A
             Ok(())
         }
         Added::Duplicate(_) => Ok(()),
-        Added::Insufficient => {
+        Added::Insufficient | Added::OverLimit => {
             Err(ApiError::Internal(anyhow::anyhow!("a reversal bounded by the locked balance overdrew it")))
         }
     }
@@ -105,18 +114,24 @@ pub async fn reverse_refunded_top_up(tx: &mut Tx, p: &PaymentRow, now: i64) -> A
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpInput {
-    /// Whole credits to buy.
+    /// Whole credits to buy: 1 to `credits.max_credits` (default 1,000,000); their price with
+    /// the fee may be at most `checkout.max_amount`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub credits: i64,
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub success_url: String,
+    #[schema(max_length = 2048, pattern = "^https?://[a-z0-9.-]+(/.*)?$")]
     pub cancel_url: Option<String>,
     /// For guests (no customer token): whose balance the credits go to.
+    #[schema(format = Email)]
     pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebitInput {
-    /// Credits to spend (positive).
+    /// Credits to spend: 1 to 999,999,999,999.
+    #[schema(minimum = 1, maximum = 999_999_999_999_i64)]
     pub amount: i64,
     pub reason: Option<String>,
 }
@@ -124,7 +139,9 @@ pub struct DebitInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustInput {
-    /// Credits to add (positive) or remove (negative); the balance never goes below zero.
+    /// Credits to add (positive) or remove (negative), at most 999,999,999,999 either way and
+    /// not 0; the balance stays between 0 and 999,999,999,999.
+    #[schema(minimum = -999_999_999_999_i64, maximum = 999_999_999_999_i64)]
     pub amount: i64,
     pub reason: String,
 }
@@ -165,8 +182,15 @@ pub async fn create_top_up(
         input.credits.checked_mul(settings.unit_amount).and_then(|v| Amount::new(v).ok()).ok_or_else(|| {
             ApiError::invalid("credits", "That many credits cost more than Kassa accepts in one charge.")
         })?;
-    let charge = gross_up(value, fee)
-        .map_err(|_| ApiError::invalid("credits", "That many credits cost more than Kassa accepts."))?;
+    let max_amount = state.settings.checkout.max_amount;
+    let charge =
+        gross_up(value, fee).ok().filter(|c| c.total <= max_amount).ok_or_else(|| ApiError::InvalidRequest {
+            code: "amount_too_large",
+            message: format!(
+                "That many credits cost more than {max_amount}, the most one payment may be (minor units)."
+            ),
+            param: Some("credits".into()),
+        })?;
     let mut lines =
         vec![SessionLine { name: format!("{} credits", input.credits), unit_amount: value.get(), quantity: 1 }];
     if charge.fee > 0 {
@@ -213,10 +237,8 @@ async fn existing_customer(tx: &mut Tx, id: &str) -> ApiResult<()> {
 /// Spends credits atomically; 409 `insufficient_credits` when the balance would go below
 /// zero. `source` makes a retried debit count once (the idempotency key, when given).
 pub async fn debit(tx: &mut Tx, now: i64, customer: &str, source: String, input: DebitInput) -> ApiResult<CreditEntry> {
+    validate::int_in("amount", input.amount, 1..=MAX_CREDITS)?;
     existing_customer(tx, customer).await?;
-    if input.amount <= 0 {
-        return Err(ApiError::invalid("amount", "amount must be a positive number of credits."));
-    }
     let reason = validate::optional_text("reason", input.reason.as_deref(), 500)?;
     let entry = NewEntry {
         customer: customer.into(),
@@ -236,10 +258,11 @@ pub async fn adjust(
     source: String,
     input: AdjustInput,
 ) -> ApiResult<CreditEntry> {
-    existing_customer(tx, customer).await?;
+    validate::int_in("amount", input.amount, -MAX_CREDITS..=MAX_CREDITS)?;
     if input.amount == 0 {
         return Err(ApiError::invalid("amount", "amount must not be zero."));
     }
+    existing_customer(tx, customer).await?;
     let reason = Some(validate::text("reason", &input.reason, 500)?);
     let entry = NewEntry {
         customer: customer.into(),
@@ -263,5 +286,9 @@ async fn record_change(tx: &mut Tx, entry: NewEntry, event: &str, now: i64) -> A
         Added::Insufficient => {
             Err(ApiError::conflict("insufficient_credits", "The balance is too low for this debit."))
         }
+        Added::OverLimit => Err(ApiError::conflict(
+            "credit_balance_limit",
+            format!("The balance would be larger than {MAX_CREDITS}, the most one customer may hold."),
+        )),
     }
 }

@@ -120,6 +120,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomerInput {
+    #[schema(format = Email)]
     pub email: Option<String>,
     pub name: Option<String>,
     /// The customer's id in the merchant's auth system (the JWT `sub`).
@@ -133,6 +134,7 @@ pub struct CreateCustomerInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomerInput {
+    #[schema(format = Email)]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "crate::services::catalog::double_option")]
     #[schema(value_type = Option<String>)]

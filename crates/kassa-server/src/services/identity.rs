@@ -108,6 +108,11 @@ impl CustomerTokens {
         if data.claims.sub.is_empty() || data.claims.sub.len() > 255 {
             return Err(refuse("sub must have 1 to 255 characters"));
         }
+        // The claims are strings Kassa stores, like any other input (see `api::nul`).
+        let claims = [Some(&data.claims.sub), data.claims.email.as_ref(), data.claims.name.as_ref()];
+        if claims.into_iter().flatten().any(|c| c.contains('\0')) {
+            return Err(refuse("claims must not contain U+0000"));
+        }
         Ok(data.claims)
     }
 }

@@ -17,13 +17,15 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CaptureInput {
     /// Up to the authorized amount; less is a partial capture (the rest is released).
+    #[schema(minimum = 1, maximum = 99_999_999)]
     pub amount: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundInput {
-    /// Default: everything captured and not yet refunded.
+    /// Default: everything captured and not yet refunded; never more.
+    #[schema(minimum = 1, maximum = 99_999_999)]
     pub amount: Option<i64>,
     pub reason: Option<String>,
 }
@@ -191,6 +193,9 @@ pub async fn record_canceled(tx: &mut Tx, id: &str, now: i64) -> ApiResult<Optio
 pub async fn refund(state: &AppState, id: &str, input: RefundInput) -> ApiResult<Refund> {
     let order = load(&state.store, id).await?;
     let reason = validate::optional_text("reason", input.reason.as_deref(), 500)?;
+    if let Some(a) = input.amount {
+        validate::int_in("amount", a, 1..=state.settings.checkout.max_amount)?;
+    }
     let refundable = order.amount_captured - order.amount_refunded;
     let amount = input.amount.unwrap_or(refundable);
     if amount <= 0 {

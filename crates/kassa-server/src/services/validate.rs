@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::objects::Metadata;
-use kassa_domain::money::{Amount, MAX_AMOUNT, MoneyError};
+use kassa_domain::money::{Amount, MoneyError};
 
 /// A required, trimmed, non-empty text of at most `max` characters.
 pub fn text(param: &str, value: &str, max: usize) -> ApiResult<String> {
@@ -36,12 +36,28 @@ pub fn metadata(m: &Metadata) -> ApiResult<()> {
     Ok(())
 }
 
-/// A non-negative amount in minor units within Kassa's bound.
-pub fn amount(param: &str, value: i64) -> ApiResult<Amount> {
+/// A non-negative amount in minor units of at most `max` (`checkout.max_amount`).
+pub fn amount(param: &str, value: i64, max: i64) -> ApiResult<Amount> {
+    if value > max {
+        return Err(ApiError::InvalidRequest {
+            code: "amount_too_large",
+            message: format!("{param} must be at most {max} (minor units)."),
+            param: Some(param.into()),
+        });
+    }
     Amount::new(value).map_err(|e| match e {
         MoneyError::Negative => ApiError::invalid(param, format!("{param} must not be negative.")),
-        _ => ApiError::invalid(param, format!("{param} must be at most {MAX_AMOUNT}.")),
+        _ => ApiError::invalid(param, format!("{param} must be at most {max}.")),
     })
+}
+
+/// An integer within `range` (inclusive), else a 400 naming the parameter and the bounds.
+pub fn int_in(param: &str, value: i64, range: std::ops::RangeInclusive<i64>) -> ApiResult<i64> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(param, format!("{param} must be between {} and {}.", range.start(), range.end())))
+    }
 }
 
 /// An absolute http(s) URL (success and cancel URLs of checkout sessions).

@@ -100,7 +100,10 @@ async fn update_product(
 async fn create_price(State(app): State<AppState>, admin: Admin, req: Idempotent<CreatePrice>) -> ApiResult<Response> {
     let now = app.clock.now();
     let body = req.body;
-    req.request.local(&app, &admin.idempotency_scope(), move |tx| Box::pin(catalog::create_price(tx, now, body))).await
+    let max = app.settings.checkout.max_amount;
+    req.request
+        .local(&app, &admin.idempotency_scope(), move |tx| Box::pin(catalog::create_price(tx, now, body, max)))
+        .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -111,6 +114,8 @@ struct PriceListParams {
     product: Option<String>,
     /// Only prices of this pricing model.
     pricing_model: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     starting_after: Option<String>,
     ending_before: Option<String>,
@@ -283,8 +288,11 @@ async fn create_shipping_option(
 ) -> ApiResult<Response> {
     let now = app.clock.now();
     let body = req.body;
+    let max = app.settings.checkout.max_amount;
     req.request
-        .local(&app, &admin.idempotency_scope(), move |tx| Box::pin(catalog::create_shipping_option(tx, now, body)))
+        .local(&app, &admin.idempotency_scope(), move |tx| {
+            Box::pin(catalog::create_shipping_option(tx, now, body, max))
+        })
         .await
 }
 
@@ -325,9 +333,10 @@ async fn update_shipping_option(
 ) -> ApiResult<Response> {
     let now = app.clock.now();
     let body = req.body;
+    let max = app.settings.checkout.max_amount;
     req.request
         .local(&app, &admin.idempotency_scope(), move |tx| {
-            Box::pin(async move { catalog::update_shipping_option(tx, now, &id, body).await })
+            Box::pin(async move { catalog::update_shipping_option(tx, now, &id, body, max).await })
         })
         .await
 }

@@ -58,6 +58,8 @@ async fn create_customer(
 struct CustomerListParams {
     /// Only customers with this email (any case).
     email: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     starting_after: Option<String>,
     ending_before: Option<String>,

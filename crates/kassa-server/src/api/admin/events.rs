@@ -28,6 +28,8 @@ struct EventListParams {
     kind: Option<String>,
     /// Only events about this object id.
     object: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     starting_after: Option<String>,
     ending_before: Option<String>,

@@ -38,6 +38,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 struct OrderListParams {
     /// Only this customer's orders.
     customer: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     starting_after: Option<String>,
     ending_before: Option<String>,
@@ -141,6 +143,8 @@ struct PaymentListParams {
     customer: Option<String>,
     /// `succeeded`, `failed`, `void_pending`, …
     status: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     starting_after: Option<String>,
     ending_before: Option<String>,

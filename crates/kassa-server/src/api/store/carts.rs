@@ -47,6 +47,7 @@ where
 {
     let now = app.clock.now();
     let ttl_secs = ttl(app);
+    let max_amount = app.settings.checkout.max_amount;
     let customer = shopper.customer.clone();
     let client_secret = shopper.client_secret.clone();
     let new = std::sync::Arc::new(std::sync::Mutex::new(NewCustomers::new()));
@@ -54,7 +55,7 @@ where
     let response = req
         .local(app, &shopper.idempotency_scope(), move |tx| {
             Box::pin(async move {
-                let actor = Actor { customer, client_secret, now, ttl_secs };
+                let actor = Actor { customer, client_secret, now, ttl_secs, max_amount };
                 let mut created = NewCustomers::new();
                 let cart = work(tx, &actor, &mut created).await?;
                 collected.lock().expect("not poisoned").extend(created);

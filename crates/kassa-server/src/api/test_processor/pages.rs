@@ -6,7 +6,7 @@
 //! hosted pages' security headers ([`security_headers::hosted_page`]).
 
 use super::{api_error, test_processor, views};
-use crate::api::extract::read_body;
+use crate::api::extract::{parse_form, read_body};
 use crate::api::security_headers::{self, FormTargets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -153,7 +153,10 @@ async fn checkout_page(State(app): State<AppState>, Path(id): Path<String>) -> A
 async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let tp = test_processor(&app)?;
     let body = read_body(req, &()).await?;
-    let form: CheckoutForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form: CheckoutForm = match parse_form(&body) {
+        Ok(form) => form,
+        Err(e) => return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, Some(&e.to_string())).await,
+    };
     let paid = if form.method.as_deref() == Some("bank_debit") {
         tp.pay_checkout_session_by_bank_debit(&id).await
     } else {
@@ -226,7 +229,10 @@ async fn submit_authentication(
 ) -> ApiResult<Response> {
     let tp = test_processor(&app)?;
     let body = read_body(req, &()).await?;
-    let form: AuthenticationForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let (form, problem) = match parse_form::<AuthenticationForm>(&body) {
+        Ok(form) => (form, None),
+        Err(e) => (AuthenticationForm::default(), Some(e.to_string())),
+    };
     let approve = match form.outcome.as_deref() {
         Some("complete") => true,
         Some("fail") => false,
@@ -234,7 +240,8 @@ async fn submit_authentication(
             let pi = tp.payment_intent_for_page(&id).await.map_err(api_error)?;
             let redirects = tp.authentication_redirects(&id).await.map_err(api_error)?;
             let targets = FormTargets::of(redirects.iter().map(String::as_str).chain([&*app.public_url]));
-            let markup = views::authenticate(&pi, Some("Choose Complete or Fail."));
+            let problem = problem.as_deref().unwrap_or("Choose Complete or Fail.");
+            let markup = views::authenticate(&pi, Some(problem));
             return Ok(page_to(StatusCode::BAD_REQUEST, markup, targets));
         }
     };

@@ -37,10 +37,10 @@ pub struct CardParams {
     /// Digits, spaces allowed.
     #[schema(example = "4242 4242 4242 4242")]
     number: String,
-    #[schema(example = 12)]
+    #[schema(example = 12, minimum = 1, maximum = 12)]
     exp_month: i64,
-    /// Four digits, or two.
-    #[schema(example = 2034)]
+    /// Four digits, or two (at most 50 years ahead).
+    #[schema(example = 2034, minimum = 0, maximum = 9999)]
     exp_year: i64,
     #[schema(example = "123")]
     cvc: Option<String>,
