@@ -24,6 +24,23 @@ use kassa_store::orders::{self, OrderLineRow, OrderRow};
 use kassa_store::payments::{self, PaymentRow};
 use kassa_store::{Tx, events, processor_events};
 
+/// `GET /admin/payments`: every attempt, newest first, optionally of one customer or status.
+pub async fn list(
+    state: &AppState,
+    customer: Option<&str>,
+    status: Option<&str>,
+    page: &kassa_store::sql::Page,
+) -> ApiResult<kassa_store::sql::Listed<Payment>> {
+    Ok(kassa_store::payments::list(state.store.reader(), customer, status, page).await?.map(Payment::from))
+}
+
+/// `GET /admin/payments/{id}`.
+pub async fn get(state: &AppState, id: &str) -> ApiResult<Payment> {
+    crate::services::validate::id(IdKind::Payment, "payment", id)?;
+    let row = kassa_store::payments::get(state.store.reader(), id).await?;
+    row.map(Payment::from).ok_or_else(|| ApiError::not_found("payment", id))
+}
+
 /// Statuses that mean the money is secured (or being given back).
 pub fn is_secured(status: &str) -> bool {
     matches!(status, "succeeded" | "authorized" | "void_pending" | "voided")
