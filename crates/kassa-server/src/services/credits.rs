@@ -176,8 +176,7 @@ pub async fn create_top_up(
         }
         (None, None) => return Err(ApiError::missing("email")),
     };
-    let currency = state.settings.credit_currency().map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    let fee = state.settings.credit_fee().map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let (currency, fee) = (state.credit_terms.currency, state.credit_terms.fee);
     let value =
         input.credits.checked_mul(settings.unit_amount).and_then(|v| Amount::new(v).ok()).ok_or_else(|| {
             ApiError::invalid("credits", "That many credits cost more than Kassa accepts in one charge.")
