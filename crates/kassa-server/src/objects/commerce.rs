@@ -245,7 +245,8 @@ pub struct Payment {
     /// Why the money is given back: `stale` (the cart changed while paying), `duplicate` (the
     /// cart was paid by another payment first) or `duplicate_charge` (a second charge made for
     /// the payment in `duplicate_of`, e.g. a processor call repeated after its outcome was
-    /// unknown; the payment keeps its own charge).
+    /// unknown; the payment keeps its own charge) or `canceled` (the payment had been canceled
+    /// when the processor reported the money secured).
     pub void_reason: Option<String>,
     /// For a `duplicate_charge`: the payment whose metadata the charge carries.
     pub duplicate_of: Option<String>,
