@@ -158,7 +158,16 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
             }
             PaymentEffect::CancelOrder => {
                 if let Some(order) = kassa_store::orders::by_payment(tx.conn(), &p.id).await? {
-                    settlement::cancel_order(tx, &order.id, settlement::Release::ByPayment, now).await?;
+                    match settlement::cancel_order(tx, &order.id, settlement::Release::ByPayment, now).await {
+                        Ok(_) => {}
+                        // A fulfilled order stays as it is (the merchant refunds or captures
+                        // anew); the payment still records that its authorization ended, so the
+                        // processor's report is not refused and redelivered forever.
+                        Err(ApiError::Conflict { code, .. }) => {
+                            tracing::warn!(payment = %p.id, order = %order.id, code, "the authorization ended; the order cannot be canceled");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             PaymentEffect::SyncRefunded { .. } => settlement::follow_refunds(tx, &p, now).await?,
