@@ -9,7 +9,7 @@ use crate::services::validate;
 use crate::state::AppState;
 use kassa_domain::billing::{Interval, period_end};
 use kassa_domain::ids::IdKind;
-use kassa_processors::{CreateCustomer, IdempotencyKey};
+use kassa_processors::CreateCustomer;
 use kassa_store::catalog::PricingModelRow;
 pub use kassa_store::customers::CustomerRow;
 use kassa_store::customers::{self as db, CustomerDraft, CustomerPatch, SubscriptionRow};
@@ -133,7 +133,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
     let mut metadata = Metadata::new();
     metadata.insert("kassa_customer_id".into(), customer.id.clone());
     let req = CreateCustomer { email: customer.email.clone(), name: customer.name.clone(), metadata };
-    let key = IdempotencyKey::new(format!("kassa_customer_{}", customer.id));
+    let key = crate::services::processor_keys::customer(&customer.id);
     match state.processor.create_customer(&req, &key).await {
         Ok(pc) => {
             let mut tx = state.store.begin().await?;

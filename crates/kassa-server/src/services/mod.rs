@@ -8,12 +8,15 @@ pub mod checkout;
 pub mod checkout_sessions;
 pub mod credits;
 pub mod customers;
+pub mod event_dedupe;
 pub mod events;
 pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod orders;
 pub mod payments;
+pub mod processor_keys;
+pub mod settlement;
 pub mod validate;
 pub mod webhooks;
 
