@@ -35,6 +35,30 @@ async fn checkout_session_to(app: &TestApp, capture: CaptureMethod, success_url:
     processor.create_checkout_session(&req, &key("cs")).await.unwrap()
 }
 
+/// A zero-decimal currency shows as the buyer reads it: `¥500`, not `5.00` nor `500 JPY`.
+#[tokio::test]
+async fn the_checkout_page_shows_amounts_in_the_currencys_own_format() {
+    let app = spawn_app().await;
+    let processor = &app.state.processor;
+    let key = |k: &str| IdempotencyKey::new(format!("{k}_{}", rand_suffix()));
+    let customer = processor.create_customer(&CreateCustomer::default(), &key("cus")).await.unwrap();
+    let req = CreateCheckoutSession {
+        customer: customer.id,
+        currency: "jpy".into(),
+        lines: vec![CheckoutLine { name: "Matcha".into(), unit_amount: 500, quantity: 3 }],
+        success_url: "https://shop.test/thanks".into(),
+        cancel_url: None,
+        metadata: Default::default(),
+        capture_method: CaptureMethod::Automatic,
+        expires_at: app.state.clock.now() + 3600,
+    };
+    let session = processor.create_checkout_session(&req, &key("cs")).await.unwrap();
+    let page = browse(&app, &format!("/test-processor/checkout/{}", session.id), None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Pay ¥1,500"), "{}", page.text);
+    assert!(!page.text.contains("JPY") && !page.text.contains("15.00"), "{}", page.text);
+}
+
 struct Page {
     status: StatusCode,
     location: Option<String>,
