@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
 # Everything the suite writes (database, server log, screenshots) goes here, never into the
 # repository. Kept when a test fails so the evidence can be read.
 ARTIFACTS = Path(tempfile.mkdtemp(prefix="kassa-browser-"))
+# The shop's name on the hosted pages (`[checkout] merchant_name`).
+MERCHANT_NAME = "Ada's Tea & Mugs"
 
 
 class Kassa:
@@ -107,6 +109,7 @@ def kassa():
         DATABASE_URL=f"sqlite://{workdir / 'kassa.db'}",
         KASSA_SERVER__HOST="127.0.0.1",
         KASSA_SERVER__PORT="0",
+        KASSA_CHECKOUT__MERCHANT_NAME=MERCHANT_NAME,
         NO_COLOR="1",
     )
     log = open(log_path, "wb")

@@ -25,5 +25,16 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 
 python="$("$repo/.ci/python-env")"
+
+# axe-core (npm) checks the hosted pages' accessibility; installed once into a cache outside
+# the repository, at a pinned major version.
+axe_dir="${KASSA_AXE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kassa-browser-npm}"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  echo "run.sh: installing axe-core (npm)" >&2
+  mkdir -p "$axe_dir"
+  npm install --silent --no-save --no-audit --no-fund --prefix "$axe_dir" axe-core@4 >&2
+fi
+export KASSA_AXE_JS="$axe_dir/node_modules/axe-core/axe.min.js"
+
 # -p no:cacheprovider: leave no .pytest_cache in the repository.
 exec "$python" -m pytest -q --tb=short -p no:cacheprovider "$repo/tests/browser" "$@"

@@ -2,10 +2,13 @@
 (issue 5), a decline then a good card, 3-D Secure, and a credits top-up (issue 6). The
 merchant's success page reads Kassa server-side and renders what it found."""
 
+import os
 import re
 import time
 import uuid
+from pathlib import Path
 
+from conftest import MERCHANT_NAME
 from playwright.sync_api import expect
 
 T_SHIRT = "price_00000000000000000000000001"
@@ -18,7 +21,12 @@ GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
 THREE_DS_CARD = "4000 0027 6000 3184"
 
-PAY_BUTTON = re.compile(r"^Pay \d")
+PAY_BUTTON = re.compile(r"^Pay \D?\d")  # "Pay $12.00", "Pay ¥500"
+
+
+def usd(cents):
+    """An amount as the hosted page shows it: `$1,234.56`."""
+    return f"${cents // 100:,}.{cents % 100:02d}"
 
 
 def email():
@@ -52,7 +60,8 @@ def cart_session(kassa, merchant, success_url=None):
         },
         secret=secret,
     )
-    assert session["id"].startswith("cs_") and session["url"], session
+    # Kassa's session and the processor's (whose page the url opens) have different prefixes.
+    assert session["id"].startswith("checkout_") and "/test-processor/checkout/cs_" in session["url"], session
     assert session["client_secret"].startswith(f"{session['id']}_secret_"), session
     return cart, session
 
@@ -75,7 +84,7 @@ def test_pay_cart_on_hosted_page(kassa, merchant, page):
     page.goto(session["url"])
     expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
     # The page charges what Kassa computed (tax and shipping included).
-    total = f"{cart['total'] // 100}.{cart['total'] % 100:02d} USD"
+    total = usd(cart["total"])
     expect(page.locator("tr.total")).to_contain_text(total)
     expect(page.get_by_role("button", name=PAY_BUTTON)).to_have_text(f"Pay {total}")
 
@@ -147,7 +156,7 @@ def test_three_d_secure_then_success(kassa, merchant, page):
 def test_cancel_link_returns_to_the_shop(kassa, merchant, page):
     cart, session = cart_session(kassa, merchant)
     page.goto(session["url"])
-    page.get_by_role("link", name="Cancel and return to the shop").click()
+    page.get_by_role("link", name=f"Cancel and return to {MERCHANT_NAME}").click()
     page.wait_for_url(f"{merchant}/cancel")
     expect(page.get_by_role("heading")).to_have_text("Checkout canceled")
     assert kassa.orders_of_cart(cart["id"]) == []
@@ -166,14 +175,14 @@ def test_credits_top_up(kassa, merchant, page):
     rows = page.locator("table tr")
     expect(rows).to_have_count(3)
     expect(rows.nth(0)).to_contain_text("250 credits")
-    expect(rows.nth(0)).to_contain_text("2.50 USD")
+    expect(rows.nth(0)).to_contain_text("$2.50")
     expect(rows.nth(1)).to_contain_text("Processing fee")
-    expect(rows.nth(1)).to_contain_text("0.39 USD")
-    expect(rows.nth(2)).to_contain_text("2.89 USD")
+    expect(rows.nth(1)).to_contain_text("$0.39")
+    expect(rows.nth(2)).to_contain_text("$2.89")
 
     pay_by_card(page, GOOD_CARD)
 
-    # No template in this success_url: Kassa appends session_id=cs_….
+    # No template in this success_url: Kassa appends session_id=checkout_….
     page.wait_for_url(success_url_of(merchant, session))
     result = page.locator("#result")
     deadline = time.monotonic() + 10
@@ -209,7 +218,7 @@ def test_hosted_page_has_a_content_security_policy_that_the_page_lives_with(kass
     assert headers["x-content-type-options"] == "nosniff"
     # The served stylesheet applies (the Pay button's colour comes from it).
     pay = page.get_by_role("button", name=PAY_BUTTON)
-    assert pay.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(99, 91, 255)"
+    assert pay.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(80, 70, 229)"
 
     # Another site cannot frame the page (clickjacking), though it can frame a page that allows it.
     framing = page.context.new_page()
@@ -247,7 +256,9 @@ def click_pay_twice(page, session, held):
     page.fill("#number", GOOD_CARD)
     page.fill("#exp", "12/34")
     page.fill("#cvc", "123")
-    box = page.get_by_role("button", name=PAY_BUTTON).bounding_box()
+    pay = page.get_by_role("button", name=PAY_BUTTON)
+    pay.scroll_into_view_if_needed()  # the mouse clicks within the viewport
+    box = pay.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.click(x, y)
     deadline = time.monotonic() + 10
@@ -307,3 +318,98 @@ def test_without_the_script_a_second_click_posts_again_and_still_pays_once(kassa
     finally:
         context.close()
     assert_one_order_and_one_payment(kassa, cart)
+
+
+def test_hosted_checkout_shows_the_merchant_the_buyer_and_the_amounts(kassa, merchant, page):
+    """What Stripe Checkout shows: the shop's name, the buyer's email and shipping address, the
+    items, a subtotal, shipping and tax, the total in the currency's own format; placeholders
+    that cannot be mistaken for a filled card."""
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+    expect(page).to_have_title(f"Checkout · {MERCHANT_NAME}")
+    expect(page.get_by_role("link", name=f"← {MERCHANT_NAME}")).to_have_attribute("href", f"{merchant}/cancel")
+    expect(page.locator("dd.email")).to_have_text(cart["email"])
+    address = page.locator("dd.address")
+    for part in ["Ada Buyer", "1 Main St", "New York, NY 10001", "US"]:
+        expect(address).to_contain_text(part)
+    # T-shirt × 1, Mug × 2, Stickers × 1; then the subtotal, shipping, tax and total.
+    rows = page.locator("table tr")
+    expect(rows).to_have_count(7)
+    expect(rows.nth(3)).to_have_text(re.compile(r"^Subtotal\s*" + re.escape(usd(cart["subtotal"])) + "$"))
+    expect(rows.nth(4)).to_have_text(re.compile(r"^Shipping\s*" + re.escape(usd(cart["shipping_total"])) + "$"))
+    expect(rows.nth(5)).to_have_text(re.compile(r"^Tax\s*" + re.escape(usd(cart["tax_total"])) + "$"))
+    expect(rows.nth(6)).to_have_text(re.compile(r"^Total\s*" + re.escape(usd(cart["total"])) + "$"))
+    expect(page.locator(".due strong")).to_have_text(usd(cart["total"]))
+    for row in range(7):
+        expect(rows.nth(row)).to_contain_text("$")
+    assert page.get_attribute("#number", "placeholder") == "1234 1234 1234 1234"
+    assert page.get_attribute("#exp", "placeholder") == "MM / YY"
+    assert page.get_attribute("#cvc", "placeholder") == "CVC"
+
+
+def test_after_a_decline_the_number_stays_and_focus_is_on_the_message(kassa, merchant, page):
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+
+    pay_by_card(page, DECLINED_CARD, exp="11/33")
+
+    problem = page.get_by_role("alert")
+    expect(problem).to_have_text("Your card was declined.")
+    expect(problem).to_be_focused()
+    expect(page.locator("#number")).to_have_value(DECLINED_CARD)
+    expect(page.locator("#exp")).to_have_value("11/33")
+    expect(page.locator("#cvc")).to_have_value("")  # the security code is typed again
+    expect(page.locator("#number")).to_have_attribute("aria-describedby", "payment-error")
+
+    # Only the security code to type again, and the right card this time.
+    page.fill("#number", GOOD_CARD)
+    page.fill("#cvc", "123")
+    page.get_by_role("button", name=PAY_BUTTON).click()
+    page.wait_for_url(success_url_of(merchant, session))
+    assert len(kassa.orders_of_cart(cart["id"])) == 1
+
+
+def test_the_credits_page_is_a_top_up_with_a_way_back(kassa, merchant, page):
+    session = kassa.store(
+        "POST",
+        "/store/credits/sessions",
+        {"credits": 500, "success_url": f"{merchant}/success", "cancel_url": f"{merchant}/cancel", "email": email()},
+    )
+    page.goto(session["url"])
+    expect(page).to_have_title(f"Top up credits · {MERCHANT_NAME}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Top up credits")
+    expect(page.locator("table tr").first).to_contain_text("500 credits")
+    expect(page.get_by_role("button", name=PAY_BUTTON)).to_have_text(f"Pay {usd(session['amount_total'])}")
+    page.get_by_role("link", name=f"← {MERCHANT_NAME}").click()
+    page.wait_for_url(f"{merchant}/cancel")
+
+
+def axe_problems(page):
+    """Serious and critical axe-core violations of the page (WCAG 2.1 A and AA rules)."""
+    page.evaluate(Path(os.environ["KASSA_AXE_JS"]).read_text())
+    result = page.evaluate("() => axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']})")
+    return [
+        (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_hosted_pages_have_no_serious_accessibility_problems(kassa, merchant, page):
+    """axe-core on the checkout page (fresh, after a decline), the 3-D Secure page and the
+    top-up page: no serious or critical issue."""
+    cart, session = cart_session(kassa, merchant)
+    page.goto(session["url"])
+    assert axe_problems(page) == []
+    pay_by_card(page, DECLINED_CARD)
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert axe_problems(page) == []
+    pay_by_card(page, THREE_DS_CARD)
+    page.wait_for_url(re.compile(r"/test-processor/authenticate/pi_\w+$"))
+    assert axe_problems(page) == []
+
+    top_up = kassa.store(
+        "POST", "/store/credits/sessions", {"credits": 100, "success_url": f"{merchant}/success", "email": email()}
+    )
+    page.goto(top_up["url"])
+    assert axe_problems(page) == []

@@ -80,6 +80,58 @@ impl Currency {
         let abs = amount.unsigned_abs();
         format!("{sign}{}.{:0width$}", abs / scale as u64, abs % scale as u64, width = exp as usize)
     }
+
+    /// An amount as a buyer reads it (English conventions, as Stripe Checkout shows it to an
+    /// English-speaking buyer): the currency's symbol where it is unambiguous, thousands
+    /// grouped — `7349` USD → `$73.49`, `500` JPY → `¥500`, `123456` EUR → `€1,234.56`;
+    /// other currencies end with their code: `1000` KWD → `1.000 KWD`.
+    pub fn display_amount(&self, amount: i64) -> String {
+        let plain = self.format_amount(amount.unsigned_abs().min(i64::MAX as u64) as i64);
+        let (whole, fraction) = match plain.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (plain.as_str(), None),
+        };
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        if let Some(f) = fraction {
+            grouped.push('.');
+            grouped.push_str(f);
+        }
+        let sign = if amount < 0 { "-" } else { "" };
+        match self.symbol() {
+            Some(symbol) => format!("{sign}{symbol}{grouped}"),
+            None => format!("{sign}{grouped} {}", self.code().to_ascii_uppercase()),
+        }
+    }
+
+    /// The symbol an English-speaking buyer reads without doubt (`$` is the US dollar's; other
+    /// dollars carry their country: `CA$`, `A$`), if the currency has one.
+    fn symbol(&self) -> Option<&'static str> {
+        Some(match self.code() {
+            "usd" => "$",
+            "eur" => "€",
+            "gbp" => "£",
+            "jpy" => "¥",
+            "cny" => "CN¥",
+            "inr" => "₹",
+            "krw" => "₩",
+            "ils" => "₪",
+            "vnd" => "₫",
+            "cad" => "CA$",
+            "aud" => "A$",
+            "nzd" => "NZ$",
+            "hkd" => "HK$",
+            "mxn" => "MX$",
+            "brl" => "R$",
+            "twd" => "NT$",
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Currency {
@@ -132,6 +184,20 @@ mod tests {
         assert!(Currency::parse("xyz").is_err());
         assert!(Currency::parse("us").is_err());
         assert_eq!(Currency::parse("EUR").unwrap().code(), "eur");
+    }
+
+    #[test]
+    fn displays_amounts_as_buyers_read_them() {
+        let c = |code: &str| Currency::parse(code).unwrap();
+        assert_eq!(c("usd").display_amount(7349), "$73.49");
+        assert_eq!(c("usd").display_amount(5), "$0.05");
+        assert_eq!(c("usd").display_amount(123_456_789), "$1,234,567.89");
+        assert_eq!(c("jpy").display_amount(500), "¥500");
+        assert_eq!(c("jpy").display_amount(1_500_000), "¥1,500,000");
+        assert_eq!(c("eur").display_amount(-250), "-€2.50");
+        assert_eq!(c("kwd").display_amount(1000), "1.000 KWD");
+        assert_eq!(c("chf").display_amount(100_000), "1,000.00 CHF");
+        assert_eq!(c("usd").display_amount(i64::MIN), "-$92,233,720,368,547,758.07");
     }
 
     #[test]

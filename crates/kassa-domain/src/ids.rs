@@ -51,7 +51,11 @@ impl IdKind {
             IdKind::Order => "ord",
             IdKind::Payment => "pay",
             IdKind::Refund => "re",
-            IdKind::CheckoutSession => "cs",
+            // Not Stripe's `cs_`: the processor's session (Stripe's, or the test processor's,
+            // which copies Stripe) is another object beside Kassa's, and one session showed
+            // two `cs_` ids. Sessions stored before the change keep their `cs_` ids
+            // ([`IdKind::legacy_prefixes`]).
+            IdKind::CheckoutSession => "checkout",
             IdKind::CreditEntry => "cred",
             IdKind::Event => "evt",
             IdKind::WebhookEvent => "whevt",
@@ -63,9 +67,19 @@ impl IdKind {
         new_id(self.prefix())
     }
 
-    /// Whether `id` looks like an id of this kind (prefix and ULID body).
+    /// Prefixes this kind had before: ids stored with them stay valid (looked up, never
+    /// generated). Checkout sessions were `cs_` until Kassa's and the processor's differed.
+    pub const fn legacy_prefixes(self) -> &'static [&'static str] {
+        match self {
+            IdKind::CheckoutSession => &["cs"],
+            _ => &[],
+        }
+    }
+
+    /// Whether `id` looks like an id of this kind (its prefix, or one it had before, and a
+    /// ULID body).
     pub fn matches(self, id: &str) -> bool {
-        matches_prefix(self.prefix(), id)
+        matches_prefix(self.prefix(), id) || self.legacy_prefixes().iter().any(|p| matches_prefix(p, id))
     }
 }
 
@@ -147,5 +161,16 @@ mod tests {
         assert!(IdKind::Customer.matches(&a));
         assert!(!IdKind::Cart.matches(&a));
         assert!(!IdKind::Customer.matches("cus_nope"));
+    }
+
+    #[test]
+    fn checkout_sessions_are_not_stripe_prefixed_and_old_ids_stay_valid() {
+        let id = IdKind::CheckoutSession.new_id();
+        assert!(id.starts_with("checkout_"), "{id}");
+        assert!(IdKind::CheckoutSession.matches(&id));
+        // Stored before the prefix changed: still found.
+        assert!(IdKind::CheckoutSession.matches("cs_01m8sv58gz1g4937ffssgyn57b"));
+        assert!(!IdKind::Cart.matches("cs_01m8sv58gz1g4937ffssgyn57b"));
+        assert!(!IdKind::CheckoutSession.matches("cs_nope"));
     }
 }

@@ -180,6 +180,8 @@ pub struct CheckoutSettings {
     /// The largest amount in minor units of a price, a shipping rate, a cart's total and so of
     /// a charge (default 99,999,999: Stripe's eight digits; at most 999,999,999,999).
     pub max_amount: i64,
+    /// The shop's name on the hosted pages (as Stripe Checkout shows the account's name).
+    pub merchant_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -269,6 +271,7 @@ impl Default for Settings {
                 session_ttl_hours: 24,
                 capture: CaptureMode::Automatic,
                 max_amount: DEFAULT_MAX_AMOUNT,
+                merchant_name: None,
             },
             credits: CreditSettings {
                 currency: "usd".into(),

@@ -33,6 +33,10 @@ pub struct BenchArgs {
     pub warmup: u64,
     #[arg(long, value_enum, default_value_t = Scenario::CatalogRead)]
     pub scenario: Scenario,
+    /// Checkout scenarios: write `<cart id> <order id>` of every checkout answered 200 to
+    /// this file (warm-up included), for checks against the database afterwards.
+    #[arg(long)]
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -186,23 +190,24 @@ async fn setup(ctx: &mut Ctx, scenario: Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
+/// One operation; a checkout answers `<cart id> <order id>` of the order it made.
+async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, String> {
     match scenario {
         Scenario::CatalogRead => {
             ctx.store_get("/store/products?limit=10").await?;
             let id = &ctx.products[n % ctx.products.len()];
             ctx.store_get(&format!("/store/products/{id}")).await?;
-            Ok(())
+            Ok(None)
         }
         Scenario::CatalogWrite => {
             let p = ctx.admin_post("/admin/products", json!({"name": format!("Bench write {n}")})).await?;
             let id = p["id"].as_str().unwrap_or_default();
             ctx.admin_post("/admin/prices", json!({"product": id, "currency": "usd", "unit_amount": 999})).await?;
-            Ok(())
+            Ok(None)
         }
-        Scenario::Checkout => checkout(ctx, n).await,
-        Scenario::CheckoutCompact => checkout_compact(ctx, n).await,
-        Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await,
+        Scenario::Checkout => checkout(ctx, n).await.map(Some),
+        Scenario::CheckoutCompact => checkout_compact(ctx, n).await.map(Some),
+        Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await.map(|()| None),
         Scenario::Credits => {
             let path = format!("/admin/customers/{}/credits/debit", ctx.customer);
             let res = ctx
@@ -216,7 +221,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<(), String> {
                 .map_err(|e| format!("network: {e}"))?;
             match res.status().as_u16() {
                 // Spending more than the top-ups brought in is refused, atomically: expected.
-                200 | 409 => Ok(()),
+                200 | 409 => Ok(None),
                 s => Err(s.to_string()),
             }
         }
@@ -231,7 +236,15 @@ fn cart_credentials(cart: &Value) -> Result<(String, String), String> {
     }
 }
 
-async fn checkout(ctx: &Ctx, n: usize) -> Result<(), String> {
+/// `<cart id> <order id>` of a paid cart.
+fn paid_order(cart: &str, paid: &Value) -> Result<String, String> {
+    match paid["order"]["id"].as_str() {
+        Some(order) => Ok(format!("{cart} {order}")),
+        None => Err("paid without an order".into()),
+    }
+}
+
+async fn checkout(ctx: &Ctx, n: usize) -> Result<String, String> {
     let cart = ctx.store_post("/store/carts", json!({"region": ctx.region})).await?;
     let (id, secret) = cart_credentials(&cart)?;
     let a = &ctx.prices[n % ctx.prices.len()];
@@ -254,10 +267,10 @@ async fn checkout(ctx: &Ctx, n: usize) -> Result<(), String> {
         .await?;
     let paid =
         ctx.guest_post(&format!("/store/carts/{id}/pay"), &secret, json!({"confirmation_token": token["id"]})).await?;
-    if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
+    paid_order(&id, &paid)
 }
 
-async fn checkout_compact(ctx: &Ctx, n: usize) -> Result<(), String> {
+async fn checkout_compact(ctx: &Ctx, n: usize) -> Result<String, String> {
     let a = &ctx.prices[n % ctx.prices.len()];
     let b = &ctx.prices[(n / ctx.prices.len() + n + 1) % ctx.prices.len()];
     let cart = ctx
@@ -277,7 +290,7 @@ async fn checkout_compact(ctx: &Ctx, n: usize) -> Result<(), String> {
         .await?;
     let paid =
         ctx.guest_post(&format!("/store/carts/{id}/pay"), &secret, json!({"confirmation_token": token["id"]})).await?;
-    if paid["order"]["id"].as_str().is_some() { Ok(()) } else { Err("paid without an order".into()) }
+    paid_order(&id, &paid)
 }
 
 async fn top_up(ctx: &Ctx) -> Result<(), String> {
@@ -318,6 +331,8 @@ async fn db_counters(ctx: &Ctx) -> Option<(f64, f64)> {
 struct ClientResult {
     hist: Histogram<u64>,
     errors: BTreeMap<String, u64>,
+    /// `<cart id> <order id>` of every checkout answered 200.
+    orders: Vec<String>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -356,6 +371,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut r = ClientResult {
                 hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
                 errors: BTreeMap::new(),
+                orders: Vec::new(),
             };
             let mut n = c * 1_000_000;
             loop {
@@ -365,11 +381,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 }
                 let outcome = op(&ctx, scenario, n).await;
                 n += 1;
+                if let Ok(Some(order)) = &outcome {
+                    r.orders.push(order.clone());
+                }
                 if start < warmup_end {
                     continue;
                 }
                 match outcome {
-                    Ok(()) => {
+                    Ok(_) => {
                         let _ = r.hist.record(start.elapsed().as_micros().max(1) as u64);
                     }
                     Err(e) => *r.errors.entry(e).or_default() += 1,
@@ -384,14 +403,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut orders = Vec::new();
     for t in tasks {
         let r = t.await?;
         hist.add(&r.hist)?;
+        orders.extend(r.orders);
         for (k, v) in r.errors {
             *errors.entry(k).or_default() += v;
         }
     }
     let after = db_counters(&ctx).await;
+    if let Some(path) = &args.record {
+        let text: String = orders.iter().map(|o| format!("{o}\n")).collect();
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     let ok = hist.len();
     let failed: u64 = errors.values().sum();
     let secs = args.duration as f64;

@@ -333,3 +333,38 @@ pub async fn on_event(state: &AppState, event: &Event) -> ApiResult<()> {
         }
     }
 }
+
+/// What Kassa's hosted page shows beside the processor's session (as Stripe Checkout shows the
+/// account's name and the customer's details): the merchant, what the session buys, the buyer.
+#[derive(Debug, Clone, Default)]
+pub struct PageSummary {
+    pub merchant_name: Option<String>,
+    /// `credits` for a top-up: how many credits it buys.
+    pub credits: Option<i64>,
+    pub email: Option<String>,
+    pub shipping_address: Option<crate::objects::commerce::Address>,
+}
+
+/// The summary of the Kassa session behind a processor session (the hosted page's id). A
+/// processor session Kassa does not know (made through the test processor's API directly) has
+/// the merchant's name and nothing else.
+pub async fn page_summary(state: &AppState, processor_session: &str) -> ApiResult<PageSummary> {
+    let mut summary =
+        PageSummary { merchant_name: state.settings.checkout.merchant_name.clone(), ..PageSummary::default() };
+    let db = state.store.reader();
+    let Some(session) = db::by_processor_session(db, processor_session).await? else { return Ok(summary) };
+    summary.credits = session.credits;
+    match &session.cart {
+        Some(cart_id) => {
+            if let Some(cart) = carts::get(db, cart_id).await? {
+                summary.email = cart.email;
+                summary.shipping_address = cart.shipping_address.as_deref().and_then(|a| serde_json::from_str(a).ok());
+            }
+        }
+        None => {
+            summary.email =
+                kassa_store::customers::get(state.store.reader(), &session.customer).await?.and_then(|c| c.email);
+        }
+    }
+    Ok(summary)
+}

@@ -35,6 +35,30 @@ async fn checkout_session_to(app: &TestApp, capture: CaptureMethod, success_url:
     processor.create_checkout_session(&req, &key("cs")).await.unwrap()
 }
 
+/// A zero-decimal currency shows as the buyer reads it: `¥500`, not `5.00` nor `500 JPY`.
+#[tokio::test]
+async fn the_checkout_page_shows_amounts_in_the_currencys_own_format() {
+    let app = spawn_app().await;
+    let processor = &app.state.processor;
+    let key = |k: &str| IdempotencyKey::new(format!("{k}_{}", rand_suffix()));
+    let customer = processor.create_customer(&CreateCustomer::default(), &key("cus")).await.unwrap();
+    let req = CreateCheckoutSession {
+        customer: customer.id,
+        currency: "jpy".into(),
+        lines: vec![CheckoutLine { name: "Matcha".into(), unit_amount: 500, quantity: 3 }],
+        success_url: "https://shop.test/thanks".into(),
+        cancel_url: None,
+        metadata: Default::default(),
+        capture_method: CaptureMethod::Automatic,
+        expires_at: app.state.clock.now() + 3600,
+    };
+    let session = processor.create_checkout_session(&req, &key("cs")).await.unwrap();
+    let page = browse(&app, &format!("/test-processor/checkout/{}", session.id), None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Pay ¥1,500"), "{}", page.text);
+    assert!(!page.text.contains("JPY") && !page.text.contains("15.00"), "{}", page.text);
+}
+
 struct Page {
     status: StatusCode,
     location: Option<String>,
@@ -148,17 +172,9 @@ async fn the_checkout_page_shows_the_order_and_pays_by_card() {
     let page = browse(&app, &path, None).await;
     assert_eq!(page.status, 200);
     assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
-    for shown in [
-        "Tea",
-        "× 2",
-        "9.00 USD",
-        "Cake",
-        "3.00 USD",
-        "Total",
-        "12.00 USD",
-        "Pay by bank debit",
-        "https://shop.test/cart",
-    ] {
+    for shown in
+        ["Tea", "× 2", "$9.00", "Cake", "$3.00", "Total", "$12.00", "Pay by bank debit", "https://shop.test/cart"]
+    {
         assert!(page.text.contains(shown), "{shown} missing from the page");
     }
 
@@ -172,6 +188,10 @@ async fn the_checkout_page_shows_the_order_and_pays_by_card() {
     assert_eq!(declined.status, 402);
     assert!(declined.text.contains("Your card was declined."), "{}", declined.text);
     assert!(declined.text.contains("Card number"), "the form is still there");
+    // With the number and expiry as typed (never the security code), the message to focus.
+    assert!(declined.text.contains(r#"value="4000 0000 0000 0002""#), "{}", declined.text);
+    assert!(declined.text.contains(r#"value="12/34""#) && !declined.text.contains(r#"value="123""#));
+    assert!(declined.text.contains(r#"id="payment-error""#) && declined.text.contains("autofocus"));
     // So does a card typed wrong.
     let typo = browse(&app, &path, Some(&[("number", "4242 4242 4242 4241"), ("exp", "12/34"), ("cvc", "123")])).await;
     assert_eq!(typo.status, 400);
@@ -233,7 +253,7 @@ async fn three_d_secure_goes_through_the_challenge_page() {
     let auth = browse(&app, &auth_path, None).await;
     assert_eq!(auth.status, 200);
     assert!(auth.text.contains("Complete authentication") && auth.text.contains("Fail authentication"));
-    assert!(auth.text.contains("12.00 USD"));
+    assert!(auth.text.contains("$12.00"));
     let failed = browse(&app, &auth_path, Some(&[("outcome", "fail")])).await;
     assert_eq!(failed.status, 303);
     assert_eq!(failed.location.as_deref(), session.url.as_deref());
@@ -271,7 +291,7 @@ async fn three_d_secure_goes_through_the_challenge_page() {
     };
     let pi = tp.create_payment_intent(&req, &IdempotencyKey::new(rand_suffix())).await.unwrap();
     let auth_path = path_of(&pi.next_action.unwrap().redirect_url, &app);
-    assert!(browse(&app, &auth_path, None).await.text.contains("5.00 EUR"));
+    assert!(browse(&app, &auth_path, None).await.text.contains("€5.00"));
     let back = browse(&app, &auth_path, Some(&[("outcome", "complete")])).await;
     assert_eq!(
         back.location.as_deref(),

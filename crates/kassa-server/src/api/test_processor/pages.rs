@@ -9,6 +9,7 @@ use super::{api_error, test_processor, views};
 use crate::api::extract::{parse_form, read_body};
 use crate::api::security_headers::{self, FormTargets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::services::checkout_sessions;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -112,9 +113,11 @@ async fn render_checkout(
     tp: &TestProcessor,
     id: &str,
     status: StatusCode,
+    typed: &views::Typed,
     error: Option<&str>,
 ) -> ApiResult<Response> {
     let mut session = tp.checkout_session(id).await.map_err(api_error)?;
+    let summary = checkout_sessions::page_summary(app, &session.id).await?;
     if session.status == CheckoutSessionStatus::Open && session.expires_at <= app.clock.now() {
         // Past its time; the expiry job has not marked it yet.
         session.status = CheckoutSessionStatus::Expired;
@@ -125,7 +128,7 @@ async fn render_checkout(
     };
     // Paying redirects to the success URL, or to the 3-D Secure page at Kassa's public URL.
     let targets = FormTargets::of([session.success_redirect().as_str(), &app.public_url]);
-    Ok(page_to(status, views::checkout(&session, error.or(last_error.as_deref())), targets))
+    Ok(page_to(status, views::checkout(&session, &summary, typed, error.or(last_error.as_deref())), targets))
 }
 
 /// The hosted checkout page of a session (test processor).
@@ -136,7 +139,7 @@ async fn render_checkout(
         (status = 404, body = ErrorBody)))]
 async fn checkout_page(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let tp = test_processor(&app)?;
-    render_checkout(&app, &tp, &id, StatusCode::OK, None).await
+    render_checkout(&app, &tp, &id, StatusCode::OK, &views::Typed::default(), None).await
 }
 
 /// Pay a checkout session from its page: by card (`method=card`, `number`, `exp`, `cvc`) or by
@@ -155,14 +158,22 @@ async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, re
     let body = read_body(req, &()).await?;
     let form: CheckoutForm = match parse_form(&body) {
         Ok(form) => form,
-        Err(e) => return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, Some(&e.to_string())).await,
+        Err(e) => {
+            let typed = views::Typed::default();
+            return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, &typed, Some(&e.to_string())).await;
+        }
     };
+    // After a decline or a mistake the page comes back with the number and expiry in place.
+    let typed =
+        views::Typed { number: filled(&form.number).map(str::to_string), exp: filled(&form.exp).map(str::to_string) };
     let paid = if form.method.as_deref() == Some("bank_debit") {
         tp.pay_checkout_session_by_bank_debit(&id).await
     } else {
         match card_input(&form) {
             Ok(card) => tp.pay_checkout_session(&id, &card).await,
-            Err(message) => return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, Some(message)).await,
+            Err(message) => {
+                return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, &typed, Some(message)).await;
+            }
         }
     };
     match paid {
@@ -177,11 +188,11 @@ async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, re
                 return Ok(see_other(&session.success_redirect()));
             }
             let (status, message) = page_error(e)?;
-            render_checkout(&app, &tp, &id, status, Some(&message)).await
+            render_checkout(&app, &tp, &id, status, &typed, Some(&message)).await
         }
         Err(e) => {
             let (status, message) = page_error(e)?;
-            render_checkout(&app, &tp, &id, status, Some(&message)).await
+            render_checkout(&app, &tp, &id, status, &typed, Some(&message)).await
         }
     }
 }

@@ -3,6 +3,7 @@
 //! that keeps a form from being submitted twice.
 
 use super::assets;
+use crate::services::checkout_sessions::PageSummary;
 use kassa_domain::Currency;
 use kassa_processors::PaymentIntent;
 use kassa_processors::test::objects::CheckoutSession;
@@ -20,64 +21,134 @@ fn layout(title: &str, body: Markup) -> Markup {
                 link rel="stylesheet" href=(assets::stylesheet_href());
                 script src=(assets::script_href()) defer {}
             }
-            body { main { span.test { "Test mode: no real money moves" } (body) } }
+            body { main { p.test { "Test mode: no real money moves" } (body) } }
         }
     }
 }
 
-/// `12.50 USD`, in the currency's own minor units.
+/// An amount as the buyer reads it: `$73.49`, `¥500`, `1.000 KWD`.
 pub fn money(amount: i64, currency: &str) -> String {
     match Currency::parse(currency) {
-        Ok(c) => format!("{} {}", c.format_amount(amount), c.code().to_uppercase()),
+        Ok(c) => c.display_amount(amount),
         Err(_) => format!("{amount} {}", currency.to_uppercase()),
     }
 }
 
+/// The element that says what went wrong. The page opens with focus on it (the `autofocus`,
+/// and the script for browsers that ignore it on a non-control), so that a screen reader
+/// reads it and the buyer sees it first.
 fn error_box(error: Option<&str>) -> Markup {
-    html! { @if let Some(e) = error { div.error role="alert" { (e) } } }
+    html! { @if let Some(e) = error { div #payment-error .error role="alert" tabindex="-1" autofocus { (e) } } }
 }
 
-/// The hosted checkout page of a session: summary, card form, bank debit, cancel link.
-pub fn checkout(session: &CheckoutSession, error: Option<&str>) -> Markup {
+/// What the buyer typed and gets back after a decline or a mistake: the card number and the
+/// expiry (never the CVC), as Stripe Checkout keeps them. The page is `no-store`.
+#[derive(Debug, Default, Clone)]
+pub struct Typed {
+    pub number: Option<String>,
+    pub exp: Option<String>,
+}
+
+/// The names of the lines Kassa adds after a cart's items (see `services::checkout_sessions`).
+const AFTER_SUBTOTAL: &[&str] = &["Shipping", "Tax"];
+
+/// The hosted checkout page of a session: the merchant, the buyer, the summary with its
+/// subtotal, the card form, bank debit, the way back.
+pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed, error: Option<&str>) -> Markup {
     let total = money(session.amount_total, &session.currency);
     let action = format!("/test-processor/checkout/{}", session.id);
+    let merchant = summary.merchant_name.as_deref();
+    let top_up = summary.credits.is_some();
+    let heading = if top_up { "Top up credits" } else { "Checkout" };
+    let title = match merchant {
+        Some(m) => format!("{heading} · {m}"),
+        None => heading.to_string(),
+    };
+    let shop = merchant.unwrap_or("the shop");
+    // A cart's items, then the subtotal, then shipping and tax as Kassa added them.
+    let lines = &session.line_items.data;
+    let items =
+        lines.len() - lines.iter().rev().take_while(|l| AFTER_SUBTOTAL.contains(&l.description.as_str())).count();
+    let (item_lines, extra_lines) = lines.split_at(items);
+    let subtotal: i64 = item_lines.iter().map(|l| l.amount_total).sum();
+    let invalid = error.is_some().then_some("true");
+    let described = error.map(|_| "payment-error");
     layout(
-        "Checkout",
+        &title,
         html! {
-            h1 { "Checkout" }
+            header.merchant {
+                @if let Some(url) = &session.cancel_url {
+                    a.back href=(url) { "← " (merchant.unwrap_or("Back to the shop")) }
+                } @else if let Some(m) = merchant {
+                    span.name { (m) }
+                }
+            }
+            h1 { (heading) }
+            p.due { span { @if top_up { "Amount due" } @else { "Total due" } } " " strong { (total) } }
             table {
-                @for line in &session.line_items.data {
+                caption.visually-hidden { "Summary" }
+                @for line in item_lines {
                     tr {
-                        td { (line.description) @if line.quantity != 1 { " × " (line.quantity) } }
+                        th scope="row" { (line.description) @if line.quantity != 1 { " × " (line.quantity) } }
                         td.amount { (money(line.amount_total, &line.currency)) }
                     }
                 }
-                tr.total { td { "Total" } td.amount { (total) } }
+                @if !top_up && !extra_lines.is_empty() {
+                    tr.subtotal { th scope="row" { "Subtotal" } td.amount { (money(subtotal, &session.currency)) } }
+                }
+                @for line in extra_lines {
+                    tr {
+                        th scope="row" { (line.description) }
+                        td.amount { (money(line.amount_total, &line.currency)) }
+                    }
+                }
+                tr.total { th scope="row" { "Total" } td.amount { (total) } }
+            }
+            @if summary.email.is_some() || summary.shipping_address.is_some() {
+                dl.buyer {
+                    @if let Some(email) = &summary.email { dt { "Email" } dd.email { (email) } }
+                    @if let Some(a) = &summary.shipping_address {
+                        dt { "Ship to" }
+                        dd.address {
+                            @if let Some(name) = &a.name { (name) br; }
+                            (a.line1) br;
+                            @if let Some(line2) = &a.line2 { (line2) br; }
+                            (a.city)
+                            @if let Some(state) = &a.state { ", " (state) }
+                            @if let Some(postal) = &a.postal_code { " " (postal) }
+                            br;
+                            (a.country)
+                        }
+                    }
+                }
             }
             @match session.status {
                 CheckoutSessionStatus::Complete => {
                     p { "This checkout session is complete: the payment has been submitted." }
-                    p { a href=(session.success_redirect()) { "Return to the shop" } }
+                    p { a href=(session.success_redirect()) { "Return to " (shop) } }
                 }
                 CheckoutSessionStatus::Expired => {
-                    p { "This checkout session has expired. Return to the shop to start again." }
-                    @if let Some(url) = &session.cancel_url { p { a href=(url) { "Return to the shop" } } }
+                    p { "This checkout session has expired. Return to " (shop) " to start again." }
+                    @if let Some(url) = &session.cancel_url { p { a href=(url) { "Return to " (shop) } } }
                 }
                 CheckoutSessionStatus::Open => {
+                    h2 { "Pay with card" }
                     (error_box(error))
                     form method="post" action=(action) {
                         input type="hidden" name="method" value="card";
                         label for="number" { "Card number" }
                         input #number name="number" inputmode="numeric" autocomplete="cc-number"
-                            placeholder="4242 4242 4242 4242" required;
+                            placeholder="1234 1234 1234 1234" required value=[typed.number.as_deref()]
+                            aria-invalid=[invalid] aria-describedby=[described];
                         div.row {
                             div {
-                                label for="exp" { "Expiry (MM/YY)" }
-                                input #exp name="exp" autocomplete="cc-exp" placeholder="12/34" required;
+                                label for="exp" { "Expiration date" }
+                                input #exp name="exp" autocomplete="cc-exp" placeholder="MM / YY" required
+                                    value=[typed.exp.as_deref()];
                             }
                             div {
-                                label for="cvc" { "CVC" }
-                                input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="123" required;
+                                label for="cvc" { "Security code" }
+                                input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
                             }
                         }
                         button type="submit" { "Pay " (total) }
@@ -88,7 +159,7 @@ pub fn checkout(session: &CheckoutSession, error: Option<&str>) -> Markup {
                             button.secondary type="submit" { "Pay by bank debit (settles later)" }
                         }
                     }
-                    @if let Some(url) = &session.cancel_url { p { a href=(url) { "Cancel and return to the shop" } } }
+                    @if let Some(url) = &session.cancel_url { p { a href=(url) { "Cancel and return to " (shop) } } }
                     p.hint {
                         "Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, "
                         "4000 0000 0000 9995 has insufficient funds, 4000 0027 6000 3184 asks for 3-D Secure. "

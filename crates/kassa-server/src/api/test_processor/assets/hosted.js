@@ -19,6 +19,15 @@
       event.submitter.setAttribute("aria-busy", "true");
     }
   });
+  // A page that comes back with a problem (a decline, a mistyped card) opens with focus on
+  // the message, where a screen reader reads it (`autofocus` is not honoured everywhere on an
+  // element that is not a control).
+  document.addEventListener("DOMContentLoaded", function () {
+    var problem = document.getElementById("payment-error");
+    if (problem && document.activeElement !== problem) {
+      problem.focus();
+    }
+  });
   // A page restored from the back/forward cache gets its buttons back.
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) {
