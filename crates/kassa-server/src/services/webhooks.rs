@@ -26,9 +26,11 @@ pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> 
         EventError::Malformed(m) => ApiError::InvalidRequest { code: "event_invalid", message: m, param: None },
     })?;
     if processor_events::seen(state.store.reader(), &event.id).await? {
+        tracing::info!(event = %event.id, kind = %event.kind, "webhook received again; handled before");
         processor_events::count_duplicate(state.store.writer(), &event.id).await?;
         return Ok(());
     }
+    tracing::info!(event = %event.id, kind = %event.kind, "webhook received");
     let kind = event.kind.as_str();
     if kind.starts_with("payment_intent.") {
         on_payment_intent(state, &event, event.object_id()).await
