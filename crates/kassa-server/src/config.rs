@@ -619,7 +619,8 @@ fn describe(e: figment::Error) -> String {
         if path.is_empty() {
             out.push(err.to_string());
         } else if let Some(figment::Source::File(file)) = err.metadata.as_ref().and_then(|m| m.source.as_ref()) {
-            out.push(format!("{path} (in {}): {}", file.display(), err.kind));
+            let env = format!("KASSA_{}", err.path.join("__").to_uppercase());
+            out.push(format!("{path} (in {}; environment variable {env}): {}", file.display(), err.kind));
         } else {
             out.push(format!("{path} (environment variable {}): {}", env_of(&err.path), err.kind));
         }
