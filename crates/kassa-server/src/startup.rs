@@ -128,6 +128,7 @@ impl Application {
         } else {
             tokio::task::JoinSet::new()
         };
+        let pool_gauges = tokio::spawn(crate::metrics::sample_pools(self.state.store.clone()));
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let router = crate::api::router(self.state.clone());
         let mut stop_rx_server = stop_rx.clone();
@@ -154,6 +155,7 @@ impl Application {
             }
         }
         stop.abort();
+        pool_gauges.abort();
         while jobs.join_next().await.is_some() {}
         self.state.store.close().await;
         Ok(())

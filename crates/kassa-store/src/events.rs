@@ -68,7 +68,15 @@ impl Outcome {
         }
     }
 
+    /// Logs the outcome and counts it: every event by type, and payments by outcome and
+    /// decline code (`kassa_payments_total{status="failed", decline_code="insufficient_funds"}`).
     pub(crate) fn log(&self) {
+        metrics::counter!("kassa_events_total", "type" => self.kind.clone()).increment(1);
+        if let Some(status) = self.kind.strip_prefix("payment.") {
+            let decline = self.decline_code.clone().unwrap_or_default();
+            metrics::counter!("kassa_payments_total", "status" => status.to_string(), "decline_code" => decline)
+                .increment(1);
+        }
         tracing::info!(
             target: "kassa::outcome",
             event = %self.event,

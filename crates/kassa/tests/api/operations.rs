@@ -247,6 +247,31 @@ async fn a_checkout_at_info_logs_outcomes_with_request_ids_and_no_secrets() {
     while !std::fs::read_to_string(&server.log).unwrap().contains("webhook received") && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The same outcomes, counted: payments by status and decline code, webhooks by type and
+    // result, idempotent replays.
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(format!("{}/admin/products", app.address))
+            .bearer_auth(&keys.0)
+            .header("idempotency-key", "metrics-replay")
+            .json(&json!({"name": "Replayed"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = app.get("/metrics", As::Nobody).await.text;
+    assert!(
+        metrics.contains("kassa_payments_total{status=\"failed\",decline_code=\"generic_decline\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kassa_payments_total{status=\"succeeded\",decline_code=\"\"} 1"), "{metrics}");
+    assert!(metrics.contains("kassa_events_total{type=\"order.created\"} 1"), "{metrics}");
+    assert!(metrics.contains("kassa_webhooks_received_total{type=\"payment_intent.succeeded\",result="), "{metrics}");
+    assert!(metrics.contains("kassa_idempotency_replays_total 1"), "{metrics}");
+    assert!(metrics.contains("kassa_db_pool_connections{pool=\"writer\",state=\"idle\"}"), "{metrics}");
+
     let log = server.stop();
     let created = log
         .lines()
