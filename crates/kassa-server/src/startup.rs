@@ -128,9 +128,10 @@ impl Application {
         } else {
             tokio::task::JoinSet::new()
         };
-        let pool_gauges = tokio::spawn(crate::metrics::sample_pools(self.state.store.clone()));
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let router = crate::api::router(self.state.clone());
+        // After the router, which installs the metrics recorder.
+        let pool_gauges = tokio::spawn(crate::metrics::sample_pools(self.state.store.clone()));
         let mut stop_rx_server = stop_rx.clone();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {

@@ -261,14 +261,23 @@ async fn a_checkout_at_info_logs_outcomes_with_request_ids_and_no_secrets() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let metrics = app.get("/metrics", As::Nobody).await.text;
+    // The processor's event for the paid cart arrives by webhook meanwhile.
+    let succeeded_webhook = "kassa_webhooks_received_total{type=\"payment_intent.succeeded\",result=";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let metrics = app.get("/metrics", As::Nobody).await.text;
+        if metrics.contains(succeeded_webhook) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         metrics.contains("kassa_payments_total{status=\"failed\",decline_code=\"generic_decline\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("kassa_payments_total{status=\"succeeded\",decline_code=\"\"} 1"), "{metrics}");
     assert!(metrics.contains("kassa_events_total{type=\"order.created\"} 1"), "{metrics}");
-    assert!(metrics.contains("kassa_webhooks_received_total{type=\"payment_intent.succeeded\",result="), "{metrics}");
+    assert!(metrics.contains(succeeded_webhook), "{metrics}");
     assert!(metrics.contains("kassa_idempotency_replays_total 1"), "{metrics}");
     assert!(metrics.contains("kassa_db_pool_connections{pool=\"writer\",state=\"idle\"}"), "{metrics}");
 
