@@ -26,5 +26,9 @@ grep -Eq '(^|\})404$' answers  # the cart without its client secret (after an an
 grep -q '"decline_code":"generic_decline"' answers
 grep -q 'test-processor/checkout/cs_' answers
 grep -q '"amount_total":289' answers
+# Each answer is one line after its status; the decline is a 402.
+shown=$(grep -Ec '^[0-9]{3} [{[]' answers || true)
+if [ "$shown" -lt 8 ]; then echo "expected 8 answers as '<status> <json>' lines, got $shown" >&2; exit 1; fi
+grep -q '^402 {"error":{"type":"card_error"' answers
 if [ "$errors" != "0" ]; then echo "README commands answered errors" >&2; exit 1; fi
 echo "README examples: OK"

@@ -87,6 +87,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive (`info`, `kassa=debug,tower_http=info`); `RUST_LOG` wins.
     pub level: String,
+    /// Log a backtrace with every internal error. For debugging only: capturing costs on
+    /// every error, and the first one printed loads the binary's debug info into memory.
+    /// `RUST_BACKTRACE` alone does not turn this on.
+    pub backtraces: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -245,7 +249,7 @@ impl Default for Settings {
                 acquire_timeout_secs: 10,
                 sqlite_synchronous: SqliteSync::Normal,
             },
-            log: LogSettings { format: LogFormat::Human, level: "info".into() },
+            log: LogSettings { format: LogFormat::Human, level: "info".into(), backtraces: false },
             processor: ProcessorSettings {
                 kind: ProcessorKind::Test,
                 call_deadline_secs: 20,
@@ -612,6 +616,20 @@ fn is_setting(key: &str) -> bool {
     key.contains("__")
 }
 
+/// The variable that set the setting at `path`: the conventional `PORT` and `DATABASE_URL`
+/// win over `KASSA_SERVER__PORT` and `KASSA_DATABASE__URL` when they are set.
+fn env_of(path: &[String]) -> String {
+    let alias = match path.join(".").as_str() {
+        "server.port" => Some("PORT"),
+        "database.url" => Some("DATABASE_URL"),
+        _ => None,
+    };
+    match alias {
+        Some(alias) if std::env::var_os(alias).is_some() => alias.to_string(),
+        _ => format!("KASSA_{}", path.join("__").to_uppercase()),
+    }
+}
+
 /// Figment's error, with the environment variable that would set the offending key.
 fn describe(e: figment::Error) -> String {
     let mut out = Vec::new();
@@ -619,9 +637,11 @@ fn describe(e: figment::Error) -> String {
         let path = err.path.join(".");
         if path.is_empty() {
             out.push(err.to_string());
-        } else {
+        } else if let Some(figment::Source::File(file)) = err.metadata.as_ref().and_then(|m| m.source.as_ref()) {
             let env = format!("KASSA_{}", err.path.join("__").to_uppercase());
-            out.push(format!("{path} (environment variable {env}): {}", err.kind));
+            out.push(format!("{path} (in {}; environment variable {env}): {}", file.display(), err.kind));
+        } else {
+            out.push(format!("{path} (environment variable {}): {}", env_of(&err.path), err.kind));
         }
     }
     out.join("; ")
@@ -697,6 +717,56 @@ mod tests {
         assert!(err.contains("KASSA_PROCESSOR__CALL_DEADLINE_SECS"), "{err}");
         s.processor.call_deadline_secs = 2;
         assert!(s.validate().is_ok());
+    }
+
+    /// Dotted paths of the leaves of a JSON tree (`server.port`), with their values.
+    fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+        match v.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaves(v, &path, out);
+                }
+            }
+            None => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+
+    /// docs/kassa.example.toml lists every setting (`#key = …` for those without a default),
+    /// names none that does not exist, and shows the defaults as they are.
+    #[test]
+    fn the_example_file_lists_every_setting_with_its_default() {
+        let example = include_str!("../../../docs/kassa.example.toml");
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let all: Settings = Figment::from(Toml::string(&uncommented))
+            .extract()
+            .unwrap_or_else(|e| panic!("the example names an unknown setting or lacks one: {}", describe(e)));
+        let mut listed = Vec::new();
+        leaves(&serde_json::to_value(&all).unwrap(), "", &mut listed);
+        let mut defaults = Vec::new();
+        leaves(&serde_json::to_value(Settings::default()).unwrap(), "", &mut defaults);
+        let listed: Vec<&String> = listed.iter().map(|(k, _)| k).collect();
+        for (key, _) in &defaults {
+            assert!(listed.contains(&key), "docs/kassa.example.toml lacks `{key}`");
+        }
+        let mut active = Vec::new();
+        let active_tree: serde_json::Value = Figment::from(Toml::string(example)).extract().unwrap();
+        leaves(&active_tree, "", &mut active);
+        for (key, value) in active {
+            let default = defaults.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+            assert_eq!(
+                default,
+                Some(&value),
+                "docs/kassa.example.toml shows `{key}` with another value than its default"
+            );
+        }
     }
 
     #[test]

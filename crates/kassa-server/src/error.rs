@@ -183,7 +183,15 @@ pub struct ErrorObject {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(e) = &self {
-            tracing::error!(error = ?e, "internal error");
+            // The chain of causes, one line; never `{e:?}`, which would print (and so
+            // symbolize) a captured backtrace inside the request. Backtraces only when an
+            // operator asked for them (`log.backtraces`).
+            let backtrace = e.backtrace();
+            if crate::telemetry::backtraces() && backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+                tracing::error!(error = format!("{e:#}"), %backtrace, "internal error");
+            } else {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+            }
         }
         let mut res = (self.status(), axum::Json(self.body())).into_response();
         if let ApiError::RateLimited { retry_after, .. } = self {

@@ -23,3 +23,20 @@ pub async fn hit(name: &str) {
         std::future::pending::<()>().await;
     }
 }
+
+/// Whether `name` is enabled (to install a failpoint's layer only when it is).
+pub fn is_enabled(name: &str) -> bool {
+    enabled().iter().any(|p| p == name)
+}
+
+/// `KASSA_FAILPOINTS=api.internal_error`: every admin API request fails with an internal
+/// error (500), made and logged the way a real fault is — for tests of what errors cost.
+/// The other routes (`/health`, `/metrics`, …) keep working.
+pub async fn internal_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().path().starts_with("/admin/") {
+        let cause = anyhow::anyhow!("failpoint api.internal_error reached");
+        return crate::error::ApiError::Internal(cause.context("serving an admin request")).into_response();
+    }
+    next.run(req).await
+}

@@ -54,3 +54,22 @@ pub fn render() -> String {
     ));
     out
 }
+
+/// Samples the database pools every second while the server runs:
+/// `kassa_db_pool_connections{pool="writer"|"reader", state="in_use"|"idle"}` and
+/// `kassa_db_pool_max_connections` (on PostgreSQL both names are the same pool). A pool whose
+/// `in_use` sits at its maximum makes requests wait (up to `database.acquire_timeout_secs`).
+pub async fn sample_pools(store: kassa_store::Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for (name, pool) in [("writer", store.writer()), ("reader", store.reader())] {
+            let size = pool.size() as f64;
+            let idle = pool.num_idle() as f64;
+            metrics::gauge!("kassa_db_pool_connections", "pool" => name, "state" => "in_use").set(size - idle);
+            metrics::gauge!("kassa_db_pool_connections", "pool" => name, "state" => "idle").set(idle);
+            metrics::gauge!("kassa_db_pool_max_connections", "pool" => name)
+                .set(pool.options().get_max_connections() as f64);
+        }
+    }
+}

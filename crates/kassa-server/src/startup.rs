@@ -43,7 +43,13 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         sqlite_full_sync: settings.database.sqlite_synchronous == crate::config::SqliteSync::Full,
     })
     .await
-    .with_context(|| format!("cannot open the database at {}", redact(&settings.database.url)))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "database.url (environment variable DATABASE_URL): cannot open the database at {}: {}",
+            redact(&settings.database.url),
+            e.connection_problem()
+        )
+    })?;
     Ok(store)
 }
 
@@ -54,7 +60,17 @@ pub fn redact(url: &str) -> String {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        // Not a URL the parser takes (a port out of range, say): still never print a password.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                let hidden = if userinfo.contains(':') { ":***" } else { "" };
+                format!("{}{user}{hidden}{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -68,14 +84,21 @@ impl Application {
         options: BuildOptions,
         clock: Clock,
     ) -> anyhow::Result<Application> {
+        // The port first: a start that cannot serve must not create the first API keys (they
+        // are printed once, and a start that fails right after would lose them).
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "server.host/server.port (environment variables KASSA_SERVER__HOST, PORT or KASSA_SERVER__PORT): \
+                 cannot listen on {addr}: {e}"
+            )
+        })?;
+        let local = listener.local_addr()?;
         let (store, customer_tokens) = open(&settings).await?;
         let bootstrap_keys = keys::bootstrap(&store, clock.now()).await?;
         if options.demo {
             crate::demo::seed(&store, clock.now()).await.context("seeding the demo catalog")?;
         }
-        let addr = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
         let state = assemble(settings, store, customer_tokens, local, clock).await?;
         Ok(Application { listener, state, bootstrap_keys })
     }
@@ -107,6 +130,8 @@ impl Application {
         };
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let router = crate::api::router(self.state.clone());
+        // After the router, which installs the metrics recorder.
+        let pool_gauges = tokio::spawn(crate::metrics::sample_pools(self.state.store.clone()));
         let mut stop_rx_server = stop_rx.clone();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -131,6 +156,7 @@ impl Application {
             }
         }
         stop.abort();
+        pool_gauges.abort();
         while jobs.join_next().await.is_some() {}
         self.state.store.close().await;
         Ok(())

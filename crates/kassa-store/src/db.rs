@@ -1,6 +1,6 @@
 use crate::{Result, StoreError, sql};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,13 @@ impl Store {
         let backend = backend_of(&opts.url)?;
         match backend {
             Backend::Postgres => {
+                // One plain connection first: the pool retries a refused connection until its
+                // acquire timeout and then reports only "pool timed out", while this answers at
+                // once with the cause (connection refused, unknown host, bad password).
+                let probe = tokio::time::timeout(opts.acquire_timeout, AnyConnection::connect(&opts.url))
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                let _ = probe.close().await;
                 let pool = AnyPoolOptions::new()
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.acquire_timeout)
@@ -83,7 +90,7 @@ impl Store {
             Backend::Postgres => self.writer.begin().await?,
         };
         sql::count_transaction();
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx { inner, backend: self.backend, outcomes: Vec::new() })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -109,6 +116,17 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// SQLite: writes a consistent copy of the database to `path` (`VACUUM INTO`, which reads
+    /// one snapshot while writers go on, and leaves a compact file that opens as is). The file
+    /// must not exist. PostgreSQL has `pg_dump` for this.
+    pub async fn backup_sqlite(&self, path: &str) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Corrupt("backup_sqlite needs a SQLite database".into()));
+        }
+        sql::query("VACUUM INTO $1").bind(path).execute(&self.reader).await?;
+        Ok(())
     }
 
     /// Whether the database answers.
@@ -167,6 +185,9 @@ fn sqlite_pool(max: u32, acquire_timeout: Duration, full_sync: bool) -> AnyPoolO
 pub struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
+    /// The events recorded in this transaction, logged once it commits (one `info` line per
+    /// business outcome, never for work that rolled back).
+    outcomes: Vec<crate::events::Outcome>,
 }
 
 impl Tx {
@@ -190,7 +211,14 @@ impl Tx {
 
     pub async fn commit(self) -> Result<()> {
         self.inner.commit().await?;
+        for outcome in &self.outcomes {
+            outcome.log();
+        }
         Ok(())
+    }
+
+    pub(crate) fn record_outcome(&mut self, outcome: crate::events::Outcome) {
+        self.outcomes.push(outcome);
     }
 
     /// Rolls back now. Dropping a `Tx` also rolls back, but only when its connection is next

@@ -29,6 +29,24 @@ impl StoreError {
         StoreError::Database(e)
     }
 
+    /// Why opening the database failed, in an operator's words: the cause without sqlx's
+    /// wrapper (`Connection refused (os error 111)`, `invalid port number`, `password
+    /// authentication failed …`) and what to check.
+    pub fn connection_problem(&self) -> String {
+        match self {
+            StoreError::Database(sqlx::Error::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("connection refused ({io}): is the database running, and are its host and port right?")
+            }
+            StoreError::Database(sqlx::Error::Io(io)) => io.to_string(),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                "no answer within database.acquire_timeout_secs: is the host reachable?".to_string()
+            }
+            StoreError::Database(sqlx::Error::Configuration(c)) => format!("the URL is malformed: {c}"),
+            StoreError::Database(sqlx::Error::Database(db)) => db.message().to_string(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn is_constraint(&self) -> bool {
         matches!(self, StoreError::Constraint { .. })
     }

@@ -24,15 +24,73 @@ pub async fn record<T: serde::Serialize>(
     now: i64,
 ) -> Result<String> {
     let id = IdKind::Event.new_id();
+    let data = serde_json::to_value(data)?;
     sql::query("INSERT INTO events (id, type, object_id, data, created) VALUES ($1, $2, $3, $4, $5)")
         .bind(&id)
         .bind(kind)
         .bind(object_id)
-        .bind(sql::to_json(data))
+        .bind(sql::to_json(&data))
         .bind(now)
         .execute(tx.conn())
         .await?;
+    tx.record_outcome(Outcome::of(&id, kind, object_id, &data));
     Ok(id)
+}
+
+/// What the log says about a committed event: its type, object and the few fields an
+/// operator looks for (amount, currency, status, decline code). Named fields only, so no
+/// secret, email or card data of the object can reach the log.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    event: String,
+    kind: String,
+    object: String,
+    amount: Option<i64>,
+    currency: Option<String>,
+    status: Option<String>,
+    failure_code: Option<String>,
+    decline_code: Option<String>,
+}
+
+impl Outcome {
+    fn of(event: &str, kind: &str, object: &str, data: &serde_json::Value) -> Outcome {
+        let text = |field: &str| data.get(field).and_then(|v| v.as_str()).map(str::to_owned);
+        let amount = ["total", "amount", "credits"].iter().find_map(|f| data.get(*f).and_then(|v| v.as_i64()));
+        Outcome {
+            event: event.into(),
+            kind: kind.into(),
+            object: object.into(),
+            amount,
+            currency: text("currency"),
+            status: text("status"),
+            failure_code: text("failure_code"),
+            decline_code: text("decline_code"),
+        }
+    }
+
+    /// Logs the outcome and counts it: every event by type, and payments by outcome and
+    /// decline code (`kassa_payments_total{status="failed", decline_code="insufficient_funds"}`).
+    pub(crate) fn log(&self) {
+        metrics::counter!("kassa_events_total", "type" => self.kind.clone()).increment(1);
+        if let Some(status) = self.kind.strip_prefix("payment.") {
+            let decline = self.decline_code.clone().unwrap_or_default();
+            metrics::counter!("kassa_payments_total", "status" => status.to_string(), "decline_code" => decline)
+                .increment(1);
+        }
+        tracing::info!(
+            target: "kassa::outcome",
+            event = %self.event,
+            object = %self.object,
+            amount = self.amount,
+            currency = self.currency.as_deref(),
+            status = self.status.as_deref(),
+            failure_code = self.failure_code.as_deref(),
+            decline_code = self.decline_code.as_deref(),
+            "{} {}",
+            self.kind,
+            self.object
+        );
+    }
 }
 
 pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E, id: &str) -> Result<Option<EventRow>> {

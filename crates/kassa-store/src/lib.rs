@@ -16,6 +16,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+#[cfg(test)]
+mod migration_rules;
 pub mod orders;
 pub mod payments;
 pub mod processor_events;

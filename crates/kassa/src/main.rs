@@ -1,5 +1,6 @@
 //! The `kassa` binary: a thin command line over `kassa-server`.
 
+mod backup;
 mod bench;
 mod keys;
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kassa_server::config::Settings;
 use kassa_server::startup::{self, Application, BuildOptions};
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "kassa", version, about = "Self-hostable checkout and payments server")]
@@ -38,46 +40,75 @@ enum Command {
         #[arg(long, default_value_t = kassa_server::jobs::commerce::RECONCILE_DAYS)]
         days: u32,
     },
+    /// Copy the SQLite database, while servers run, into a new file (a consistent snapshot,
+    /// made with `VACUUM INTO`). PostgreSQL: use `pg_dump` (see docs/deploy.md).
+    Backup {
+        /// The file to write; it must not exist yet.
+        file: std::path::PathBuf,
+    },
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(cli))
+    // Settings before anything else runs: an operator's mistake stops here with the setting's
+    // name, and the backtrace switch is set while this is the only thread.
+    let settings = match &cli.command {
+        Command::Bench(_) => None,
+        _ => match Settings::load() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("kassa: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Some(settings) = &settings {
+        kassa_server::telemetry::configure_backtraces(&settings.log);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kassa: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Errors end here as one line with their causes (`kassa: …: …`), never with a backtrace:
+    // what reaches this point is a setting, a database or a port to fix, not a bug to debug.
+    match runtime.block_on(run(cli, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kassa: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Bench(args) => bench::run(args).await,
-        command => {
-            let settings = match Settings::load() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("kassa: {e}");
-                    std::process::exit(2);
-                }
-            };
-            kassa_server::telemetry::init(&settings.log);
-            match command {
-                Command::Serve { demo } => serve(settings, demo).await,
-                Command::Migrate => {
-                    let store = startup::connect_store(&settings).await?;
-                    store.migrate().await.context("applying migrations")?;
-                    println!("migrations applied to {}", startup::redact(&settings.database.url));
-                    Ok(())
-                }
-                Command::Keys { command } => keys::run(settings, command).await,
-                Command::Reconcile { days } => {
-                    let state = Application::offline_state(settings).await?;
-                    let r = kassa_server::jobs::commerce::reconcile(&state, days).await?;
-                    print_reconciled(&r, days);
-                    Ok(())
-                }
-                Command::Bench(_) => unreachable!("handled above"),
-            }
+async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
+    let (command, settings) = match (cli.command, settings) {
+        (Command::Bench(args), _) => return bench::run(args).await,
+        (command, Some(settings)) => (command, settings),
+        (_, None) => unreachable!("settings are loaded for every command but bench"),
+    };
+    kassa_server::telemetry::init(&settings.log);
+    match command {
+        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Migrate => {
+            let store = startup::connect_store(&settings).await?;
+            store.migrate().await.context("applying migrations")?;
+            println!("migrations applied to {}", startup::redact(&settings.database.url));
+            Ok(())
         }
+        Command::Keys { command } => keys::run(settings, command).await,
+        Command::Backup { file } => backup::run(settings, &file).await,
+        Command::Reconcile { days } => {
+            let state = Application::offline_state(settings).await?;
+            let r = kassa_server::jobs::commerce::reconcile(&state, days).await?;
+            print_reconciled(&r, days);
+            Ok(())
+        }
+        Command::Bench(_) => unreachable!("handled above"),
     }
 }
 

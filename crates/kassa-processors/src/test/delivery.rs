@@ -161,11 +161,11 @@ impl TestProcessor {
         match sent {
             Ok(res) if res.status().is_success() => true,
             Ok(res) => {
-                tracing::debug!(event = %event.id, kind = %event.kind, status = %res.status(), "webhook not acknowledged");
+                tracing::warn!(event = %event.id, kind = %event.kind, status = %res.status(), "webhook not acknowledged; retrying");
                 false
             }
             Err(e) => {
-                tracing::debug!(event = %event.id, kind = %event.kind, error = %e, "webhook delivery failed");
+                tracing::warn!(event = %event.id, kind = %event.kind, error = %e, "webhook delivery failed; retrying");
                 false
             }
         }

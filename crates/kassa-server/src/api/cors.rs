@@ -81,8 +81,13 @@ pub fn layer(server: &ServerSettings) -> CorsLayer {
             HeaderName::from_static(idempotency::HEADER),
         ])
         // What a script may read besides the safelisted headers: when to retry after a 429,
-        // and whether an answer is a replay of an idempotent request.
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("idempotent-replayed")])
+        // whether an answer is a replay of an idempotent request, and the request id to quote
+        // in a report.
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("idempotent-replayed"),
+            super::request_id::HEADER,
+        ])
         .max_age(PREFLIGHT_MAX_AGE)
 }
 

@@ -79,6 +79,7 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     let mut res = (status, body).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if replayed {
+        metrics::counter!("kassa_idempotency_replays_total").increment(1);
         res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     res

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod nul;
 pub mod pagination;
 pub mod rate_limit;
+pub mod request_id;
 pub mod security_headers;
 pub mod store;
 pub mod system;
@@ -111,6 +112,11 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = routes().split_for_parts();
     let openapi = document(openapi, &state.settings);
     let cors = cors::layer(&state.settings.server);
+    let router = if crate::failpoint::is_enabled("api.internal_error") {
+        router.route_layer(axum::middleware::from_fn(crate::failpoint::internal_errors))
+    } else {
+        router
+    };
     router
         .route_layer(axum::middleware::from_fn(nul::reject_in_uri))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
@@ -123,13 +129,15 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(axum::middleware::from_fn(security_headers::every_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
-/// The span of a request: method and path, never the query (links carry `client_secret`) nor
-/// headers (keys, tokens, client secrets).
+/// The span of a request, on every line logged while serving it: method, path and request id,
+/// never the query (links carry `client_secret`) nor other headers (keys, tokens, client
+/// secrets).
 fn request_span(req: &Request) -> tracing::Span {
-    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id::of(req))
 }
 
 async fn route_not_found(req: Request) -> ApiError {

@@ -21,7 +21,7 @@ pub async fn round(state: &AppState) -> anyhow::Result<Round> {
         .into_iter()
         .zip(&ids)
         .filter_map(|(r, id)| {
-            r.err().map(|e| tracing::info!(customer = %id, error = %e, "processor customer not created yet; retrying"))
+            r.err().map(|e| tracing::warn!(customer = %id, error = %e, "processor customer not created yet; retrying"))
         })
         .count();
     Ok(Round::of_batch(ids.len(), failed, BATCH))

@@ -94,7 +94,7 @@ async fn run(job: Arc<dyn Job>, state: AppState, wake: Arc<Notify>, mut shutdown
                 metrics::counter!("kassa_job_items_total", "job" => name, "outcome" => "failed")
                     .increment(round.failed);
                 if round.done > 0 || round.failed > 0 {
-                    tracing::debug!(job = name, done = round.done, failed = round.failed, "job round");
+                    tracing::info!(job = name, done = round.done, failed = round.failed, "job round");
                 }
                 failures = if round.failed > 0 && round.done == 0 { failures.saturating_add(1) } else { 0 };
                 round.more && failures == 0

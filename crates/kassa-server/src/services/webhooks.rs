@@ -12,6 +12,28 @@ use kassa_processors::{Event, EventError};
 use kassa_store::payments as payment_db;
 
 pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> ApiResult<()> {
+    let mut kind = None;
+    let outcome = handle(state, body, signature, &mut kind).await;
+    let result = match &outcome {
+        Ok(true) => "duplicate",
+        Ok(false) => "handled",
+        Err(e) if e.status().is_client_error() => "refused",
+        Err(_) => "failed",
+    };
+    // The type is known once the signature checked out; a refused post counts as `unverified`.
+    let kind = kind.unwrap_or_else(|| "unverified".into());
+    metrics::counter!("kassa_webhooks_received_total", "type" => kind, "result" => result).increment(1);
+    outcome.map(|_duplicate| ())
+}
+
+/// Verifies and applies one event; answers whether it was a duplicate, and puts its type in
+/// `verified_kind` once the signature checked out.
+async fn handle(
+    state: &AppState,
+    body: &[u8],
+    signature: Option<&str>,
+    verified_kind: &mut Option<String>,
+) -> ApiResult<bool> {
     let Some(signature) = signature else {
         return Err(ApiError::InvalidRequest {
             code: "signature_missing",
@@ -27,11 +49,14 @@ pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> 
         },
         EventError::Malformed(m) => ApiError::InvalidRequest { code: "event_invalid", message: m, param: None },
     })?;
+    *verified_kind = Some(event.kind.clone());
     if event_dedupe::handled_before(state, &event).await? {
-        return Ok(());
+        tracing::info!(event = %event.id, kind = %event.kind, "webhook received again; handled before");
+        return Ok(true);
     }
+    tracing::info!(event = %event.id, kind = %event.kind, "webhook received");
     let kind = event.kind.as_str();
-    if kind.starts_with("payment_intent.") {
+    let handled = if kind.starts_with("payment_intent.") {
         on_payment_intent(state, &event, event.object_id()).await
     } else if kind.starts_with("charge.") {
         let pi = event.object.get("payment_intent").and_then(|v| v.as_str()).map(str::to_string);
@@ -40,7 +65,8 @@ pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> 
         checkout_sessions::on_event(state, &event).await
     } else {
         Ok(())
-    }
+    };
+    handled.map(|()| false)
 }
 
 /// Finds the payment (by PaymentIntent id, or by the `kassa_payment_id` metadata when Kassa

@@ -82,6 +82,7 @@ async fn the_admin_api_answers_no_browser_origin_by_default() {
         .unwrap();
     assert!(allowed_origin(res.headers()).is_some());
     assert!(listed(res.headers(), "access-control-expose-headers").contains(&"retry-after".to_string()));
+    assert!(listed(res.headers(), "access-control-expose-headers").contains(&"x-request-id".to_string()));
 }
 
 #[tokio::test]

@@ -139,6 +139,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             kassa_server::telemetry::init(&kassa_server::config::LogSettings {
                 format: kassa_server::config::LogFormat::Human,
                 level: "info,kassa_server=debug".into(),
+                backtraces: false,
             });
         }
     });

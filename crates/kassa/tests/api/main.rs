@@ -20,6 +20,7 @@ mod guest_secrets;
 mod hosted_pages;
 mod idempotency;
 mod localstripe;
+mod operations;
 mod rate_limits;
 mod system;
 mod test_processor;
