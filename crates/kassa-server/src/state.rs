@@ -4,7 +4,7 @@ use crate::config::Settings;
 use crate::services::identity::CustomerTokens;
 use crate::wakeups::Wakers;
 use kassa_processors::Processor;
-use kassa_processors::test::TestProcessor;
+use kassa_sandbox::TestProcessor;
 use kassa_store::Store;
 use std::sync::Arc;
 

@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Serve { demo } => serve(settings, demo).await,
                 Command::Migrate => {
                     let store = startup::connect_store(&settings).await?;
-                    store.migrate().await.context("applying migrations")?;
+                    kassa_sandbox::migrations::migrate_all(&store).await.context("applying migrations")?;
                     println!("migrations applied to {}", startup::redact(&settings.database.url));
                     Ok(())
                 }

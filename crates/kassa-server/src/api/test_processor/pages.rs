@@ -5,7 +5,7 @@
 //! a reload) goes where the first one went, without paying again. Every page carries the
 //! hosted pages' security headers ([`security_headers::hosted_page`]).
 
-use super::{api_error, test_processor, views};
+use super::{api_error, test_processor};
 use crate::api::extract::{parse_form, read_body};
 use crate::api::security_headers::{self, FormTargets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -14,8 +14,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use kassa_processors::ProcessorError;
-use kassa_processors::test::{CardInput, CheckoutPayment, TestProcessor};
 use kassa_processors::types::{CheckoutSessionStatus, PaymentIntentStatus};
+use kassa_sandbox::pages::views;
+use kassa_sandbox::{CardInput, CheckoutPayment, TestProcessor};
 use maud::Markup;
 use serde::Deserialize;
 use utoipa::ToSchema;

@@ -3,9 +3,9 @@
 //! that keeps a form from being submitted twice.
 
 use super::assets;
+use crate::objects::CheckoutSession;
 use kassa_domain::Currency;
 use kassa_processors::PaymentIntent;
-use kassa_processors::test::objects::CheckoutSession;
 use kassa_processors::types::{CaptureMethod, CheckoutSessionStatus};
 use maud::{DOCTYPE, Markup, html};
 

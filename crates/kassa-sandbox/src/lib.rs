@@ -12,8 +12,11 @@
 
 pub mod cards;
 mod checkout;
+pub mod db;
 mod delivery;
+pub mod migrations;
 pub mod objects;
+pub mod pages;
 mod payments;
 mod tokens;
 mod work;
@@ -23,9 +26,9 @@ pub use checkout::{AuthenticationResult, CheckoutPayment};
 pub use delivery::DeliveryStats;
 pub use tokens::TokenSource;
 
-use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
-use crate::*;
-use kassa_store::test_processor as db;
+use async_trait::async_trait;
+use kassa_processors::signature::{self, DEFAULT_TOLERANCE_SECS};
+use kassa_processors::*;
 use kassa_store::{Store, settings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -346,8 +349,8 @@ pub(crate) enum Opened<T> {
 macro_rules! open_call {
     ($tp:expr, $key:expr, $fingerprint:expr) => {
         match $tp.open($key, $fingerprint).await? {
-            $crate::test::Opened::Fresh(work) => work,
-            $crate::test::Opened::Replayed(result) => return result,
+            $crate::Opened::Fresh(work) => work,
+            $crate::Opened::Replayed(result) => return result,
         }
     };
 }
