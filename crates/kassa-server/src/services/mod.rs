@@ -13,5 +13,5 @@ pub mod identity;
 pub mod keys;
 pub mod orders;
 pub mod payments;
+pub mod processor_webhooks;
 pub mod validate;
-pub mod webhooks;
