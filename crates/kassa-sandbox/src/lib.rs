@@ -9,6 +9,13 @@
 //!
 //! Every mutating call is one write transaction: idempotency check, the objects it locked and
 //! changed, its events and its stored result commit together or not at all.
+//!
+//! The whole processor is this crate (named for what it is, a sandbox; the configuration kind
+//! stays `test`): the processor ([`TestProcessor`]), its tables' data access ([`db`]) and
+//! migrations ([`migrations`]), what its hosted pages show ([`pages`]), its delivery and
+//! housekeeping rounds (which Kassa's job runner schedules). It depends on `kassa-processors`
+//! for the [`Processor`] trait and on `kassa-store` for the database handle; nothing below
+//! depends on it. `tests/contract.rs` holds the contract suite it shares with the Stripe client.
 
 pub mod cards;
 mod checkout;
