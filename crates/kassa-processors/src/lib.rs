@@ -1,13 +1,13 @@
 //! Payment processors behind one trait.
 //!
 //! Services see only [`Processor`] and the processor-neutral types in [`types`]; Stripe's
-//! wire format stays inside `stripe/`, and the offline `test` processor in `test/` behaves
-//! like Stripe's test mode. Both pass the same contract tests.
+//! wire format stays inside `stripe/`. The offline `test` processor, which behaves like Stripe's
+//! test mode, is the `kassa-sandbox` crate (it keeps its state in Kassa's database, which this
+//! crate knows nothing of). Both pass the same contract suite (`kassa-sandbox/tests/contract.rs`).
 
 pub mod deadline;
 pub mod signature;
 pub mod stripe;
-pub mod test;
 pub mod types;
 pub mod unavailable;
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use kassa_processors::Processor;
 use kassa_processors::deadline::WithDeadline;
 use kassa_processors::stripe::{StripeConfig, StripeProcessor};
-use kassa_processors::test::{TestProcessor, TestProcessorConfig};
+use kassa_sandbox::{TestProcessor, TestProcessorConfig};
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use std::future::Future;
@@ -168,7 +168,7 @@ impl Application {
 async fn open(settings: &Settings) -> anyhow::Result<(Store, Option<Arc<CustomerTokens>>)> {
     let customer_tokens = CustomerTokens::from_settings(&settings.customer_auth)?.map(Arc::new);
     let store = connect_store(settings).await?;
-    store.migrate().await.context("applying migrations")?;
+    kassa_sandbox::migrations::migrate_all(&store).await.context("applying migrations")?;
     Ok((store, customer_tokens))
 }
 

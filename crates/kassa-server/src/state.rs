@@ -6,7 +6,7 @@ use crate::services::keys::KeyCache;
 use crate::single_flight::SingleFlight;
 use crate::wakeups::Wakers;
 use kassa_processors::Processor;
-use kassa_processors::test::TestProcessor;
+use kassa_sandbox::TestProcessor;
 use kassa_store::Store;
 use std::sync::Arc;
 

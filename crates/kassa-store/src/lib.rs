@@ -23,7 +23,6 @@ pub mod payments;
 pub mod processor_events;
 pub mod settings;
 pub mod sql;
-pub mod test_processor;
 
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;

@@ -51,8 +51,28 @@ fn comparable(sqlite: Family, postgres: Family) -> bool {
     sqlite != Family::Other && (sqlite == postgres || (sqlite == Family::Integer && postgres == Family::Boolean))
 }
 
+/// Every migration a server applies on `dialect`: the store's and the built-in test
+/// processor's (`crates/kassa-sandbox/migrations`, which own version 3 and 1001 on and run in
+/// the same version order), gathered in one folder so one migrator applies them in order. The
+/// sandbox's files are read by path because the sandbox crate depends on this one.
 fn migrations(dialect: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect)
+    static GATHERED: std::sync::OnceLock<std::sync::Mutex<Vec<(String, tempfile::TempDir)>>> =
+        std::sync::OnceLock::new();
+    let mut gathered = GATHERED.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = gathered.iter().find(|(d, _)| d == dialect) {
+        return dir.path().to_path_buf();
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crates/");
+    for source in [crates.join("kassa-store/migrations"), crates.join("kassa-sandbox/migrations")] {
+        for entry in std::fs::read_dir(source.join(dialect)).expect("a migrations folder") {
+            let path = entry.expect("an entry").path();
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("a file name"))).expect("a copy");
+        }
+    }
+    let path = dir.path().to_path_buf();
+    gathered.push((dialect.to_string(), dir));
+    path
 }
 
 fn runtime() -> tokio::runtime::Runtime {

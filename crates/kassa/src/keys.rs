@@ -29,7 +29,7 @@ pub enum Kind {
 
 pub async fn run(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = startup::connect_store(&settings).await?;
-    store.migrate().await?;
+    kassa_sandbox::migrations::migrate_all(&store).await?;
     let now = kassa_server::clock::Clock::default().now();
     match command {
         KeysCommand::Create { kind, name } => {

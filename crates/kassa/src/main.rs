@@ -96,7 +96,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Migrate => {
             let store = startup::connect_store(&settings).await?;
-            store.migrate().await.context("applying migrations")?;
+            kassa_sandbox::migrations::migrate_all(&store).await.context("applying migrations")?;
             println!("migrations applied to {}", startup::redact(&settings.database.url));
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the Stripe test suites: the gate on external tools, localstripe per test,
 //! and a processor pointed at a local server. Kassa's HTTP tests (`crates/kassa/tests/api/`)
-//! include this file too, by path.
+//! and the processor contract (`crates/kassa-sandbox/tests/contract.rs`) include this file too,
+//! by path.
 
 #![allow(dead_code)]
 

@@ -10,13 +10,13 @@ pub mod keep_alive;
 pub mod limits;
 pub mod nul;
 pub mod pagination;
+pub mod processor_webhooks;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
 pub mod store;
 pub mod system;
 pub mod test_processor;
-pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -72,7 +72,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(store::routes())
         .merge(test_processor::routes())
-        .merge(webhooks::routes())
+        .merge(processor_webhooks::routes())
 }
 
 /// The OpenAPI document of the whole API, with the default settings' bounds.

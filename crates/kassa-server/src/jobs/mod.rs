@@ -7,7 +7,7 @@ pub mod commerce;
 mod idempotency_cleanup;
 pub mod processor_customers;
 pub mod runner;
-mod test_processor;
+mod sandbox;
 
 use crate::state::AppState;
 use runner::{Job, Round, job};
@@ -33,7 +33,7 @@ pub fn all(state: &AppState) -> Vec<Arc<dyn Job>> {
         job(processor_customers::NAME, every, |s| Box::pin(processor_customers::round(s))),
     ];
     if let Some(tp) = &state.test_processor {
-        jobs.extend(test_processor::jobs(state, tp));
+        jobs.extend(sandbox::jobs(state, tp));
     }
     jobs
 }

@@ -1,17 +1,20 @@
 //! The built-in test processor's own endpoints (`/test-processor/*`): what Stripe.js, Stripe's
 //! hosted pages and Stripe's dashboard are to Stripe's test mode. They exist only while the
 //! `test` processor is configured; otherwise they answer 404.
+//!
+//! The processor and what its pages show are the `kassa-sandbox` crate's; these handlers add
+//! what every Kassa endpoint has (its keys, idempotency, error objects, security headers), which
+//! is the server's.
 
 mod assets;
 mod control;
 mod pages;
 mod tokens;
-mod views;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use kassa_processors::ProcessorError;
-use kassa_processors::test::TestProcessor;
+use kassa_sandbox::TestProcessor;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 

@@ -5,7 +5,7 @@
 //! a reload) goes where the first one went, without paying again. Every page carries the
 //! hosted pages' security headers ([`security_headers::hosted_page`]).
 
-use super::{api_error, test_processor, views};
+use super::{api_error, test_processor};
 use crate::api::extract::{parse_form, read_body};
 use crate::api::security_headers::{self, FormTargets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -15,8 +15,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use kassa_processors::ProcessorError;
-use kassa_processors::test::{CardInput, CheckoutPayment, TestProcessor};
 use kassa_processors::types::{CheckoutSessionStatus, PaymentIntentStatus};
+use kassa_sandbox::pages::views;
+use kassa_sandbox::{CardInput, CheckoutPayment, TestProcessor};
 use maud::Markup;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -107,6 +108,24 @@ fn card_input(form: &CheckoutForm) -> Result<CardInput, &'static str> {
     Ok(CardInput { number: number.to_string(), exp_month, exp_year, cvc: filled(&form.cvc).map(str::to_string) })
 }
 
+/// Kassa's side of the page in the sandbox's terms.
+fn page_summary(s: checkout_sessions::PageSummary) -> views::PageSummary {
+    views::PageSummary {
+        merchant_name: s.merchant_name,
+        credits: s.credits,
+        email: s.email,
+        shipping_address: s.shipping_address.map(|a| views::ShipTo {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            state: a.state,
+            country: a.country,
+        }),
+    }
+}
+
 /// The session's page as it stands, with `error` in place.
 async fn render_checkout(
     app: &AppState,
@@ -117,7 +136,7 @@ async fn render_checkout(
     error: Option<&str>,
 ) -> ApiResult<Response> {
     let mut session = tp.checkout_session(id).await.map_err(api_error)?;
-    let summary = checkout_sessions::page_summary(app, &session.id).await?;
+    let summary = page_summary(checkout_sessions::page_summary(app, &session.id).await?);
     if session.status == CheckoutSessionStatus::Open && session.expires_at <= app.clock.now() {
         // Past its time; the expiry job has not marked it yet.
         session.status = CheckoutSessionStatus::Expired;

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use kassa_processors::test::{CardInput, TokenSource};
+use kassa_sandbox::{CardInput, TokenSource};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

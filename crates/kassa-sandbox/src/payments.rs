@@ -1,18 +1,18 @@
 //! Customers, PaymentIntents, charges, refunds and saved cards.
 
-use super::cards::{self, Decision, TestCard};
-use super::objects::{self as o, Stored};
-use super::work::{Work, db_failed, decode, invalid, no_such};
-use super::{Committed, TestProcessor};
-use crate::types::{
+use crate::cards::{self, Decision, TestCard};
+use crate::db::{self as db, ObjectRow};
+use crate::objects::{self as o, Stored};
+use crate::work::{Work, db_failed, decode, invalid, no_such};
+use crate::{Committed, TestProcessor};
+use kassa_domain::Currency;
+use kassa_domain::ids::new_id;
+use kassa_processors::types::{
     CaptureMethod, ConfirmPaymentIntent, CreateCustomer, CreatePaymentIntent, CreateRefund, PaymentError,
     PaymentIntentStatus as S, PaymentSource, ProcessorCustomer, RefundStatus,
 };
-use crate::{PaymentIntent, PaymentIntentPage, PaymentMethod, ProcessorError, Refund};
-use kassa_domain::Currency;
-use kassa_domain::ids::new_id;
+use kassa_processors::{PaymentIntent, PaymentIntentPage, PaymentMethod, ProcessorError, Refund};
 use kassa_store::Store;
-use kassa_store::test_processor::{self as db, ObjectRow};
 
 /// ConfirmationTokens expire 12 hours after they are made, as Stripe's do.
 pub(super) const CONFIRMATION_TOKEN_TTL_SECS: i64 = 12 * 3600;

@@ -2,7 +2,7 @@
 //! test processor, which signs and delivers exactly like Stripe).
 
 use crate::error::{ApiError, ErrorBody};
-use crate::services::webhooks;
+use crate::services::processor_webhooks;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ pub struct Received {
 
 /// Receive a processor event. 200 once handled (or for types Kassa does not use), 400 for a
 /// bad signature, 5xx when handling failed (the processor retries).
-#[utoipa::path(post, path = "/webhooks/stripe", tag = "Webhooks",
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "Processor webhooks",
     params(("Stripe-Signature" = String, Header, description = "t=…,v1=… (HMAC-SHA256 of t.body)")),
     request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Received), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
@@ -34,11 +34,11 @@ async fn stripe_webhook(
     body: Bytes,
 ) -> Result<Json<Received>, ApiError> {
     let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
-    match webhooks::receive(&app, &body, signature).await {
+    match processor_webhooks::receive(&app, &body, signature).await {
         Ok(()) => Ok(Json(Received { received: true })),
         Err(e) if e.status().is_client_error() && !matches!(e, ApiError::NotFound { .. }) => Err(e),
         Err(e) => {
-            tracing::warn!(error = %e, "webhook handling failed; the processor will retry");
+            tracing::warn!(error = %e, "processor event handling failed; the processor will retry");
             // Whatever went wrong, the processor must retry: never answer 4xx for our faults.
             Err(match e {
                 ApiError::Internal(_) | ApiError::ProcessorUnavailable(_) => e,

@@ -2,8 +2,8 @@
 //! Its own test binary, because the statement counters are per process and the other tests
 //! run in parallel.
 
-use kassa_processors::test::{CardInput, TestProcessor, TestProcessorConfig, TokenSource};
 use kassa_processors::*;
+use kassa_sandbox::{CardInput, TestProcessor, TestProcessorConfig, TokenSource};
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use kassa_store::sql::counters;
@@ -43,7 +43,7 @@ async fn a_single_shot_payment_is_one_transaction_of_five_statements() {
         _ => (format!("sqlite://{}", dir.path().join("kassa.db").display()), None),
     };
     let store = connect(&url).await;
-    store.migrate().await.unwrap();
+    kassa_sandbox::migrations::migrate_all(&store).await.unwrap();
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let tp =
         TestProcessor::new(store.clone(), TestProcessorConfig::new("http://kassa.test", "whsec_test", Arc::new(now)));

@@ -9,11 +9,21 @@
 //!
 //! Every mutating call is one write transaction: idempotency check, the objects it locked and
 //! changed, its events and its stored result commit together or not at all.
+//!
+//! The whole processor is this crate (named for what it is, a sandbox; the configuration kind
+//! stays `test`): the processor ([`TestProcessor`]), its tables' data access ([`db`]) and
+//! migrations ([`migrations`]), what its hosted pages show ([`pages`]), its delivery and
+//! housekeeping rounds (which Kassa's job runner schedules). It depends on `kassa-processors`
+//! for the [`Processor`] trait and on `kassa-store` for the database handle; nothing below
+//! depends on it. `tests/contract.rs` holds the contract suite it shares with the Stripe client.
 
 pub mod cards;
 mod checkout;
+pub mod db;
 mod delivery;
+pub mod migrations;
 pub mod objects;
+pub mod pages;
 mod payments;
 mod tokens;
 mod work;
@@ -23,9 +33,9 @@ pub use checkout::{AuthenticationResult, CheckoutPayment};
 pub use delivery::DeliveryStats;
 pub use tokens::TokenSource;
 
-use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
-use crate::*;
-use kassa_store::test_processor as db;
+use async_trait::async_trait;
+use kassa_processors::signature::{self, DEFAULT_TOLERANCE_SECS};
+use kassa_processors::*;
 use kassa_store::{Store, settings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -346,8 +356,8 @@ pub(crate) enum Opened<T> {
 macro_rules! open_call {
     ($tp:expr, $key:expr, $fingerprint:expr) => {
         match $tp.open($key, $fingerprint).await? {
-            $crate::test::Opened::Fresh(work) => work,
-            $crate::test::Opened::Replayed(result) => return result,
+            $crate::Opened::Fresh(work) => work,
+            $crate::Opened::Replayed(result) => return result,
         }
     };
 }

@@ -5,9 +5,9 @@
 //! PaymentIntent created and confirmed) runs through here on every checkout: one multi-row
 //! upsert for every object a call changed, one multi-row insert for its events.
 
-use crate::db::{Backend, skip_locked};
-use crate::sql::{self, placeholders};
-use crate::{Result, Store, StoreError, Tx};
+use kassa_store::db::{Backend, skip_locked};
+use kassa_store::sql::{self, placeholders};
+use kassa_store::{Result, Store, StoreError, Tx};
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]

@@ -7,12 +7,12 @@
 //! and be taken again. Chaos mode imitates a real network's worst manners: events out of
 //! order, twice, or late.
 
-use super::TestProcessor;
-use super::work::db_failed;
-use crate::ProcessorError;
-use crate::signature;
+use crate::TestProcessor;
+use crate::db::{self as db, EventRow};
+use crate::work::db_failed;
 use futures::StreamExt;
-use kassa_store::test_processor::{self as db, EventRow};
+use kassa_processors::ProcessorError;
+use kassa_processors::signature;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use std::time::Duration;
@@ -83,6 +83,12 @@ fn chaos(events: Vec<EventRow>, now_ms: i64) -> Vec<Planned> {
 }
 
 impl TestProcessor {
+    /// Whether a round claimed a full batch, so that more events may be due at once: the
+    /// server's job runner then asks for the next round without waiting.
+    pub fn batch_was_full(&self, stats: &DeliveryStats) -> bool {
+        stats.claimed as i64 >= self.config.delivery_batch
+    }
+
     /// The delay before retry number `attempts` (1 = the first retry).
     fn backoff_ms(&self, attempts: i64) -> i64 {
         let exponent = (attempts - 1).clamp(0, 40) as u32;

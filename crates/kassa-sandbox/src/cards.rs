@@ -4,8 +4,8 @@
 //! A card's behaviour is found again from its brand and last four digits (unique among the
 //! test cards), so no stored object ever needs more of the number than Stripe shows.
 
-use crate::ProcessorError;
-use crate::types::PaymentError;
+use kassa_processors::ProcessorError;
+use kassa_processors::types::PaymentError;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use kassa_processors::signature::{self, SignatureError};
-use kassa_processors::test::{CardInput, CheckoutPayment, TestProcessor, TestProcessorConfig, TokenSource};
 use kassa_processors::*;
+use kassa_sandbox::{CardInput, CheckoutPayment, TestProcessor, TestProcessorConfig, TokenSource};
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use serde_json::Value;
@@ -98,7 +98,7 @@ impl Env {
     async fn new() -> Env {
         let db = TestDb::fresh().await;
         let store = connect(&db.url).await;
-        store.migrate().await.expect("migrations");
+        kassa_sandbox::migrations::migrate_all(&store).await.expect("migrations");
         let secret = TestProcessor::webhook_secret(&store).await.unwrap();
         let offset = Arc::new(AtomicI64::new(0));
         let tp = TestProcessor::new(store.clone(), Self::config(&secret, &offset));
@@ -1221,7 +1221,7 @@ async fn deliver_all(env: &Env, tp: &TestProcessor, url: &str, chaos: bool) {
     let http = reqwest::Client::new();
     for _ in 0..500 {
         tp.deliver_due(&http, url, chaos).await.unwrap();
-        let rows = kassa_store::test_processor::list_events(env.store.reader()).await.unwrap();
+        let rows = kassa_sandbox::db::list_events(env.store.reader()).await.unwrap();
         if rows.iter().all(|r| r.delivered_at.is_some()) {
             return;
         }
@@ -1244,7 +1244,7 @@ async fn an_unacknowledged_event_is_retried_with_backoff_until_acknowledged() {
     let id = event_ids(&env).await.remove(0);
     assert_eq!(r.ids(), [id.clone(), id.clone(), id.clone()], "500, 500, then 200");
     assert!(r.all_signed(), "every attempt carries a valid Stripe-Signature");
-    let rows = kassa_store::test_processor::list_events(env.store.reader()).await.unwrap();
+    let rows = kassa_sandbox::db::list_events(env.store.reader()).await.unwrap();
     assert_eq!(rows[0].attempts, 3);
     // Acknowledged: never sent again.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1271,8 +1271,7 @@ async fn an_event_held_by_a_server_that_died_is_delivered_after_its_lease() {
     let env = Env::new().await;
     env.customer().await;
     let now_ms = env.now() * 1000;
-    let held =
-        kassa_store::test_processor::claim_due_events(&env.store, now_ms + 999, now_ms + 120_000, 10).await.unwrap();
+    let held = kassa_sandbox::db::claim_due_events(&env.store, now_ms + 999, now_ms + 120_000, 10).await.unwrap();
     assert_eq!(held.len(), 1);
     let (r, url) = receiver(&env.secret, 0).await;
     let http = reqwest::Client::new();

@@ -1,19 +1,19 @@
 //! Hosted checkout sessions (Stripe Checkout) and the 3-D Secure challenge: what the hosted
 //! pages of the test processor call.
 
-use super::cards::{CardInput, CheckedCard};
-use super::objects::{self as o};
-use super::payments::{self, card_payment_method};
-use super::work::{Work, db_failed, decode, invalid, no_such};
-use super::{Committed, TestProcessor, cards, open_call};
-use crate::types::{
+use crate::cards::{CardInput, CheckedCard};
+use crate::db;
+use crate::objects::{self as o};
+use crate::payments::{self, card_payment_method};
+use crate::work::{Work, db_failed, decode, invalid, no_such};
+use crate::{Committed, TestProcessor, cards, open_call};
+use kassa_domain::Currency;
+use kassa_domain::ids::new_id;
+use kassa_processors::types::{
     CaptureMethod, CheckoutPaymentStatus as Pay, CheckoutSession, CheckoutSessionStatus as Status,
     CreateCheckoutSession, PaymentIntentStatus as S,
 };
-use crate::{PaymentIntent, ProcessorError};
-use kassa_domain::Currency;
-use kassa_domain::ids::new_id;
-use kassa_store::test_processor as db;
+use kassa_processors::{PaymentIntent, ProcessorError};
 
 /// Stripe's bounds on `expires_at`: 30 minutes to 24 hours from now (a minute of slack for
 /// clocks that read a little apart).

@@ -3,10 +3,9 @@
 //! that keeps a form from being submitted twice.
 
 use super::assets;
-use crate::services::checkout_sessions::PageSummary;
+use crate::objects::CheckoutSession;
 use kassa_domain::Currency;
 use kassa_processors::PaymentIntent;
-use kassa_processors::test::objects::CheckoutSession;
 use kassa_processors::types::{CaptureMethod, CheckoutSessionStatus};
 use maud::{DOCTYPE, Markup, html};
 
@@ -51,6 +50,30 @@ pub struct Typed {
 
 /// The names of the lines Kassa adds after a cart's items (see `services::checkout_sessions`).
 const AFTER_SUBTOTAL: &[&str] = &["Shipping", "Tax"];
+
+/// What the merchant's side puts beside the processor's session on the page (as Stripe
+/// Checkout shows the account's name and the customer's details). Kassa fills it from its own
+/// checkout session; a session made through the sandbox's API directly has none of it.
+#[derive(Debug, Clone, Default)]
+pub struct PageSummary {
+    pub merchant_name: Option<String>,
+    /// For a credits top-up: how many credits it buys.
+    pub credits: Option<i64>,
+    pub email: Option<String>,
+    pub shipping_address: Option<ShipTo>,
+}
+
+/// The shipping address as the page prints it.
+#[derive(Debug, Clone, Default)]
+pub struct ShipTo {
+    pub name: Option<String>,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: Option<String>,
+    pub state: Option<String>,
+    pub country: String,
+}
 
 /// The hosted checkout page of a session: the merchant, the buyer, the summary with its
 /// subtotal, the card form, bank debit, the way back.

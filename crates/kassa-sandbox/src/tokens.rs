@@ -1,13 +1,13 @@
 //! ConfirmationTokens: what Stripe.js makes in the browser from the card a customer typed.
 
-use super::TestProcessor;
-use super::cards::{CardInput, TestCard};
-use super::objects::{self as o, Stored};
-use super::payments::{CONFIRMATION_TOKEN_TTL_SECS, card_payment_method};
-use super::work::{db_failed, invalid};
-use crate::ProcessorError;
+use crate::TestProcessor;
+use crate::cards::{CardInput, TestCard};
+use crate::db::{self as db, ObjectRow};
+use crate::objects::{self as o, Stored};
+use crate::payments::{CONFIRMATION_TOKEN_TTL_SECS, card_payment_method};
+use crate::work::{db_failed, invalid};
 use kassa_domain::ids::new_id;
-use kassa_store::test_processor::{self as db, ObjectRow};
+use kassa_processors::ProcessorError;
 
 /// What a ConfirmationToken is made from.
 #[derive(Clone, Debug)]

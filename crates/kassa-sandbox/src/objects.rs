@@ -1,7 +1,9 @@
 //! The test processor's objects, shaped as Stripe's API returns them (and as its events carry
 //! them), with the conversions to Kassa's processor-neutral types.
 
-use crate::types::{self, CaptureMethod, CheckoutPaymentStatus, CheckoutSessionStatus, Metadata, PaymentIntentStatus};
+use kassa_processors::types::{
+    self, CaptureMethod, CheckoutPaymentStatus, CheckoutSessionStatus, Metadata, PaymentIntentStatus,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

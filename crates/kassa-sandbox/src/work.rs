@@ -1,10 +1,10 @@
 //! One processor call as one write transaction: the objects it read (locked), the objects it
 //! changed and the events it recorded, written at the end in two statements.
 
-use super::objects::{API_VERSION, Stored};
-use crate::ProcessorError;
+use crate::db::{self as db, NewEvent, ObjectRow};
+use crate::objects::{API_VERSION, Stored};
 use kassa_domain::ids::new_id;
-use kassa_store::test_processor::{self as db, NewEvent, ObjectRow};
+use kassa_processors::ProcessorError;
 use kassa_store::{Store, StoreError, Tx};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,11 +1,13 @@
-//! The built-in test processor's own background work: delivering its webhook events (to
-//! `/webhooks/stripe` of this server unless configured otherwise) and its housekeeping
-//! (expiring checkout sessions, forgetting old idempotency keys and events).
+//! The built-in test processor's (`kassa-sandbox`) background work on this server's job runner:
+//! delivering its webhook events (to `/webhooks/stripe` of this server unless configured
+//! otherwise) and its housekeeping (expiring checkout sessions, forgetting old idempotency keys
+//! and events). The rounds are the sandbox's ([`TestProcessor::deliver_due`],
+//! [`TestProcessor::housekeeping`]); this module only schedules them.
 
 use super::runner::{Job, Round, job};
 use crate::state::AppState;
 use anyhow::Context;
-use kassa_processors::test::TestProcessor;
+use kassa_sandbox::TestProcessor;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +36,5 @@ async fn deliver(state: &AppState, tp: &TestProcessor, http: &reqwest::Client) -
     let settings = &state.settings.processor.test;
     let url = settings.webhook_url.as_deref().context("the test processor's webhook URL is resolved at start")?;
     let stats = tp.deliver_due(http, url, settings.chaos).await?;
-    Ok(Round {
-        done: stats.delivered as u64,
-        failed: stats.failed as u64,
-        more: stats.claimed as i64 >= tp.config().delivery_batch,
-    })
+    Ok(Round { done: stats.delivered as u64, failed: stats.failed as u64, more: tp.batch_was_full(&stats) })
 }
