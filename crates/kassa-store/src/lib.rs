@@ -22,6 +22,8 @@ pub mod processor_events;
 pub mod settings;
 pub mod sql;
 pub mod test_processor;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;

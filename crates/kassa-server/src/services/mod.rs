@@ -14,4 +14,5 @@ pub mod keys;
 pub mod orders;
 pub mod payments;
 pub mod validate;
+pub mod webhook_endpoints;
 pub mod webhooks;

@@ -23,3 +23,4 @@ mod localstripe;
 mod rate_limits;
 mod system;
 mod test_processor;
+mod webhooks_out;

@@ -5,6 +5,7 @@ mod credits;
 mod customers;
 mod events;
 mod orders;
+mod webhook_endpoints;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,4 +17,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::routes())
         .merge(events::routes())
         .merge(orders::routes())
+        .merge(webhook_endpoints::routes())
 }
