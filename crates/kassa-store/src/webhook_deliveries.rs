@@ -30,6 +30,14 @@ pub async fn pending_events(tx: &mut Tx, limit: i64) -> Result<Vec<PendingEvent>
     Ok(sql::query_as(&sql).bind(limit).fetch_all(tx.conn()).await?)
 }
 
+/// Whether any event awaits its fan-out.
+pub async fn any_pending_event<'e, E: Executor<'e, Database = Any>>(db: E) -> Result<bool> {
+    let id: Option<String> = sql::query_scalar("SELECT id FROM events WHERE webhooks_fanned_out_at IS NULL LIMIT 1")
+        .fetch_optional(db)
+        .await?;
+    Ok(id.is_some())
+}
+
 /// Marks events fanned out.
 pub async fn mark_fanned_out(tx: &mut Tx, ids: &[String], now: i64) -> Result<()> {
     if ids.is_empty() {

@@ -101,6 +101,7 @@ fn document(mut doc: utoipa::openapi::OpenApi, settings: &crate::config::Setting
             }
         }
     }
+    admin::document_webhooks(&mut doc);
     limits::document(doc, settings)
 }
 

@@ -41,11 +41,17 @@ const CLAIM_BATCH: i64 = 200;
 const RESPONSE_BODY_LIMIT: usize = 1024;
 /// Lease beyond the attempt's timeout: time to write the outcome.
 const LEASE_MARGIN_MS: i64 = 30_000;
+/// The least time between two fan-outs of this server.
+const FAN_OUT_SPACING: Duration = Duration::from_millis(10);
 
 /// The delivery job.
 pub struct WebhookDeliveries {
     http: reqwest::Client,
     interval: Duration,
+    /// When this server last fanned events out: rounds woken by every write are spaced by
+    /// [`FAN_OUT_SPACING`], so a busy shop pays one fan-out transaction per few milliseconds,
+    /// not one per request.
+    last_fan_out: Mutex<Option<Instant>>,
     /// Attempts in flight in this process, per endpoint.
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -68,7 +74,7 @@ impl WebhookDeliveries {
             .build()
             .expect("the webhook HTTP client builds (TLS roots are compiled in)");
         let interval = Duration::from_millis(state.settings.jobs.interval_ms.max(1));
-        WebhookDeliveries { http, interval, in_flight: Arc::default() }
+        WebhookDeliveries { http, interval, last_fan_out: Mutex::new(None), in_flight: Arc::default() }
     }
 }
 
@@ -88,6 +94,11 @@ impl Job for WebhookDeliveries {
 
 impl WebhookDeliveries {
     async fn run_round(&self, state: &AppState) -> anyhow::Result<Round> {
+        let since = self.last_fan_out.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
+        if let Some(wait) = since.and_then(|s| FAN_OUT_SPACING.checked_sub(s)) {
+            tokio::time::sleep(wait).await;
+        }
+        *self.last_fan_out.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let fanned = fan_out(state).await?;
         let w = &state.settings.webhooks;
         let (room, busy) = {
@@ -164,6 +175,10 @@ impl WebhookDeliveries {
 
 /// Makes the deliveries of events recorded since the last fan-out. Returns the events done.
 async fn fan_out(state: &AppState) -> anyhow::Result<usize> {
+    // A read first: a write transaction only when there is something to fan out.
+    if !db::any_pending_event(state.store.reader()).await? {
+        return Ok(0);
+    }
     let mut tx = state.store.begin().await?;
     let pending = db::pending_events(&mut tx, FAN_OUT_BATCH).await?;
     if pending.is_empty() {

@@ -438,6 +438,16 @@ async fn every_webhook_route_is_documented() {
             assert!(paths[path][m].is_object(), "{m} {path} is not documented");
         }
     }
+    // The event catalogue: OpenAPI 3.1 `webhooks`, each with a resolvable `data.object` schema.
+    let hooks = doc["webhooks"].as_object().expect("a webhooks section");
+    for kind in ["order.created", "payment.succeeded", "credits.added", "webhook_endpoint.disabled"] {
+        let schema = &hooks[kind]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["properties"]["type"]["enum"][0], kind);
+        let object = &schema["properties"]["data"]["properties"]["object"];
+        let reference = object["$ref"].as_str().unwrap_or_else(|| panic!("{kind}: no schema of data.object: {object}"));
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(doc["components"]["schemas"][name].is_object(), "{kind}: {reference} does not resolve");
+    }
 }
 
 /// Two servers on one PostgreSQL deliver many events to one endpoint: each arrives exactly

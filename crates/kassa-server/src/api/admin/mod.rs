@@ -9,6 +9,7 @@ mod webhook_endpoints;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+pub use webhook_endpoints::document_webhooks;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -153,3 +153,51 @@ async fn resend_event(
 ) -> ApiResult<Json<EventResent>> {
     Ok(Json(service::resend(&app, &id, input).await?))
 }
+
+/// Adds the event catalogue as OpenAPI 3.1 `webhooks`: one entry per event type Kassa sends,
+/// with the event envelope and the schema of its `data.object`.
+///
+/// utoipa 5 has no field for `webhooks`; its top-level extensions serialize flattened into the
+/// document, so the catalogue goes there under the key `webhooks`.
+pub fn document_webhooks(doc: &mut utoipa::openapi::OpenApi) {
+    use crate::services::webhook_endpoints::EVENT_TYPES;
+    use serde_json::json;
+    let known: Vec<String> = doc.components.as_ref().map(|c| c.schemas.keys().cloned().collect()).unwrap_or_default();
+    let mut hooks = serde_json::Map::new();
+    for (kind, schema) in EVENT_TYPES {
+        let object = if known.iter().any(|k| k == schema) {
+            json!({"$ref": format!("#/components/schemas/{schema}")})
+        } else {
+            json!({"type": "object", "description": format!("A {schema} as the admin API shows it.")})
+        };
+        let envelope = json!({
+            "type": "object",
+            "required": ["id", "object", "type", "created", "api_version", "data", "livemode", "pending_webhooks"],
+            "properties": {
+                "id": {"type": "string", "description": "The event's id (`evt_…`), as at `GET /admin/events/{id}`."},
+                "object": {"type": "string", "enum": ["event"]},
+                "type": {"type": "string", "enum": [kind]},
+                "created": {"type": "integer", "description": "Unix seconds."},
+                "api_version": {"type": "string"},
+                "livemode": {"type": "boolean"},
+                "pending_webhooks": {"type": "integer", "description": "Deliveries of this event not yet acknowledged."},
+                "data": {"type": "object", "required": ["object"], "properties": {"object": object}},
+            }
+        });
+        hooks.insert(
+            (*kind).to_string(),
+            json!({"post": {
+                "operationId": format!("webhook_{}", kind.replace('.', "_")),
+                "summary": format!("`{kind}`: sent to endpoints subscribed to it (or to `*`)"),
+                "description": "Signed with `Stripe-Signature` (`t=…,v1=…`; a second `v1` during a secret roll): \
+                                verify with the endpoint's `whsec_…` secret and an official Stripe library \
+                                (`stripe.Webhook.construct_event`). Answer 2xx within `webhooks.timeout_ms`; \
+                                anything else is retried with backoff for about three days.",
+                "parameters": [{"name": "Stripe-Signature", "in": "header", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": envelope}}},
+                "responses": {"2XX": {"description": "Acknowledged."}}
+            }}),
+        );
+    }
+    doc.extensions.get_or_insert_with(Default::default).insert("webhooks".into(), serde_json::Value::Object(hooks));
+}
