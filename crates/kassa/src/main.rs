@@ -2,6 +2,7 @@
 
 mod bench;
 mod keys;
+mod listen;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,9 @@ enum Command {
     },
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
+    /// Print Kassa's events as they happen and forward them, signed, to a local URL (like
+    /// `stripe listen`): registers a temporary webhook endpoint at a running server.
+    Listen(listen::ListenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args).await,
+        Command::Listen(args) => listen::run(args).await,
         command => {
             let settings = match Settings::load() {
                 Ok(s) => s,
@@ -75,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print_reconciled(&r, days);
                     Ok(())
                 }
-                Command::Bench(_) => unreachable!("handled above"),
+                Command::Bench(_) | Command::Listen(_) => unreachable!("handled above"),
             }
         }
     }

@@ -494,3 +494,51 @@ async fn two_servers_on_one_postgres_deliver_each_event_once() {
     let _ = stop.send(());
     let _ = second.await;
 }
+
+/// `kassa listen --forward-to`: prints the secret, forwards each event signed with it, and
+/// deletes its endpoint on Ctrl-C.
+#[tokio::test]
+async fn kassa_listen_forwards_signed_events_to_a_local_url() {
+    let app = spawn_app().await;
+    let local_app = Receiver::start(|_| Answer::Status(200)).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .args(["listen", "--url", &app.address, "--forward-to", &local_app.url])
+        .env("KASSA_SECRET_KEY", &app.secret_key)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kassa listen starts");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let secret = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("kassa listen printed its secret");
+            if let Some(rest) = line.split("secret is ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    })
+    .await
+    .expect("kassa listen is ready");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let product_id = product(&app, "Oolong").await;
+    let got = local_app.wait_for(1, Duration::from_secs(10)).await;
+    let event = got.iter().map(Received::json).find(|e| e["type"] == "product.created").expect("the product event");
+    assert_eq!(event["data"]["object"]["id"], product_id.as_str());
+    assert!(got.iter().all(|r| kassa_verifies(&secret, r)), "forwarded with Kassa's signature");
+    let printed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_default();
+            if line.contains("--> product.created") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the event was printed");
+    assert!(printed.contains(event["id"].as_str().unwrap()));
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("kassa listen exits").unwrap();
+    let endpoints = app.get("/admin/webhook-endpoints", As::Admin).await.ok();
+    assert_eq!(endpoints["data"].as_array().unwrap().len(), 0, "the listening endpoint is deleted: {endpoints}");
+}
