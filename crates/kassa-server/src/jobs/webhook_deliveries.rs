@@ -40,7 +40,7 @@ const CLAIM_BATCH: i64 = 200;
 /// The answer's body kept in the log.
 const RESPONSE_BODY_LIMIT: usize = 1024;
 /// Lease beyond the attempt's timeout: time to write the outcome.
-const LEASE_MARGIN_MS: i64 = 30_000;
+const LEASE_MARGIN_MS: i64 = 5_000;
 /// The least time between two fan-outs of this server.
 const FAN_OUT_SPACING: Duration = Duration::from_millis(10);
 
@@ -112,7 +112,8 @@ impl WebhookDeliveries {
         let mut claimed = Vec::new();
         if limit > 0 {
             let now = now_ms(state);
-            let lease = now + w.timeout_ms as i64 + LEASE_MARGIN_MS;
+            // The attempt is over after `timeout_ms`; its outcome is written right after.
+            let lease = now + 2 * w.timeout_ms as i64 + LEASE_MARGIN_MS;
             claimed = db::claim_due(&state.store, now, lease, limit, &busy).await?;
         }
         let n = claimed.len();
