@@ -473,14 +473,14 @@ async fn two_servers_on_one_postgres_deliver_each_event_once() {
     });
     let receiver = Receiver::start(|_| Answer::Status(200)).await;
     create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
-    const N: usize = 300;
+    const N: usize = 1000;
     let mut created = Vec::new();
     for chunk in 0..N / 20 {
         let names: Vec<_> = (0..20).map(|i| format!("P{}", chunk * 20 + i)).collect();
         let ids = futures::future::join_all(names.iter().map(|n| product(&app, n))).await;
         created.extend(ids);
     }
-    receiver.wait_for(N, Duration::from_secs(60)).await;
+    receiver.wait_for(N, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = receiver.got();
     let mut objects: Vec<String> =
