@@ -208,6 +208,8 @@ async fn deliveries_are_stripe_events_that_stripes_library_verifies() {
     assert_eq!(attempt["webhook_endpoint"], id);
     assert_eq!(attempt["response_body"], "answer body");
     assert!(attempt["latency_ms"].as_i64().unwrap() >= 0);
+    let metrics = app.get("/metrics", As::Nobody).await.text;
+    assert!(metrics.contains("kassa_webhook_attempts_total{outcome=\"succeeded\"}"), "{metrics}");
 
     if let Some(python) = support::python() {
         let verdict = stripe_verify(&python, &got[0].body, &secret, &got[0].signature);
