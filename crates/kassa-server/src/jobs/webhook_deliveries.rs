@@ -18,12 +18,13 @@
 
 use crate::jobs::runner::{Job, Round, RoundFuture};
 use crate::objects::webhook_endpoint::WebhookEndpoint;
-use crate::services::webhook_endpoints::{DELIVERY_JOB, SecretBox, is_private, now_ms, wants};
+use crate::services::webhook_endpoints::{DELIVERY_JOB, SecretBox, is_private, now_ms, status_of, wants};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::webhook_endpoint::{DISABLED_EVENT, EndpointInput, WebhookEndpointStatus, transition};
 use kassa_processors::signature;
 use kassa_store::events::{self, EventRow};
 use kassa_store::webhook_deliveries::{self as db, AttemptRow, Claimed, Outcome};
@@ -47,6 +48,8 @@ const FAN_OUT_SPACING: Duration = Duration::from_millis(10);
 /// The delivery job.
 pub struct WebhookDeliveries {
     http: reqwest::Client,
+    /// The sealing key, read from the configuration once.
+    secrets: SecretBox,
     interval: Duration,
     /// When this server last fanned events out: rounds woken by every write are spaced by
     /// [`FAN_OUT_SPACING`], so a busy shop pays one fan-out transaction per few milliseconds,
@@ -59,7 +62,8 @@ pub struct WebhookDeliveries {
 impl WebhookDeliveries {
     pub fn new(state: &AppState) -> WebhookDeliveries {
         let w = &state.settings.webhooks;
-        if !SecretBox::from_settings(&state.settings).is_sealing() {
+        let secrets = SecretBox::from_settings(&state.settings);
+        if !secrets.is_sealing() {
             tracing::warn!(
                 "webhooks.secret_key is not set: webhook signing secrets are stored unsealed in the database"
             );
@@ -74,7 +78,7 @@ impl WebhookDeliveries {
             .build()
             .expect("the webhook HTTP client builds (TLS roots are compiled in)");
         let interval = Duration::from_millis(state.settings.jobs.interval_ms.max(1));
-        WebhookDeliveries { http, interval, last_fan_out: Mutex::new(None), in_flight: Arc::default() }
+        WebhookDeliveries { http, secrets, interval, last_fan_out: Mutex::new(None), in_flight: Arc::default() }
     }
 }
 
@@ -152,7 +156,7 @@ impl WebhookDeliveries {
                 tx.commit().await?;
                 continue;
             };
-            if endpoint.status != "enabled" {
+            if status_of(endpoint) != WebhookEndpointStatus::Enabled {
                 let mut tx = state.store.begin().await?;
                 db::finish(&mut tx, &c.id, c.claims, Outcome::GaveUp, state.clock.now()).await?;
                 tx.commit().await?;
@@ -162,6 +166,7 @@ impl WebhookDeliveries {
             let attempt = Attempt {
                 state: state.clone(),
                 http: self.http.clone(),
+                secrets: self.secrets.clone(),
                 in_flight: self.in_flight.clone(),
                 event: event.clone(),
                 endpoint: endpoint.clone(),
@@ -208,6 +213,7 @@ async fn fan_out(state: &AppState) -> anyhow::Result<usize> {
 struct Attempt {
     state: AppState,
     http: reqwest::Client,
+    secrets: SecretBox,
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
     event: Arc<EventRow>,
     endpoint: Arc<EndpointRow>,
@@ -244,7 +250,7 @@ impl Attempt {
 
     async fn send(&self) -> Answer {
         let failed = |error: String| Answer { status: None, error: Some(error), body: None };
-        let secrets = SecretBox::from_settings(&self.state.settings);
+        let secrets = &self.secrets;
         let secret = match secrets.open(&self.endpoint.secret, &self.endpoint.id) {
             Ok(s) => s,
             Err(e) => return failed(e),
@@ -361,14 +367,14 @@ impl Attempt {
 /// Disables an endpoint that failed for the whole schedule and records the event.
 async fn disable_failing(tx: &mut kassa_store::Tx, id: &str, now: i64) -> anyhow::Result<()> {
     let Some(mut row) = endpoints::get_for_update(tx, id).await? else { return Ok(()) };
-    if row.status != "enabled" {
+    let Some((status, reason)) = transition(status_of(&row), EndpointInput::FailedWholeSchedule) else {
         return Ok(());
-    }
-    row.status = "disabled".into();
-    row.disabled_reason = Some("failing".into());
+    };
+    row.status = status.as_str().into();
+    row.disabled_reason = reason.map(|r| r.as_str().into());
     row.updated = now;
     endpoints::update(tx, &row).await?;
-    events::record(tx, "webhook_endpoint.disabled", &row.id, &WebhookEndpoint::from_row(&row), now).await?;
+    events::record(tx, DISABLED_EVENT, &row.id, &WebhookEndpoint::from_row(&row), now).await?;
     tracing::warn!(endpoint = %row.id, "webhook endpoint disabled: deliveries failed for the whole retry schedule");
     Ok(())
 }

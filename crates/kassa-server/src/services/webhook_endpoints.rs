@@ -18,6 +18,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::webhook_endpoint::{EndpointInput, WebhookEndpointStatus, transition};
 use kassa_store::sql::{Listed, Page};
 use kassa_store::webhook_endpoints::{self as db, EndpointRow};
 use kassa_store::{events, webhook_deliveries};
@@ -324,7 +325,7 @@ pub async fn create(app: &AppState, input: CreateEndpointInput) -> ApiResult<Web
         description,
         enabled_events: events,
         api_version,
-        status: "enabled".into(),
+        status: WebhookEndpointStatus::Enabled.as_str().into(),
         disabled_reason: None,
         secret: SecretBox::from_settings(&app.settings).seal(&secret, &id),
         previous_secret: None,
@@ -389,16 +390,16 @@ pub async fn update(app: &AppState, id: &str, input: UpdateEndpointInput) -> Api
     if let Some(m) = &input.metadata {
         row.metadata = metadata_json(m);
     }
-    match input.disabled {
-        Some(true) if row.status == "enabled" => {
-            row.status = "disabled".into();
-            row.disabled_reason = Some("manual".into());
-        }
-        Some(false) => {
-            row.status = "enabled".into();
-            row.disabled_reason = None;
-        }
-        _ => {}
+    let change = match input.disabled {
+        Some(true) => Some(EndpointInput::Disable),
+        Some(false) => Some(EndpointInput::Enable),
+        None => None,
+    };
+    if let Some(input) = change
+        && let Some((status, reason)) = transition(status_of(&row), input)
+    {
+        row.status = status.as_str().into();
+        row.disabled_reason = reason.map(|r| r.as_str().into());
     }
     row.updated = app.clock.now();
     db::update(&mut tx, &row).await?;
@@ -461,7 +462,7 @@ pub async fn resend(app: &AppState, event_id: &str, input: ResendInput) -> ApiRe
     let targets: Vec<String> = match &input.webhook_endpoint {
         Some(id) => {
             let e = db::get(tx.conn(), id).await?.ok_or_else(|| ApiError::not_found("webhook_endpoint", id))?;
-            if e.status != "enabled" {
+            if status_of(&e) != WebhookEndpointStatus::Enabled {
                 return Err(ApiError::invalid(
                     "webhook_endpoint",
                     "The webhook endpoint is disabled; enable it first.",
@@ -504,6 +505,11 @@ pub async fn endpoint_attempts(
     get(app, endpoint).await?;
     let listed = webhook_deliveries::list_attempts(app.store.reader(), None, Some(endpoint), failed_only, page).await?;
     Ok(listed.map(WebhookDeliveryAttempt::from))
+}
+
+/// The endpoint's status (a row the store wrote from a status, so always one).
+pub fn status_of(row: &EndpointRow) -> WebhookEndpointStatus {
+    WebhookEndpointStatus::parse(&row.status).unwrap_or(WebhookEndpointStatus::Disabled)
 }
 
 /// Unix milliseconds on the application's clock (tests move it).
