@@ -44,7 +44,7 @@ impl IdKind {
             IdKind::ApiKey => "key",
             IdKind::Product => "prod",
             IdKind::Price => "price",
-            IdKind::PricingModel => "pm",
+            IdKind::PricingModel => "pmod",
             IdKind::Region => "reg",
             IdKind::ShippingOption => "shipopt",
             IdKind::Customer => "cus",

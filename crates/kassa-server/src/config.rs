@@ -681,6 +681,22 @@ impl Settings {
     pub fn credit_currency(&self) -> Result<Currency, String> {
         Currency::parse(&self.credits.currency).map_err(|e| e.to_string())
     }
+
+    /// The credit settings as the values top-ups compute with, parsed once when the server
+    /// starts (see `AppState::credit_terms`), never per request.
+    pub fn credit_terms(&self) -> Result<CreditTerms, ConfigError> {
+        let invalid = |setting, env, problem| ConfigError::Invalid { setting, env, problem };
+        let currency = self.credit_currency().map_err(|p| invalid("credits.currency", "KASSA_CREDITS__CURRENCY", p))?;
+        let fee = self.credit_fee().map_err(|p| invalid("credits.fee_percent", "KASSA_CREDITS__FEE_PERCENT", p))?;
+        Ok(CreditTerms { currency, fee })
+    }
+}
+
+/// What a top-up is charged in and grossed up by.
+#[derive(Clone, Copy, Debug)]
+pub struct CreditTerms {
+    pub currency: Currency,
+    pub fee: FeeSchedule,
 }
 
 /// Settings serialize only to seed figment with defaults (where secrets are absent); secrets

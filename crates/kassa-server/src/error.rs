@@ -221,3 +221,11 @@ impl From<ProcessorError> for ApiError {
         }
     }
 }
+
+/// A state machine refused an input: the object's current state does not allow it (409 with
+/// the machine's code).
+impl From<kassa_domain::lifecycle::Refused> for ApiError {
+    fn from(r: kassa_domain::lifecycle::Refused) -> ApiError {
+        ApiError::Conflict { code: r.code, message: r.message }
+    }
+}

@@ -5,6 +5,9 @@
 use std::sync::OnceLock;
 
 fn enabled() -> &'static Vec<String> {
+    // Stays a process-wide static (not in `AppState`): a crash-test switch read from the
+    // environment of the process under test, not configuration, reached from deep inside a
+    // use case that should not carry it.
     static POINTS: OnceLock<Vec<String>> = OnceLock::new();
     POINTS.get_or_init(|| {
         std::env::var("KASSA_FAILPOINTS")

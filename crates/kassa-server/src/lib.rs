@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod objects;
 pub mod services;
+pub mod single_flight;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -8,6 +8,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+// Stays a process-wide static (not in `AppState`): the `metrics` facade has one global
+// recorder per process, which this handle renders.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide recorder (a process has one, however many servers it runs in tests).

@@ -161,6 +161,7 @@ async fn assemble(
     let deadline = Duration::from_secs(settings.processor.call_deadline_secs);
     let processor: Arc<dyn Processor> = Arc::new(WithDeadline::new(processor, deadline));
     let rate_limits = Arc::new(RateLimits::from_settings(&settings)?);
+    let credit_terms = settings.credit_terms()?;
     Ok(AppState {
         store,
         processor,
@@ -171,6 +172,9 @@ async fn assemble(
         customer_tokens,
         rate_limits,
         jobs: Default::default(),
+        api_keys: Default::default(),
+        processor_customers: Default::default(),
+        credit_terms,
     })
 }
 

@@ -1,7 +1,9 @@
 use crate::api::rate_limit::RateLimits;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{CreditTerms, Settings};
 use crate::services::identity::CustomerTokens;
+use crate::services::keys::KeyCache;
+use crate::single_flight::SingleFlight;
 use crate::wakeups::Wakers;
 use kassa_processors::Processor;
 use kassa_processors::test::TestProcessor;
@@ -26,4 +28,11 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Wakes background jobs after a commit that made work for them.
     pub jobs: Wakers,
+    /// API keys this server looked up recently.
+    pub api_keys: Arc<KeyCache>,
+    /// Processor-customer creations in flight, by Kassa customer id (the processor's id, or
+    /// the failure as text).
+    pub processor_customers: Arc<SingleFlight<Result<String, String>>>,
+    /// `credits.*` parsed at start.
+    pub credit_terms: CreditTerms,
 }

@@ -3,6 +3,7 @@
 use crate::db::skip_locked;
 use crate::sql::{self, Listed, Page};
 use crate::{Result, Store, Tx};
+use kassa_domain::lifecycle::cart::CartStatus;
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -17,7 +18,8 @@ pub struct CartRow {
     pub shipping_option: Option<String>,
     pub shipping_address: Option<String>,
     pub billing_address: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CartStatus,
     pub version: i64,
     pub subtotal: i64,
     pub discount_total: i64,
@@ -71,7 +73,7 @@ pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
     .bind(&c.shipping_option)
     .bind(&c.shipping_address)
     .bind(&c.billing_address)
-    .bind(&c.status)
+    .bind(c.status.as_str())
     .bind(c.version)
     .bind(c.subtotal)
     .bind(c.discount_total)
@@ -116,7 +118,7 @@ pub async fn save(tx: &mut Tx, c: &CartRow) -> Result<()> {
     .bind(&c.shipping_option)
     .bind(&c.shipping_address)
     .bind(&c.billing_address)
-    .bind(&c.status)
+    .bind(c.status.as_str())
     .bind(c.version)
     .bind(c.subtotal)
     .bind(c.discount_total)
@@ -227,14 +229,20 @@ pub async fn restock(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result
     Ok(())
 }
 
-/// Claims up to `limit` open carts idle since before `cutoff`, locked for the caller's
+/// Claims up to `limit` carts in `status` idle since before `cutoff`, locked for the caller's
 /// transaction (rows another server is expiring are skipped).
-pub async fn claim_idle(tx: &mut Tx, store: &Store, cutoff: i64, limit: i64) -> Result<Vec<CartRow>> {
+pub async fn claim_idle(
+    tx: &mut Tx,
+    store: &Store,
+    status: CartStatus,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<CartRow>> {
     let lock = skip_locked(store.backend());
     let sql = format!(
-        "SELECT {CART_COLUMNS} FROM carts WHERE status = 'open' AND last_activity < $1 ORDER BY last_activity LIMIT $2{lock}"
+        "SELECT {CART_COLUMNS} FROM carts WHERE status = $3 AND last_activity < $1 ORDER BY last_activity LIMIT $2{lock}"
     );
-    Ok(sql::query_as(&sql).bind(cutoff).bind(limit).fetch_all(tx.conn()).await?)
+    Ok(sql::query_as(&sql).bind(cutoff).bind(limit).bind(status.as_str()).fetch_all(tx.conn()).await?)
 }
 
 pub async fn list_for_customer<'e, E: Executor<'e, Database = Any>>(

@@ -3,12 +3,14 @@
 use crate::db::skip_locked;
 use crate::sql;
 use crate::{Result, Store, Tx};
+use kassa_domain::lifecycle::checkout_session::{SessionPaymentStatus, SessionPurpose, SessionState, SessionStatus};
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
-    pub purpose: String,
+    #[sqlx(try_from = "String")]
+    pub purpose: SessionPurpose,
     pub cart: Option<String>,
     pub cart_version: Option<i64>,
     pub customer: String,
@@ -17,8 +19,10 @@ pub struct SessionRow {
     pub amount_total: i64,
     /// JSON array of `{name, unit_amount, quantity}`.
     pub lines: String,
-    pub status: String,
-    pub payment_status: String,
+    #[sqlx(try_from = "String")]
+    pub status: SessionStatus,
+    #[sqlx(try_from = "String")]
+    pub payment_status: SessionPaymentStatus,
     pub success_url: String,
     pub cancel_url: Option<String>,
     pub processor_session: Option<String>,
@@ -30,6 +34,19 @@ pub struct SessionRow {
     pub updated: i64,
     /// SHA-256 (hex) of the session's client secret; set once at creation.
     pub client_secret_hash: Option<String>,
+}
+
+impl SessionRow {
+    /// The part of the session its state machine decides.
+    pub fn state(&self) -> SessionState {
+        SessionState { status: self.status, payment_status: self.payment_status }
+    }
+
+    /// Takes over what the state machine decided (to be written with [`save`]).
+    pub fn set_state(&mut self, s: SessionState) {
+        self.status = s.status;
+        self.payment_status = s.payment_status;
+    }
 }
 
 /// A session with the capability hash of the cart it pays: the cart's secret opens it too.
@@ -50,7 +67,7 @@ pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
          $14, $15, $16, $17, $18, $19, $20, $21)"
     ))
     .bind(&s.id)
-    .bind(&s.purpose)
+    .bind(s.purpose.as_str())
     .bind(&s.cart)
     .bind(s.cart_version)
     .bind(&s.customer)
@@ -58,8 +75,8 @@ pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     .bind(&s.currency)
     .bind(s.amount_total)
     .bind(&s.lines)
-    .bind(&s.status)
-    .bind(&s.payment_status)
+    .bind(s.status.as_str())
+    .bind(s.payment_status.as_str())
     .bind(&s.success_url)
     .bind(&s.cancel_url)
     .bind(&s.processor_session)
@@ -115,8 +132,8 @@ pub async fn save(tx: &mut Tx, s: &SessionRow) -> Result<()> {
             payment = $6, order_id = $7, updated = $8 WHERE id = $1",
     )
     .bind(&s.id)
-    .bind(&s.status)
-    .bind(&s.payment_status)
+    .bind(s.status.as_str())
+    .bind(s.payment_status.as_str())
     .bind(&s.processor_session)
     .bind(&s.url)
     .bind(&s.payment)
@@ -127,11 +144,17 @@ pub async fn save(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     Ok(())
 }
 
-/// Open sessions past their expiry, claimed for a job round.
-pub async fn claim_expired(tx: &mut Tx, store: &Store, now: i64, limit: i64) -> Result<Vec<SessionRow>> {
+/// Sessions in `status` past their expiry, claimed for a job round.
+pub async fn claim_expired(
+    tx: &mut Tx,
+    store: &Store,
+    status: SessionStatus,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<SessionRow>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM checkout_sessions WHERE status = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT $2{}",
+        "SELECT {COLUMNS} FROM checkout_sessions WHERE status = $3 AND expires_at < $1 ORDER BY expires_at LIMIT $2{}",
         skip_locked(store.backend())
     );
-    Ok(sql::query_as(&sql).bind(now).bind(limit).fetch_all(tx.conn()).await?)
+    Ok(sql::query_as(&sql).bind(now).bind(limit).bind(status.as_str()).fetch_all(tx.conn()).await?)
 }

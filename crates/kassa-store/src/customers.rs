@@ -1,15 +1,10 @@
-//! Customers and their subscriptions.
-//!
-//! A customer row comes to exist in exactly one way: [`create`], which in the caller's
-//! transaction also assigns the default pricing model, starts the free default subscription
-//! and records the events. The raw insert is private to this module, so no other code path
-//! can make a customer that skipped those side effects.
+//! Customers and their subscriptions: data access only. Who gets which pricing model and the
+//! free default subscription, and which events are recorded, is decided by the server's
+//! customer service (`kassa_server::services::customers::create`), the one path that
+//! inserts customers.
 
-use crate::catalog::{self, PricingModelRow};
 use crate::sql::{self, DbBool, Listed, Page};
-use crate::{Result, Tx, events};
-use kassa_domain::billing::{Interval, period_end};
-use kassa_domain::ids::IdKind;
+use crate::{Result, Tx};
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -63,92 +58,47 @@ pub struct CustomerDraft {
     pub metadata: String,
 }
 
-/// How the API shows customers and subscriptions in events (the server owns the shapes).
-pub trait EventShapes {
-    fn customer(&self, c: &CustomerRow) -> serde_json::Value;
-    fn subscription(&self, s: &SubscriptionRow) -> serde_json::Value;
-}
-
-pub struct Created {
-    pub customer: CustomerRow,
-    pub subscription: Option<SubscriptionRow>,
-    /// False when a customer with the same external id or guest email already existed (it
-    /// is returned instead and nothing else happened).
-    pub created: bool,
-}
-
-/// Creates a customer with every side effect, or finds the one that holds its external id or
-/// guest email. Race-free: the insert is `ON CONFLICT DO NOTHING` against the unique indexes,
-/// so of many concurrent first sights exactly one inserts and the rest read its row.
-pub async fn create(tx: &mut Tx, draft: CustomerDraft, now: i64, shapes: &(dyn EventShapes + Sync)) -> Result<Created> {
-    let model = match &draft.pricing_model {
-        Some(id) => catalog::get_pricing_model(tx.conn(), id).await?,
-        None => catalog::default_pricing_model(tx.conn()).await?,
-    };
-    let id = IdKind::Customer.new_id();
-    let inserted: Option<CustomerRow> = sql::query_as(&format!(
+/// Inserts a customer with `pricing_model`, unless its external id or guest email is taken
+/// (`None` then: the insert is `ON CONFLICT DO NOTHING` against the unique indexes, so of many
+/// concurrent first sights exactly one inserts; see [`holder_of`] for the others).
+pub async fn insert(
+    tx: &mut Tx,
+    id: &str,
+    draft: &CustomerDraft,
+    pricing_model: Option<&str>,
+    now: i64,
+) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!(
         "INSERT INTO customers (id, email, email_lower, name, external_id, guest, email_verified, pricing_model, \
             metadata, created, updated) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     ))
-    .bind(&id)
+    .bind(id)
     .bind(&draft.email)
     .bind(draft.email.as_ref().map(|e| e.to_lowercase()))
     .bind(&draft.name)
     .bind(&draft.external_id)
     .bind(draft.guest)
     .bind(draft.email_verified)
-    .bind(model.as_ref().map(|m| m.id.clone()))
+    .bind(pricing_model)
     .bind(&draft.metadata)
     .bind(now)
     .fetch_optional(tx.conn())
-    .await?;
-
-    let Some(customer) = inserted else {
-        let existing = match (&draft.external_id, draft.guest, &draft.email) {
-            (Some(sub), _, _) => get_by_external_id(tx.conn(), sub).await?,
-            (None, true, Some(email)) => find_guest(tx.conn(), email).await?,
-            _ => None,
-        };
-        let customer =
-            existing.ok_or_else(|| crate::StoreError::Corrupt("customer insert conflicted on its id".into()))?;
-        return Ok(Created { customer, subscription: None, created: false });
-    };
-
-    events::record(tx, "customer.created", &customer.id, &shapes.customer(&customer), now).await?;
-    let subscription = match model {
-        Some(m) => start_free_subscription(tx, &customer, &m, now).await?,
-        None => None,
-    };
-    if let Some(s) = &subscription {
-        events::record(tx, "subscription.created", &s.id, &shapes.subscription(s), now).await?;
-    }
-    Ok(Created { customer, subscription, created: true })
+    .await?)
 }
 
-/// Subscribes the customer to the model's free default price, if it has a usable one.
-async fn start_free_subscription(
-    tx: &mut Tx,
-    customer: &CustomerRow,
-    model: &PricingModelRow,
-    now: i64,
-) -> Result<Option<SubscriptionRow>> {
-    let Some(price_id) = &model.default_price else { return Ok(None) };
-    let Some(price) = catalog::get_price(tx.conn(), price_id).await? else { return Ok(None) };
-    let interval = price.recurring_interval.as_deref().and_then(Interval::parse);
-    let (Some(interval), true, 0) = (interval, price.active, price.unit_amount) else { return Ok(None) };
-    let count = price.recurring_interval_count.unwrap_or(1).clamp(1, 365) as u32;
-    let end = period_end(now, interval, count).unwrap_or(now);
-    let row = SubscriptionRow {
-        id: IdKind::Subscription.new_id(),
-        customer: customer.id.clone(),
-        price: price.id,
-        status: "active".into(),
-        current_period_start: now,
-        current_period_end: end,
-        created: now,
-        updated: now,
+/// The customer holding the external id or guest email that made [`insert`] of `draft` do
+/// nothing.
+pub async fn holder_of(tx: &mut Tx, draft: &CustomerDraft) -> Result<CustomerRow> {
+    let existing = match (&draft.external_id, draft.guest, &draft.email) {
+        (Some(sub), _, _) => get_by_external_id(tx.conn(), sub).await?,
+        (None, true, Some(email)) => find_guest(tx.conn(), email).await?,
+        _ => None,
     };
+    existing.ok_or_else(|| crate::StoreError::Corrupt("customer insert conflicted on its id".into()))
+}
+
+pub async fn insert_subscription(tx: &mut Tx, row: &SubscriptionRow) -> Result<()> {
     sql::query(&format!("INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
         .bind(&row.id)
         .bind(&row.customer)
@@ -160,7 +110,7 @@ async fn start_free_subscription(
         .bind(row.updated)
         .execute(tx.conn())
         .await?;
-    Ok(Some(row))
+    Ok(())
 }
 
 /// Turns a guest customer into the signed-in customer `external_id` (same row: their carts,

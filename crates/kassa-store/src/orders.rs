@@ -3,6 +3,8 @@
 use crate::db::skip_locked;
 use crate::sql::{self, Listed, Page};
 use crate::{Result, Store, Tx};
+use kassa_domain::lifecycle::order::{FulfillmentStatus, OrderPaymentStatus, OrderState, OrderStatus};
+use kassa_domain::lifecycle::refund::RefundStatus;
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -22,15 +24,42 @@ pub struct OrderRow {
     pub shipping_option: Option<String>,
     pub shipping_address: Option<String>,
     pub billing_address: Option<String>,
-    pub status: String,
-    pub payment_status: String,
-    pub fulfillment_status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    #[sqlx(try_from = "String")]
+    pub payment_status: OrderPaymentStatus,
+    #[sqlx(try_from = "String")]
+    pub fulfillment_status: FulfillmentStatus,
     pub amount_authorized: i64,
     pub amount_captured: i64,
     pub amount_refunded: i64,
     pub metadata: String,
     pub created: i64,
     pub updated: i64,
+}
+
+impl OrderRow {
+    /// The part of the order its state machine decides.
+    pub fn state(&self) -> OrderState {
+        OrderState {
+            status: self.status,
+            payment_status: self.payment_status,
+            fulfillment_status: self.fulfillment_status,
+            amount_authorized: self.amount_authorized,
+            amount_captured: self.amount_captured,
+            amount_refunded: self.amount_refunded,
+        }
+    }
+
+    /// Takes over what the state machine decided (to be written with [`save`]).
+    pub fn set_state(&mut self, s: &OrderState) {
+        self.status = s.status;
+        self.payment_status = s.payment_status;
+        self.fulfillment_status = s.fulfillment_status;
+        self.amount_authorized = s.amount_authorized;
+        self.amount_captured = s.amount_captured;
+        self.amount_refunded = s.amount_refunded;
+    }
 }
 
 const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
@@ -65,7 +94,8 @@ pub struct RefundRow {
     pub payment: String,
     pub amount: i64,
     pub currency: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RefundStatus,
     pub reason: Option<String>,
     pub processor_refund: Option<String>,
     pub failure_message: Option<String>,
@@ -96,9 +126,9 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
     .bind(&o.shipping_option)
     .bind(&o.shipping_address)
     .bind(&o.billing_address)
-    .bind(&o.status)
-    .bind(&o.payment_status)
-    .bind(&o.fulfillment_status)
+    .bind(o.status.as_str())
+    .bind(o.payment_status.as_str())
+    .bind(o.fulfillment_status.as_str())
     .bind(o.amount_authorized)
     .bind(o.amount_captured)
     .bind(o.amount_refunded)
@@ -219,9 +249,9 @@ pub async fn save(tx: &mut Tx, o: &OrderRow) -> Result<()> {
             amount_refunded = $6, metadata = $7, updated = $8 WHERE id = $1",
     )
     .bind(&o.id)
-    .bind(&o.status)
-    .bind(&o.payment_status)
-    .bind(&o.fulfillment_status)
+    .bind(o.status.as_str())
+    .bind(o.payment_status.as_str())
+    .bind(o.fulfillment_status.as_str())
     .bind(o.amount_captured)
     .bind(o.amount_refunded)
     .bind(&o.metadata)
@@ -233,14 +263,16 @@ pub async fn save(tx: &mut Tx, o: &OrderRow) -> Result<()> {
 
 /// Sets aside `amount` of what is captured and not yet refunded, atomically: concurrent
 /// refunds can never add up to more than was captured. Returns whether it fit.
-pub async fn reserve_refund(tx: &mut Tx, order: &str, amount: i64, now: i64) -> Result<bool> {
+/// An order in `closed` status (canceled) takes no refund.
+pub async fn reserve_refund(tx: &mut Tx, order: &str, amount: i64, closed: OrderStatus, now: i64) -> Result<bool> {
     let done = sql::query(
         "UPDATE orders SET amount_refunded = amount_refunded + $2, updated = $3 \
-         WHERE id = $1 AND amount_captured - amount_refunded >= $2 AND status <> 'canceled'",
+         WHERE id = $1 AND amount_captured - amount_refunded >= $2 AND status <> $4",
     )
     .bind(order)
     .bind(amount)
     .bind(now)
+    .bind(closed.as_str())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -277,7 +309,7 @@ pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> Result<()> {
     .bind(&r.payment)
     .bind(r.amount)
     .bind(&r.currency)
-    .bind(&r.status)
+    .bind(r.status.as_str())
     .bind(&r.reason)
     .bind(&r.processor_refund)
     .bind(&r.failure_message)
@@ -288,24 +320,26 @@ pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> Result<()> {
     Ok(())
 }
 
-/// Settles a pending refund once; returns whether this call settled it.
+/// Moves a refund from `from` to `to` once (compare and set); returns whether this call did.
 pub async fn settle_refund(
     tx: &mut Tx,
     id: &str,
-    status: &str,
+    from: RefundStatus,
+    to: RefundStatus,
     processor_refund: Option<&str>,
     failure: Option<&str>,
     now: i64,
 ) -> Result<bool> {
     let done = sql::query(
         "UPDATE refunds SET status = $2, processor_refund = $3, failure_message = $4, updated = $5 \
-         WHERE id = $1 AND status = 'pending'",
+         WHERE id = $1 AND status = $6",
     )
     .bind(id)
-    .bind(status)
+    .bind(to.as_str())
     .bind(processor_refund)
     .bind(failure)
     .bind(now)
+    .bind(from.as_str())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -318,13 +352,20 @@ pub async fn refunds_of<'e, E: Executor<'e, Database = Any>>(db: E, order: &str)
         .await?)
 }
 
-/// Refunds still pending since before `before` (their processor call failed or is unknown).
-pub async fn claim_pending_refunds(tx: &mut Tx, store: &Store, before: i64, limit: i64) -> Result<Vec<RefundRow>> {
+/// Refunds in `status` since before `before` (pending ones: their processor call failed or
+/// is unknown).
+pub async fn claim_refunds(
+    tx: &mut Tx,
+    store: &Store,
+    status: RefundStatus,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<RefundRow>> {
     let sql = format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'pending' AND updated < $1 ORDER BY updated LIMIT $2{}",
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = $3 AND updated < $1 ORDER BY updated LIMIT $2{}",
         skip_locked(store.backend())
     );
-    Ok(sql::query_as(&sql).bind(before).bind(limit).fetch_all(tx.conn()).await?)
+    Ok(sql::query_as(&sql).bind(before).bind(limit).bind(status.as_str()).fetch_all(tx.conn()).await?)
 }
 
 pub async fn touch_refund<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, now: i64) -> Result<()> {

@@ -3,12 +3,14 @@
 use crate::db::skip_locked;
 use crate::sql::{self, Listed, Page};
 use crate::{Result, Store, Tx};
+use kassa_domain::lifecycle::payment::{Failure, PaymentState, PaymentStatus, Purpose, VoidReason};
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: String,
-    pub purpose: String,
+    #[sqlx(try_from = "String")]
+    pub purpose: Purpose,
     pub cart: Option<String>,
     pub cart_version: Option<i64>,
     pub attempt: i64,
@@ -19,7 +21,8 @@ pub struct PaymentRow {
     pub processor: String,
     pub processor_payment_intent: Option<String>,
     pub source: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentStatus,
     pub amount_capturable: i64,
     pub amount_captured: i64,
     pub amount_refunded: i64,
@@ -40,7 +43,7 @@ pub struct PaymentRow {
 impl PaymentRow {
     /// A new payment whose outcome is not known yet.
     pub fn pending(
-        purpose: &str,
+        purpose: Purpose,
         customer: &str,
         amount: i64,
         currency: &str,
@@ -49,7 +52,7 @@ impl PaymentRow {
     ) -> PaymentRow {
         PaymentRow {
             id: kassa_domain::ids::IdKind::Payment.new_id(),
-            purpose: purpose.into(),
+            purpose,
             cart: None,
             cart_version: None,
             attempt: 1,
@@ -60,7 +63,7 @@ impl PaymentRow {
             processor: processor.into(),
             processor_payment_intent: None,
             source: None,
-            status: "pending".into(),
+            status: PaymentStatus::Pending,
             amount_capturable: 0,
             amount_captured: 0,
             amount_refunded: 0,
@@ -73,6 +76,41 @@ impl PaymentRow {
             duplicate_of: None,
             created: now,
             updated: now,
+        }
+    }
+}
+
+impl PaymentRow {
+    /// The part of the payment its state machine decides.
+    pub fn state(&self) -> PaymentState {
+        PaymentState {
+            status: self.status,
+            amount_capturable: self.amount_capturable,
+            amount_captured: self.amount_captured,
+            amount_refunded: self.amount_refunded,
+            failure: self.failure_code.as_ref().map(|code| Failure {
+                code: code.clone(),
+                decline_code: self.decline_code.clone(),
+                message: self.failure_message.clone(),
+            }),
+            next_action_url: self.next_action_url.clone(),
+            void_reason: self.void_reason.as_deref().and_then(VoidReason::parse),
+        }
+    }
+
+    /// Takes over what the state machine decided (to be written with [`save`]).
+    pub fn set_state(&mut self, s: &PaymentState) {
+        self.status = s.status;
+        self.amount_capturable = s.amount_capturable;
+        self.amount_captured = s.amount_captured;
+        self.amount_refunded = s.amount_refunded;
+        self.failure_code = s.failure.as_ref().map(|f| f.code.clone());
+        self.decline_code = s.failure.as_ref().and_then(|f| f.decline_code.clone());
+        self.failure_message = s.failure.as_ref().and_then(|f| f.message.clone());
+        self.next_action_url = s.next_action_url.clone();
+        // A reason no version of the machine knows is kept as written.
+        if let Some(r) = s.void_reason {
+            self.void_reason = Some(r.as_str().to_string());
         }
     }
 }
@@ -104,7 +142,7 @@ type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 fn bind_all<'q>(q: Statement<'q>, p: &'q PaymentRow) -> Statement<'q> {
     q.bind(&p.id)
-        .bind(&p.purpose)
+        .bind(p.purpose.as_str())
         .bind(&p.cart)
         .bind(p.cart_version)
         .bind(p.attempt)
@@ -115,7 +153,7 @@ fn bind_all<'q>(q: Statement<'q>, p: &'q PaymentRow) -> Statement<'q> {
         .bind(&p.processor)
         .bind(&p.processor_payment_intent)
         .bind(&p.source)
-        .bind(&p.status)
+        .bind(p.status.as_str())
         .bind(p.amount_capturable)
         .bind(p.amount_captured)
         .bind(p.amount_refunded)
@@ -167,7 +205,7 @@ pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
     )
     .bind(&p.id)
     .bind(&p.processor_payment_intent)
-    .bind(&p.status)
+    .bind(p.status.as_str())
     .bind(p.amount_capturable)
     .bind(p.amount_captured)
     .bind(p.amount_refunded)
@@ -188,12 +226,13 @@ pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
 /// live one (or the payment is no longer pending). Returns whether this caller holds it.
 pub async fn claim_pending<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, now: i64, until: i64) -> Result<bool> {
     let done = sql::query(
-        "UPDATE payments SET lease_until = $3 WHERE id = $1 AND status = 'pending' \
+        "UPDATE payments SET lease_until = $3 WHERE id = $1 AND status = $4 \
          AND (lease_until IS NULL OR lease_until <= $2)",
     )
     .bind(id)
     .bind(now)
     .bind(until)
+    .bind(PaymentStatus::Pending.as_str())
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -214,7 +253,13 @@ pub async fn renew_lease<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, h
 /// Claims up to `limit` payments in `status` whose lease has run out, leasing them until
 /// `until`, in one statement: rows another server holds (locked, or leased) are skipped, so a
 /// processor call about a payment is never made by two job rounds at once.
-pub async fn claim_leased(store: &Store, status: &str, now: i64, until: i64, limit: i64) -> Result<Vec<PaymentRow>> {
+pub async fn claim_leased(
+    store: &Store,
+    status: PaymentStatus,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<PaymentRow>> {
     let sql = format!(
         "UPDATE payments SET lease_until = $3 WHERE id IN (\
             SELECT id FROM payments WHERE status = $1 AND (lease_until IS NULL OR lease_until <= $2) \
@@ -223,7 +268,7 @@ pub async fn claim_leased(store: &Store, status: &str, now: i64, until: i64, lim
         skip_locked(store.backend())
     );
     let mut rows: Vec<PaymentRow> =
-        sql::query_as(&sql).bind(status).bind(now).bind(until).bind(limit).fetch_all(store.writer()).await?;
+        sql::query_as(&sql).bind(status.as_str()).bind(now).bind(until).bind(limit).fetch_all(store.writer()).await?;
     rows.sort_by(|a, b| (a.updated, &a.id).cmp(&(b.updated, &b.id)));
     Ok(rows)
 }
@@ -242,7 +287,7 @@ pub async fn duplicates_since<'e, E: Executor<'e, Database = Any>>(db: E, since:
 pub async fn claim_in_status(
     tx: &mut Tx,
     store: &Store,
-    status: &str,
+    status: PaymentStatus,
     before: i64,
     limit: i64,
 ) -> Result<Vec<PaymentRow>> {
@@ -250,7 +295,7 @@ pub async fn claim_in_status(
         "SELECT {COLUMNS} FROM payments WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3{}",
         skip_locked(store.backend())
     );
-    Ok(sql::query_as(&sql).bind(status).bind(before).bind(limit).fetch_all(tx.conn()).await?)
+    Ok(sql::query_as(&sql).bind(status.as_str()).bind(before).bind(limit).fetch_all(tx.conn()).await?)
 }
 
 /// Moves the claimed payment's `updated` forward so other rounds leave it alone for a while.
@@ -278,7 +323,7 @@ pub async fn list<'e, E: Executor<'e, Database = Any>>(
 /// Every payment in one of `statuses` (for reconciliation), oldest first.
 pub async fn in_statuses<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    statuses: &[&str],
+    statuses: &[PaymentStatus],
     limit: i64,
 ) -> Result<Vec<PaymentRow>> {
     let sql = format!(
@@ -287,7 +332,7 @@ pub async fn in_statuses<'e, E: Executor<'e, Database = Any>>(
     );
     let mut q = sql::query_as(&sql);
     for s in statuses {
-        q = q.bind(*s);
+        q = q.bind(s.as_str());
     }
     Ok(q.fetch_all(db).await?)
 }

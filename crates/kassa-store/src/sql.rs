@@ -7,6 +7,8 @@ use sqlx::any::{Any, AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+// Process-wide on purpose: every statement of every pool passes here, and the bench and the
+// statement-count test read the totals of the process (no per-server state reaches this far).
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
 

@@ -58,6 +58,15 @@ macro_rules! status_enum {
             }
         }
 
+        impl TryFrom<String> for $name {
+            type Error = $crate::lifecycle::UnknownStatus;
+
+            /// Reads a stored spelling (the store decodes columns with this).
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s).ok_or($crate::lifecycle::UnknownStatus { lifecycle: stringify!($name), text: s })
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -66,6 +75,14 @@ macro_rules! status_enum {
     };
 }
 pub(crate) use status_enum;
+
+/// Stored text that is no status of its lifecycle (a row no version of Kassa wrote).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is no {lifecycle}")]
+pub struct UnknownStatus {
+    pub lifecycle: &'static str,
+    pub text: String,
+}
 
 /// Why a machine refused an input: the current state does not allow it. Services turn this
 /// into a 409 with `code`.

@@ -92,6 +92,9 @@ status_enum!(
         Duplicate => "duplicate",
         /// The payment had been canceled when the processor reported the money secured.
         Canceled => "canceled",
+        /// A second charge carrying this payment's metadata (a repeated processor call the
+        /// processor did not deduplicate): a payment row of its own, given back.
+        DuplicateCharge => "duplicate_charge",
     }
 );
 

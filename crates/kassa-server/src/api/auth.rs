@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::services::access::Caller;
-use crate::services::keys::{self, KeyCheck};
+use crate::services::keys::{ApiKeyRow, KeyCheck};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -50,8 +50,8 @@ fn bearer(parts: &Parts) -> Option<String> {
     Some(text.split(':').next().unwrap_or_default().to_string())
 }
 
-async fn check_key(state: &AppState, presented: &str) -> Result<kassa_store::api_keys::ApiKeyRow, ApiError> {
-    match keys::check(&state.store, presented).await? {
+async fn check_key(state: &AppState, presented: &str) -> Result<ApiKeyRow, ApiError> {
+    match state.api_keys.check(&state.store, presented).await? {
         KeyCheck::Valid(row) => Ok(row),
         KeyCheck::Revoked => Err(ApiError::Authentication("This API key has been revoked.".into())),
         KeyCheck::Unknown => Err(ApiError::Authentication("Invalid API key provided.".into())),
@@ -111,13 +111,13 @@ impl FromRequestParts<AppState> for Storefront {
 /// secret it presented (deliberately no `Debug`: the secret must never reach a log).
 pub struct Shopper {
     pub key_id: String,
-    pub customer: Option<kassa_store::customers::CustomerRow>,
+    pub customer: Option<crate::services::customers::CustomerRow>,
     pub client_secret: Option<String>,
 }
 
 impl Shopper {
     /// The signed-in customer, or 401.
-    pub fn signed_in(&self) -> Result<&kassa_store::customers::CustomerRow, ApiError> {
+    pub fn signed_in(&self) -> Result<&crate::services::customers::CustomerRow, ApiError> {
         self.customer.as_ref().ok_or_else(|| {
             ApiError::Authentication(
                 "This endpoint needs a signed-in customer: send `Authorization: Bearer <customer JWT>`.".into(),

@@ -21,10 +21,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
     Bytes::from_request(req, state).await.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(inner) if is_length_limit(&inner) => {
-            ApiError::PayloadTooLarge { limit: body_limit_hint() }
-        }
+        BytesRejection::FailedToBufferBody(inner) if is_length_limit(&inner) => ApiError::PayloadTooLarge { limit },
         other => ApiError::InvalidRequest { code: "body_invalid", message: other.body_text(), param: None },
     })
 }
@@ -33,16 +32,10 @@ fn is_length_limit(e: &axum::extract::rejection::FailedToBufferBody) -> bool {
     e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
 }
 
-static BODY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-/// Records the configured body limit for error messages.
-pub(crate) fn set_body_limit_hint(limit: usize) {
-    let _ = BODY_LIMIT.set(limit);
-}
-
-fn body_limit_hint() -> usize {
-    BODY_LIMIT.get().copied().unwrap_or(0)
-}
+/// The configured body limit (`server.body_limit`), for the message of a 413. The router puts
+/// it on every request (an extension), so that extractors of any state type can name it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit(pub usize);
 
 /// Parses a JSON body (an empty body reads as `{}`), mapping serde's errors to `param`s.
 /// Every JSON body of the API comes through here, so this is where U+0000 is refused.

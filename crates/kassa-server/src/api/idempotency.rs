@@ -17,21 +17,19 @@
 
 use crate::api::extract::{parse_json, read_body};
 use crate::error::{ApiError, ApiResult};
+use crate::services::Tx;
+use crate::services::idempotency::{self, Outcome};
 use crate::state::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use kassa_store::Tx;
-use kassa_store::idempotency::{self, Claim, IdempotencyRow};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 
 pub const HEADER: &str = "idempotency-key";
-/// How long a staged request holds its key before another may take it over.
-const STAGED_LOCK_SECS: i64 = 60;
 
 /// A JSON body together with the request's `Idempotency-Key` and fingerprint.
 pub struct Idempotent<T> {
@@ -90,11 +88,10 @@ fn to_body<R: Serialize>(value: &R) -> ApiResult<String> {
     serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// What an existing key row means for this request.
-enum Existing {
-    Replay(Response),
-    /// The holder died; this request took the key over and must run.
-    TakenOver,
+/// The stored answer of a key whose work ran before.
+fn replay(status: u16, body: String) -> ApiResult<Response> {
+    let status = StatusCode::from_u16(status).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(json_response(status, body, true))
 }
 
 impl IdemRequest {
@@ -116,20 +113,17 @@ impl IdemRequest {
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
     {
         let now = state.clock.now();
-        let mut tx = state.store.begin().await?;
-        if let Some(key) = &self.key {
-            match idempotency::claim(&mut tx, scope, key, &self.fingerprint, now, now + STAGED_LOCK_SECS).await? {
-                Claim::Claimed => {}
-                Claim::Existing(row) => match self.existing(&mut tx, row, now).await? {
-                    Existing::Replay(res) => return Ok((res, None)),
-                    Existing::TakenOver => {}
-                },
-            }
+        let mut tx = idempotency::begin(state).await?;
+        if let Some(key) = &self.key
+            && let Outcome::Replay { status, body } =
+                idempotency::claim(&mut tx, scope, key, &self.fingerprint, now).await?
+        {
+            return Ok((replay(status, body)?, None));
         }
         let value = work(&mut tx).await?;
         let body = to_body(&value)?;
         if let Some(key) = &self.key {
-            idempotency::complete(tx.conn(), scope, key, 200, &body).await?;
+            idempotency::complete_in(&mut tx, scope, key, 200, &body).await?;
         }
         tx.commit().await?;
         Ok((json_response(StatusCode::OK, body, false), Some(value)))
@@ -148,51 +142,29 @@ impl IdemRequest {
             return Ok(json_response(StatusCode::OK, to_body(&value)?, false));
         };
         let now = state.clock.now();
-        let mut tx = state.store.begin().await?;
-        match idempotency::claim(&mut tx, scope, &key, &self.fingerprint, now, now + STAGED_LOCK_SECS).await? {
-            Claim::Claimed => {}
-            Claim::Existing(row) => match self.existing(&mut tx, row, now).await? {
-                Existing::Replay(res) => return Ok(res),
-                Existing::TakenOver => {}
-            },
+        let mut tx = idempotency::begin(state).await?;
+        if let Outcome::Replay { status, body } =
+            idempotency::claim(&mut tx, scope, &key, &self.fingerprint, now).await?
+        {
+            return replay(status, body);
         }
         tx.commit().await?;
 
         match work.await {
             Ok(value) => {
                 let body = to_body(&value)?;
-                idempotency::complete(state.store.writer(), scope, &key, 200, &body).await?;
+                idempotency::complete(state, scope, &key, 200, &body).await?;
                 Ok(json_response(StatusCode::OK, body, false))
             }
             Err(e) if e.status().is_server_error() || e.is_transient_conflict() => {
-                idempotency::release(state.store.writer(), scope, &key).await?;
+                idempotency::release(state, scope, &key).await?;
                 Err(e)
             }
             Err(e) => {
                 let body = to_body(&e.body())?;
-                idempotency::complete(state.store.writer(), scope, &key, e.status().as_u16(), &body).await?;
+                idempotency::complete(state, scope, &key, e.status().as_u16(), &body).await?;
                 Err(e)
             }
-        }
-    }
-
-    async fn existing(&self, tx: &mut Tx, row: IdempotencyRow, now: i64) -> ApiResult<Existing> {
-        if row.fingerprint != self.fingerprint {
-            return Err(ApiError::IdempotencyKeyReused);
-        }
-        if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
-            let status = StatusCode::from_u16(status as u16).map_err(|e| ApiError::Internal(e.into()))?;
-            return Ok(Existing::Replay(json_response(status, body, true)));
-        }
-        match row.locked_until {
-            Some(until) if until < now => {
-                if idempotency::take_over(tx, &row.scope, &row.key, now, now + STAGED_LOCK_SECS).await? {
-                    Ok(Existing::TakenOver)
-                } else {
-                    Err(ApiError::IdempotencyKeyInUse)
-                }
-            }
-            _ => Err(ApiError::IdempotencyKeyInUse),
         }
     }
 }

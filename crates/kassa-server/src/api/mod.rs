@@ -111,7 +111,6 @@ pub fn router(state: AppState) -> Router {
     crate::metrics::handle();
     let (router, openapi) = routes().split_for_parts();
     let openapi = document(openapi, &state.settings);
-    extract::set_body_limit_hint(state.settings.server.body_limit);
     let cors = cors::layer(&state.settings.server);
     router
         .route_layer(axum::middleware::from_fn(nul::reject_in_uri))
@@ -124,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit))
+        .layer(axum::Extension(extract::BodyLimit(state.settings.server.body_limit)))
         .layer(axum::middleware::from_fn(keep_alive::close_if_body_unread))
         .layer(cors)
         .layer(axum::middleware::from_fn(security_headers::every_response))

@@ -2,7 +2,7 @@
 //! `ending_before` an object id; lists run newest first and say `has_more`.
 
 use crate::error::{ApiError, ApiResult};
-use kassa_store::sql::{Listed, Page};
+use crate::services::{Listed, Page};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -6,10 +6,15 @@
 //! writer on SQLite) and moves the rows' `updated` forward before any processor call, so
 //! servers running the same job at once never work on the same row.
 
-use crate::objects::commerce::{Cart, Payment};
-use crate::services::{checkout_sessions, orders, payments};
+use crate::objects::commerce::Cart;
+use crate::services::{checkout_sessions, orders, payments, processor_keys, settlement};
 use crate::state::AppState;
-use kassa_processors::{CreateRefund, IdempotencyKey, Metadata, PaymentIntentStatus, ProcessorError};
+use kassa_domain::lifecycle::Status;
+use kassa_domain::lifecycle::cart::{self, CartEffect, CartInput, CartStatus};
+use kassa_domain::lifecycle::checkout_session::SessionStatus;
+use kassa_domain::lifecycle::payment::{self as payment_machine, PaymentInput, PaymentStatus};
+use kassa_domain::lifecycle::refund::RefundStatus;
+use kassa_processors::{CreateRefund, Metadata, PaymentIntentStatus, ProcessorError};
 use kassa_store::payments::PaymentRow;
 use kassa_store::{carts, checkout_sessions as sessions, events, orders as order_db, payments as payment_db};
 
@@ -23,18 +28,25 @@ pub async fn expire_carts(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now();
     let ttl = state.settings.checkout.cart_ttl_days as i64 * 86_400;
     let mut tx = state.store.begin().await?;
-    let idle = carts::claim_idle(&mut tx, &state.store, now - ttl, BATCH).await?;
-    for mut cart in idle {
-        let lines = carts::lines(tx.conn(), &cart.id).await?;
-        for l in lines.iter().filter(|l| l.reserved > 0) {
-            carts::release(&mut tx, &l.product, l.reserved, now).await?;
-            carts::update_line(&mut tx, &l.id, l.quantity, 0, now).await?;
+    let idle = carts::claim_idle(&mut tx, &state.store, CartStatus::Open, now - ttl, BATCH).await?;
+    for mut row in idle {
+        let t = cart::transition(row.status, CartInput::Expire)?;
+        let lines = carts::lines(tx.conn(), &row.id).await?;
+        if t.effects.contains(&CartEffect::ReleaseReservedStock) {
+            for l in lines.iter().filter(|l| l.reserved > 0) {
+                carts::release(&mut tx, &l.product, l.reserved, now).await?;
+                carts::update_line(&mut tx, &l.id, l.quantity, 0, now).await?;
+            }
         }
-        cart.status = "expired".into();
-        cart.updated = now;
-        carts::save(&mut tx, &cart).await?;
-        let shown = Cart::from_rows(cart, lines, None, ttl);
-        events::record(&mut tx, "cart.expired", &shown.id, &shown, now).await?;
+        row.status = t.next;
+        row.updated = now;
+        carts::save(&mut tx, &row).await?;
+        let shown = Cart::from_rows(row, lines, None, ttl);
+        for effect in &t.effects {
+            if let CartEffect::Record(kind) = effect {
+                events::record(&mut tx, kind, &shown.id, &shown, now).await?;
+            }
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -42,7 +54,7 @@ pub async fn expire_carts(state: &AppState) -> anyhow::Result<()> {
 
 /// Claims a batch of payments in `status` untouched for `idle` seconds, pushing their
 /// `updated` forward so no other round takes them meanwhile.
-async fn claim(state: &AppState, status: &str, idle: i64) -> anyhow::Result<Vec<payment_db::PaymentRow>> {
+async fn claim(state: &AppState, status: PaymentStatus, idle: i64) -> anyhow::Result<Vec<payment_db::PaymentRow>> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let claimed = payment_db::claim_in_status(&mut tx, &state.store, status, now - idle, BATCH).await?;
@@ -65,7 +77,7 @@ pub async fn give_back_voided(state: &AppState) -> anyhow::Result<usize> {
     let now = state.clock.now();
     let claimed = payment_db::claim_leased(
         &state.store,
-        "void_pending",
+        PaymentStatus::VoidPending,
         now,
         payments::lease_until(state, now, GIVE_BACK_CALLS),
         BATCH,
@@ -92,16 +104,16 @@ pub async fn give_back_voided(state: &AppState) -> anyhow::Result<usize> {
             Ok(()) => {
                 let now = state.clock.now();
                 let mut tx = state.store.begin().await?;
+                // A payment no longer `void_pending` (the machine refuses) is left as it is.
                 if let Some(mut row) = payment_db::lock(&mut tx, &p.id).await?
-                    && row.status == "void_pending"
+                    && let Ok(t) = payment_machine::transition(&row.state(), &PaymentInput::GivenBack)
+                    && t.next != row.state()
                 {
-                    row.status = "voided".into();
-                    row.amount_refunded = row.amount_captured;
-                    row.amount_capturable = 0;
+                    row.set_state(&t.next);
                     row.lease_until = None;
                     row.updated = now;
                     payment_db::save(&mut tx, &row).await?;
-                    events::record(&mut tx, "payment.voided", &row.id, &Payment::from(row.clone()), now).await?;
+                    settlement::record_payment_events(&mut tx, &row, &t.effects, now).await?;
                     given_back += 1;
                 }
                 tx.commit().await?;
@@ -118,7 +130,7 @@ pub async fn give_back_voided(state: &AppState) -> anyhow::Result<usize> {
 /// Cancels the authorization of `pi`, or refunds what is left of its charge, as the
 /// processor's current state asks.
 async fn give_back(state: &AppState, p: &payment_db::PaymentRow, pi: &str) -> Result<(), ProcessorError> {
-    let key = IdempotencyKey::new(format!("kassa_void_{pi}"));
+    let key = processor_keys::give_back(pi);
     let current = state.processor.retrieve_payment_intent(pi).await?;
     match current.status {
         PaymentIntentStatus::RequiresCapture => state.processor.cancel_payment_intent(pi, &key).await.map(|_| ()),
@@ -141,7 +153,7 @@ async fn give_back(state: &AppState, p: &payment_db::PaymentRow, pi: &str) -> Re
 pub async fn retry_refunds(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let pending = order_db::claim_pending_refunds(&mut tx, &state.store, now - 30, BATCH).await?;
+    let pending = order_db::claim_refunds(&mut tx, &state.store, RefundStatus::Pending, now - 30, BATCH).await?;
     for r in &pending {
         order_db::touch_refund(tx.conn(), &r.id, now).await?;
     }
@@ -159,11 +171,11 @@ pub async fn retry_refunds(state: &AppState) -> anyhow::Result<()> {
 pub async fn expire_sessions(state: &AppState) -> anyhow::Result<()> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let due = sessions::claim_expired(&mut tx, &state.store, now, BATCH).await?;
+    let due = sessions::claim_expired(&mut tx, &state.store, SessionStatus::Open, now, BATCH).await?;
     tx.commit().await?;
     for s in due {
         if let Some(ps) = &s.processor_session {
-            let key = IdempotencyKey::new(format!("kassa_expire_{}", s.id));
+            let key = processor_keys::expire_session(&s.id);
             match state.processor.expire_checkout_session(ps, &key).await {
                 Ok(_) | Err(ProcessorError::InvalidRequest { .. }) => {}
                 Err(e) => {
@@ -182,7 +194,7 @@ pub async fn expire_sessions(state: &AppState) -> anyhow::Result<()> {
 /// Payments waiting for 3-D Secure or an asynchronous method: ask the processor, in case a
 /// webhook was lost.
 pub async fn reconcile_open_payments(state: &AppState) -> anyhow::Result<()> {
-    for status in ["requires_action", "processing"] {
+    for status in [PaymentStatus::RequiresAction, PaymentStatus::Processing] {
         for p in claim(state, status, 60).await? {
             let Some(pi) = &p.processor_payment_intent else { continue };
             match state.processor.retrieve_payment_intent(pi).await {
@@ -246,8 +258,8 @@ pub async fn reconcile(state: &AppState, days: u32) -> anyhow::Result<Reconciled
     let since = state.clock.now() - i64::from(days) * 86_400;
     scan_processor(state, since, &mut report).await?;
 
-    let open =
-        payment_db::in_statuses(state.store.reader(), &["pending", "requires_action", "processing"], 10_000).await?;
+    let unsettled: Vec<PaymentStatus> = PaymentStatus::ALL.iter().copied().filter(|s| s.is_unsettled()).collect();
+    let open = payment_db::in_statuses(state.store.reader(), &unsettled, 10_000).await?;
     for p in open {
         report.checked += 1;
         let Some(pi) = &p.processor_payment_intent else {
@@ -269,14 +281,15 @@ pub async fn reconcile(state: &AppState, days: u32) -> anyhow::Result<Reconciled
         report.given_back += n;
     }
     let mut tx = state.store.begin().await?;
-    let pending = order_db::claim_pending_refunds(&mut tx, &state.store, i64::MAX, 10_000).await?;
+    let pending = order_db::claim_refunds(&mut tx, &state.store, RefundStatus::Pending, i64::MAX, 10_000).await?;
     tx.commit().await?;
     for r in pending {
         report.refunds_retried += 1;
         orders::execute_refund(state, &r).await?;
     }
     report.duplicates = payment_db::duplicates_since(state.store.reader(), since).await?;
-    report.left_to_give_back = payment_db::in_statuses(state.store.reader(), &["void_pending"], 10_000).await?;
+    report.left_to_give_back =
+        payment_db::in_statuses(state.store.reader(), &[PaymentStatus::VoidPending], 10_000).await?;
     report.finished = state.clock.now();
     Ok(report)
 }

@@ -105,7 +105,7 @@ impl Cart {
             expires_at: c.last_activity + ttl_secs,
             id: c.id,
             object: "cart",
-            status: c.status,
+            status: c.status.to_string(),
             version: c.version,
             customer: c.customer,
             email: c.email,
@@ -204,9 +204,9 @@ impl Order {
             tax_total: o.tax_total,
             total: o.total,
             shipping_option: o.shipping_option,
-            status: o.status,
-            payment_status: o.payment_status,
-            fulfillment_status: o.fulfillment_status,
+            status: o.status.to_string(),
+            payment_status: o.payment_status.to_string(),
+            fulfillment_status: o.fulfillment_status.to_string(),
             amount_authorized: o.amount_authorized,
             amount_captured: o.amount_captured,
             amount_refunded: o.amount_refunded,
@@ -245,7 +245,8 @@ pub struct Payment {
     /// Why the money is given back: `stale` (the cart changed while paying), `duplicate` (the
     /// cart was paid by another payment first) or `duplicate_charge` (a second charge made for
     /// the payment in `duplicate_of`, e.g. a processor call repeated after its outcome was
-    /// unknown; the payment keeps its own charge).
+    /// unknown; the payment keeps its own charge) or `canceled` (the payment had been canceled
+    /// when the processor reported the money secured).
     pub void_reason: Option<String>,
     /// For a `duplicate_charge`: the payment whose metadata the charge carries.
     pub duplicate_of: Option<String>,
@@ -258,13 +259,13 @@ impl From<PaymentRow> for Payment {
         Payment {
             id: p.id,
             object: "payment",
-            purpose: p.purpose,
+            purpose: p.purpose.to_string(),
             cart: p.cart,
             checkout_session: p.checkout_session,
             customer: p.customer,
             amount: p.amount,
             currency: p.currency,
-            status: p.status,
+            status: p.status.to_string(),
             processor: p.processor,
             processor_payment_intent: p.processor_payment_intent,
             amount_captured: p.amount_captured,
@@ -306,7 +307,7 @@ impl From<RefundRow> for Refund {
             payment: r.payment,
             amount: r.amount,
             currency: r.currency,
-            status: r.status,
+            status: r.status.to_string(),
             reason: r.reason,
             failure_message: r.failure_message,
             created: r.created,
@@ -363,10 +364,10 @@ impl From<SessionRow> for CheckoutSession {
             lines: serde_json::from_str(&s.lines).unwrap_or_default(),
             id: s.id,
             object: "checkout.session",
-            purpose: s.purpose,
+            purpose: s.purpose.to_string(),
             url: s.url,
-            status: s.status,
-            payment_status: s.payment_status,
+            status: s.status.to_string(),
+            payment_status: s.payment_status.to_string(),
             cart: s.cart,
             customer: s.customer,
             credits: s.credits,

@@ -1,5 +1,5 @@
 use super::{Metadata, parse_metadata};
-use kassa_store::customers::{CustomerRow, EventShapes, SubscriptionRow};
+use kassa_store::customers::{CustomerRow, SubscriptionRow};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -77,17 +77,5 @@ impl From<SubscriptionRow> for Subscription {
             created: r.created,
             updated: r.updated,
         }
-    }
-}
-
-/// Event payloads of the customer-creation path, in the API's shapes.
-pub struct Shapes;
-
-impl EventShapes for Shapes {
-    fn customer(&self, c: &CustomerRow) -> serde_json::Value {
-        serde_json::to_value(Customer::from(c.clone())).expect("serializable")
-    }
-    fn subscription(&self, s: &SubscriptionRow) -> serde_json::Value {
-        serde_json::to_value(Subscription::from(s.clone())).expect("serializable")
     }
 }

@@ -11,6 +11,7 @@ use crate::services::catalog::{combined_rate, double_option};
 use crate::services::{customers, validate};
 use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::cart::CartStatus;
 use kassa_domain::money::{Amount, MAX_LINES, MAX_QUANTITY};
 use kassa_domain::totals::{self, PricedLine, TaxPolicy};
 use kassa_store::carts::{self as db, CartRow, LineRow};
@@ -364,7 +365,7 @@ async fn set_quantity(
 async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
     validate::id(IdKind::Cart, "cart", id)?;
     let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.caller())).ok_or_else(|| not_found(id))?;
-    if cart.status != "open" {
+    if cart.status != CartStatus::Open {
         return Err(ApiError::conflict(
             "cart_not_open",
             format!("This cart is {}; it can no longer change.", cart.status),
@@ -469,7 +470,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         shipping_option: None,
         shipping_address: address_json("shipping_address", &countries, input.shipping_address.as_ref())?,
         billing_address: address_json("billing_address", &countries, input.billing_address.as_ref())?,
-        status: "open".into(),
+        status: CartStatus::Open,
         version: 0,
         subtotal: 0,
         discount_total: 0,
@@ -577,7 +578,10 @@ pub async fn get(store: &Store, caller: Caller<'_>, id: &str, ttl_secs: i64) -> 
     validate::id(IdKind::Cart, "cart", id)?;
     let cart = db::get(store.reader(), id).await?.filter(|c| may_access(c, caller)).ok_or_else(|| not_found(id))?;
     let lines = db::lines(store.reader(), id).await?;
-    let order =
-        if cart.status == "completed" { orders::by_cart(store.reader(), id).await?.map(|o| o.id) } else { None };
+    let order = if cart.status == CartStatus::Completed {
+        orders::by_cart(store.reader(), id).await?.map(|o| o.id)
+    } else {
+        None
+    };
     Ok(Cart::from_rows(cart, lines, order, ttl_secs))
 }

@@ -243,6 +243,16 @@ pub async fn get_price(store: &Store, id: &str) -> ApiResult<Price> {
     db::get_price(store.reader(), id).await?.map(Price::from).ok_or_else(|| ApiError::not_found("price", id))
 }
 
+/// Lists prices, newest first, optionally of one product or pricing model.
+pub async fn list_prices(
+    store: &Store,
+    product: Option<&str>,
+    pricing_model: Option<&str>,
+    page: &Page,
+) -> ApiResult<Listed<Price>> {
+    Ok(db::list_prices(store.reader(), product, pricing_model, page).await?.map(Price::from))
+}
+
 // ---------------------------------------------------------------- pricing models
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -336,6 +346,10 @@ pub async fn get_pricing_model(store: &Store, id: &str) -> ApiResult<PricingMode
         .await?
         .map(Into::into)
         .ok_or_else(|| ApiError::not_found("pricing_model", id))
+}
+
+pub async fn list_pricing_models(store: &Store, page: &Page) -> ApiResult<Listed<PricingModel>> {
+    Ok(db::list_pricing_models(store.reader(), page).await?.map(PricingModel::from))
 }
 
 // ---------------------------------------------------------------- regions
@@ -457,6 +471,10 @@ pub async fn get_region(store: &Store, id: &str) -> ApiResult<Region> {
     db::get_region(store.reader(), id).await?.map(Into::into).ok_or_else(|| ApiError::not_found("region", id))
 }
 
+pub async fn list_regions(store: &Store, page: &Page) -> ApiResult<Listed<Region>> {
+    Ok(db::list_regions(store.reader(), page).await?.map(Region::from))
+}
+
 // ---------------------------------------------------------------- shipping options
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -535,4 +553,14 @@ pub async fn get_shipping_option(store: &Store, id: &str) -> ApiResult<ShippingO
         .await?
         .map(Into::into)
         .ok_or_else(|| ApiError::not_found("shipping_option", id))
+}
+
+/// Lists shipping options, optionally of one region; the store API sees only active ones.
+pub async fn list_shipping_options(
+    store: &Store,
+    region: Option<&str>,
+    active_only: bool,
+    page: &Page,
+) -> ApiResult<Listed<ShippingOption>> {
+    Ok(db::list_shipping_options(store.reader(), region, active_only, page).await?.map(ShippingOption::from))
 }

@@ -21,11 +21,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Payment};
 use crate::services::access::Caller;
 use crate::services::carts::may_access;
-use crate::services::payments::{self, is_secured};
-use crate::services::{customers, validate};
+use crate::services::{customers, payments, processor_keys, validate};
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
-use kassa_processors::{CaptureMethod, CreatePaymentIntent, IdempotencyKey, Metadata, PaymentSource, ProcessorError};
+use kassa_domain::lifecycle::cart::CartStatus;
+use kassa_domain::lifecycle::payment::{PaymentStatus, Purpose};
+use kassa_processors::{CaptureMethod, CreatePaymentIntent, Metadata, PaymentSource, ProcessorError};
 use kassa_store::payments::{self as db, PaymentRow};
 use kassa_store::{carts, orders};
 use serde::{Deserialize, Serialize};
@@ -102,9 +103,9 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         .await?
         .filter(|c| may_access(c, shopper))
         .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
-    match cart.status.as_str() {
-        "open" => {}
-        "completed" => return Err(paid_already(state, cart_id).await?),
+    match cart.status {
+        CartStatus::Open => {}
+        CartStatus::Completed => return Err(paid_already(state, cart_id).await?),
         other => return Err(ApiError::conflict("cart_not_open", format!("This cart is {other}."))),
     }
     if carts::lines(state.store.reader(), cart_id).await?.is_empty() {
@@ -136,16 +137,16 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         source: Some(serde_json::to_string(&attempt).expect("attempt serializes")),
         // This request makes the call: it holds the attempt from the start.
         lease_until: Some(payments::lease_until(state, now, 1)),
-        ..PaymentRow::pending("order", &customer, cart.total, &cart.currency, state.processor.name(), now)
+        ..PaymentRow::pending(Purpose::Order, &customer, cart.total, &cart.currency, state.processor.name(), now)
     };
     let mut tx = state.store.begin().await?;
     let locked = carts::lock(&mut tx, cart_id).await?.ok_or_else(|| ApiError::not_found("cart", cart_id))?;
-    if locked.status == "completed" {
+    if locked.status == CartStatus::Completed {
         // A concurrent payment completed it meanwhile.
         tx.rollback().await?;
         return Err(paid_already(state, cart_id).await?);
     }
-    if locked.status != "open" || locked.version != cart.version {
+    if locked.status != CartStatus::Open || locked.version != cart.version {
         return Err(ApiError::conflict("cart_changed", "The cart changed while paying; review it and pay again."));
     }
     match db::insert(&mut tx, &payment).await {
@@ -188,15 +189,15 @@ async fn settle_previous(
     // The same source again (a retry, or a reload after the challenge): its outcome stands —
     // a confirmation token is single-use, so trying it again could only fail differently.
     let same_source = same_version && original.as_ref().map(|o| &o.source) == Some(&attempt.source);
-    match prev.status.as_str() {
-        "failed" if same_source => result_of(state, &prev.id).await.map(Some),
+    match prev.status {
+        PaymentStatus::Failed if same_source => result_of(state, &prev.id).await.map(Some),
         // Unknown outcome (crash or processor outage mid-call): repeat the same call — but only
         // once no other request holds it in flight.
-        "pending" => {
+        PaymentStatus::Pending => {
             let now = state.clock.now();
             if !db::claim_pending(state.store.writer(), &prev.id, now, payments::lease_until(state, now, 1)).await? {
                 let fresh = db::get(state.store.writer(), &prev.id).await?.unwrap_or_else(|| prev.clone());
-                if fresh.status == "pending" {
+                if fresh.status == PaymentStatus::Pending {
                     return Err(in_progress());
                 }
                 // Its outcome arrived meanwhile: settle by that instead.
@@ -214,22 +215,22 @@ async fn settle_previous(
                 Err(e) => Err(e),
             }
         }
-        "requires_action" | "processing" => {
+        PaymentStatus::RequiresAction | PaymentStatus::Processing => {
             let Some(pi_id) = &prev.processor_payment_intent else { return Ok(None) };
             let pi = state.processor.retrieve_payment_intent(pi_id).await?;
             let p = payments::apply_intent(state, &prev.id, &pi, None).await?.unwrap_or_else(|| prev.clone());
-            if is_secured(&p.status) || (p.status == "processing" && same_version) {
+            if p.status.is_secured() || (p.status == PaymentStatus::Processing && same_version) {
                 return result_of(state, &p.id).await.map(Some);
             }
-            if p.status == "failed" && same_source {
+            if p.status == PaymentStatus::Failed && same_source {
                 return result_of(state, &p.id).await.map(Some);
             }
-            if p.status == "requires_action" {
+            if p.status == PaymentStatus::RequiresAction {
                 if same_source {
                     return result_of(state, &p.id).await.map(Some);
                 }
                 // Abandon the challenge before paying another way, so it cannot succeed too.
-                let key = IdempotencyKey::new(format!("kassa_cancel_{}", p.id));
+                let key = processor_keys::cancel(&p.id);
                 match state.processor.cancel_payment_intent(pi_id, &key).await {
                     Ok(pi) => {
                         payments::apply_intent(state, &p.id, &pi, None).await?;
@@ -238,7 +239,7 @@ async fn settle_previous(
                         // It completed meanwhile: take it.
                         let pi = state.processor.retrieve_payment_intent(pi_id).await?;
                         let p = payments::apply_intent(state, &p.id, &pi, None).await?.unwrap_or_else(|| prev.clone());
-                        if is_secured(&p.status) && same_version {
+                        if p.status.is_secured() && same_version {
                             return result_of(state, &p.id).await.map(Some);
                         }
                     }
@@ -247,7 +248,9 @@ async fn settle_previous(
             }
             Ok(None)
         }
-        "succeeded" | "authorized" if same_version => result_of(state, &prev.id).await.map(Some),
+        PaymentStatus::Succeeded | PaymentStatus::Authorized if same_version => {
+            result_of(state, &prev.id).await.map(Some)
+        }
         _ => Ok(None),
     }
 }
@@ -278,7 +281,7 @@ async fn issue(
         off_session: false,
         return_url: attempt.return_url.clone(),
     };
-    let key = IdempotencyKey::new(format!("kassa_pay_{}", payment.id));
+    let key = processor_keys::pay(&payment.id);
     match state.processor.create_payment_intent(&req, &key).await {
         Ok(pi) => {
             crate::failpoint::hit("pay.after_processor_confirm").await;
@@ -286,7 +289,7 @@ async fn issue(
                 // The common case answers from what the transaction wrote.
                 (p, Some(order)) => Ok(PayResult {
                     object: "cart_payment",
-                    status: p.status.clone(),
+                    status: p.status.to_string(),
                     payment: p.into(),
                     order: Some(order),
                     next_action: None,
@@ -334,15 +337,17 @@ async fn issue(
 pub async fn result_of(state: &AppState, payment_id: &str) -> ApiResult<PayResult> {
     let p =
         db::get(state.store.reader(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
-    let order = match p.status.as_str() {
-        "succeeded" | "authorized" => match orders::by_payment(state.store.reader(), &p.id).await? {
-            Some(o) => {
-                let lines = orders::lines(state.store.reader(), &o.id).await?;
-                Some(Order::from_rows(o, lines))
+    let order = match p.status {
+        PaymentStatus::Succeeded | PaymentStatus::Authorized => {
+            match orders::by_payment(state.store.reader(), &p.id).await? {
+                Some(o) => {
+                    let lines = orders::lines(state.store.reader(), &o.id).await?;
+                    Some(Order::from_rows(o, lines))
+                }
+                None => None,
             }
-            None => None,
-        },
-        "failed" => {
+        }
+        PaymentStatus::Failed => {
             return Err(ApiError::PaymentFailed {
                 code: p.failure_code.clone().unwrap_or_else(|| "payment_failed".into()),
                 decline_code: p.decline_code.clone(),
@@ -350,7 +355,7 @@ pub async fn result_of(state: &AppState, payment_id: &str) -> ApiResult<PayResul
                 payment: Some(p.id.clone()),
             });
         }
-        "void_pending" | "voided" => {
+        PaymentStatus::VoidPending | PaymentStatus::Voided => {
             return Err(ApiError::conflict(
                 "cart_changed",
                 format!(
@@ -359,12 +364,12 @@ pub async fn result_of(state: &AppState, payment_id: &str) -> ApiResult<PayResul
                 ),
             ));
         }
-        "canceled" => return Err(ApiError::conflict("payment_canceled", "The payment was canceled.")),
+        PaymentStatus::Canceled => return Err(ApiError::conflict("payment_canceled", "The payment was canceled.")),
         _ => None,
     };
-    let next_action = (p.status == "requires_action")
+    let next_action = (p.status == PaymentStatus::RequiresAction)
         .then(|| p.next_action_url.clone())
         .flatten()
         .map(|url| NextAction { kind: "redirect_to_url", redirect_url: url });
-    Ok(PayResult { object: "cart_payment", status: p.status.clone(), payment: p.into(), order, next_action })
+    Ok(PayResult { object: "cart_payment", status: p.status.to_string(), payment: p.into(), order, next_action })
 }

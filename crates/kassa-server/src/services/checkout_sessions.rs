@@ -7,18 +7,23 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{CheckoutSession, SessionLine};
 use crate::services::access::Caller;
 use crate::services::carts::may_access;
-use crate::services::payments::{self};
-use crate::services::{customers, validate};
+use crate::services::event_dedupe::{self, Record};
+use crate::services::{customers, payments, processor_keys, validate};
 use crate::state::AppState;
 use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::cart::CartStatus;
+use kassa_domain::lifecycle::checkout_session::{
+    SessionEffect, SessionPaymentStatus, SessionPurpose, SessionReport, SessionStatus, transition,
+};
+use kassa_domain::lifecycle::payment::Purpose;
 use kassa_processors::{
-    CaptureMethod, CheckoutLine, CheckoutPaymentStatus, CheckoutSessionStatus, CreateCheckoutSession, Event,
-    IdempotencyKey, Metadata, PaymentIntentStatus,
+    CaptureMethod, CheckoutLine, CheckoutPaymentStatus, CheckoutSessionStatus, CreateCheckoutSession, Event, Metadata,
+    PaymentIntentStatus,
 };
 use kassa_store::checkout_sessions::{self as db, SessionRow};
 use kassa_store::payments::{self as payment_db, PaymentRow};
-use kassa_store::{carts, processor_events};
+use kassa_store::{carts, events};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -66,7 +71,7 @@ pub fn success_redirect(url: &str, id: &str, secret: &str) -> String {
 
 /// What a new session is for.
 pub struct SessionSpec {
-    pub purpose: &'static str,
+    pub purpose: SessionPurpose,
     pub customer: String,
     pub cart: Option<(String, i64)>,
     pub credits: Option<i64>,
@@ -86,7 +91,7 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     let amount_total: i64 = spec.lines.iter().map(|l| l.unit_amount * l.quantity).sum();
     let mut metadata = Metadata::new();
     metadata.insert("kassa_checkout_session".into(), id.clone());
-    metadata.insert("kassa_purpose".into(), spec.purpose.into());
+    metadata.insert("kassa_purpose".into(), spec.purpose.as_str().into());
     metadata.insert("kassa_customer_id".into(), spec.customer.clone());
     if let Some((cart, version)) = &spec.cart {
         metadata.insert("kassa_cart_id".into(), cart.clone());
@@ -95,7 +100,8 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     if let Some(c) = spec.credits {
         metadata.insert("kassa_credits".into(), c.to_string());
     }
-    let manual = spec.purpose == "cart" && state.settings.checkout.capture == crate::config::CaptureMode::Manual;
+    let manual =
+        spec.purpose == SessionPurpose::Cart && state.settings.checkout.capture == crate::config::CaptureMode::Manual;
     let req = CreateCheckoutSession {
         customer: processor_customer,
         currency: spec.currency.clone(),
@@ -110,11 +116,10 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
         capture_method: if manual { CaptureMethod::Manual } else { CaptureMethod::Automatic },
         expires_at,
     };
-    let processor_session =
-        state.processor.create_checkout_session(&req, &IdempotencyKey::new(format!("kassa_{id}"))).await?;
+    let processor_session = state.processor.create_checkout_session(&req, &processor_keys::open_session(&id)).await?;
     let row = SessionRow {
         id,
-        purpose: spec.purpose.into(),
+        purpose: spec.purpose,
         cart: spec.cart.as_ref().map(|c| c.0.clone()),
         cart_version: spec.cart.as_ref().map(|c| c.1),
         customer: spec.customer,
@@ -122,8 +127,8 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
         currency: spec.currency,
         amount_total,
         lines: serde_json::to_string(&spec.lines).expect("lines serialize"),
-        status: "open".into(),
-        payment_status: "unpaid".into(),
+        status: SessionStatus::Open,
+        payment_status: SessionPaymentStatus::Unpaid,
         success_url: spec.success_url,
         cancel_url: spec.cancel_url,
         processor_session: Some(processor_session.id),
@@ -158,7 +163,7 @@ pub async fn for_cart(
         .await?
         .filter(|c| may_access(c, shopper))
         .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
-    if cart.status != "open" {
+    if cart.status != CartStatus::Open {
         return Err(ApiError::conflict("cart_not_open", format!("This cart is {}.", cart.status)));
     }
     let lines = carts::lines(state.store.reader(), cart_id).await?;
@@ -184,7 +189,7 @@ pub async fn for_cart(
     open(
         state,
         SessionSpec {
-            purpose: "cart",
+            purpose: SessionPurpose::Cart,
             customer,
             cart: Some((cart.id.clone(), cart.version)),
             credits: None,
@@ -210,7 +215,7 @@ pub async fn get_synced(state: &AppState, caller: Caller<'_>, id: &str) -> ApiRe
         })
         .ok_or_else(|| ApiError::not_found("checkout_session", id))?;
     let row = found.session;
-    if row.status == "open" || row.payment_status == "unpaid" {
+    if row.status == SessionStatus::Open || row.payment_status == SessionPaymentStatus::Unpaid {
         sync(state, &row, None).await?;
     }
     let row = db::get(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("checkout_session", id))?;
@@ -231,7 +236,7 @@ pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> 
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     if let Some(ev) = event
-        && !processor_events::record(&mut tx, &ev.id, &ev.kind, now).await?
+        && !event_dedupe::first_delivery(Record::WithEffects(&mut tx), ev, now).await?
     {
         return Ok(());
     }
@@ -240,36 +245,44 @@ pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> 
         carts::lock(&mut tx, c).await?;
     }
     let mut s = db::lock(&mut tx, &row.id).await?.ok_or_else(|| ApiError::not_found("checkout_session", &row.id))?;
-    match ps.status {
-        CheckoutSessionStatus::Expired if s.status == "open" => s.status = "expired".into(),
-        CheckoutSessionStatus::Complete => s.status = "complete".into(),
-        _ => {}
-    }
-    if let Some(pi) = intent
+    let secured = intent
         .as_ref()
-        .filter(|pi| matches!(pi.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture))
-    {
-        let payment_id = match &s.payment {
-            Some(id) => id.clone(),
-            None => {
-                let attempt = match (&s.cart, s.cart_version) {
-                    (Some(c), Some(v)) => next_attempt(&mut tx, c, v).await?,
-                    _ => 1,
-                };
-                let p = session_payment(state, &s, pi, attempt, now);
-                payment_db::insert(&mut tx, &p).await?;
-                s.payment = Some(p.id.clone());
-                p.id
+        .filter(|pi| matches!(pi.status, PaymentIntentStatus::Succeeded | PaymentIntentStatus::RequiresCapture));
+    let reported = match ps.status {
+        CheckoutSessionStatus::Open => SessionStatus::Open,
+        CheckoutSessionStatus::Complete => SessionStatus::Complete,
+        CheckoutSessionStatus::Expired => SessionStatus::Expired,
+    };
+    let t = transition(s.state(), SessionReport { status: reported, money_secured: secured.is_some() });
+    s.set_state(t.next);
+    for effect in &t.effects {
+        if let (SessionEffect::ApplyPayment, Some(pi)) = (effect, secured) {
+            let payment_id = match &s.payment {
+                Some(id) => id.clone(),
+                None => {
+                    let attempt = match (&s.cart, s.cart_version) {
+                        (Some(c), Some(v)) => next_attempt(&mut tx, c, v).await?,
+                        _ => 1,
+                    };
+                    let p = session_payment(state, &s, pi, attempt, now);
+                    payment_db::insert(&mut tx, &p).await?;
+                    s.payment = Some(p.id.clone());
+                    p.id
+                }
+            };
+            let p = payments::apply_in(&mut tx, &payment_id, pi, now).await?;
+            if s.order_id.is_none() {
+                s.order_id = kassa_store::orders::by_payment(tx.conn(), &p.id).await?.map(|o| o.id);
             }
-        };
-        s.payment_status = "paid".into();
-        let p = payments::apply_in(&mut tx, &payment_id, pi, now).await?;
-        if s.order_id.is_none() {
-            s.order_id = kassa_store::orders::by_payment(tx.conn(), &p.id).await?.map(|o| o.id);
         }
     }
     s.updated = now;
     db::save(&mut tx, &s).await?;
+    for effect in &t.effects {
+        if let SessionEffect::Record(kind) = effect {
+            events::record(&mut tx, kind, &s.id, &CheckoutSession::from(s.clone()), now).await?;
+        }
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -282,7 +295,10 @@ fn session_payment(
     attempt: i64,
     now: i64,
 ) -> PaymentRow {
-    let purpose = if s.purpose == "cart" { "order" } else { "credits" };
+    let purpose = match s.purpose {
+        SessionPurpose::Cart => Purpose::Order,
+        SessionPurpose::Credits => Purpose::Credits,
+    };
     PaymentRow {
         cart: s.cart.clone(),
         cart_version: s.cart_version,
@@ -312,9 +328,7 @@ pub async fn on_event(state: &AppState, event: &Event) -> ApiResult<()> {
         Some(row) => sync(state, &row, Some(event)).await,
         None => {
             // Not one of ours: remember we saw it.
-            let mut tx = state.store.begin().await?;
-            processor_events::record(&mut tx, &event.id, &event.kind, state.clock.now()).await?;
-            tx.commit().await?;
+            event_dedupe::first_delivery(Record::Alone(&state.store), event, state.clock.now()).await?;
             Ok(())
         }
     }

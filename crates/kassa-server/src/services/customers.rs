@@ -2,13 +2,18 @@
 //! customer every payment is attached to.
 
 use crate::error::{ApiError, ApiResult};
-use crate::objects::customer::{Customer, Shapes};
+use crate::objects::customer::{Customer, Subscription};
 use crate::objects::{Metadata, metadata_json};
+use crate::services::identity::CustomerClaims;
 use crate::services::validate;
 use crate::state::AppState;
+use kassa_domain::billing::{Interval, period_end};
 use kassa_domain::ids::IdKind;
-use kassa_processors::{CreateCustomer, IdempotencyKey};
-use kassa_store::customers::{self as db, CustomerDraft, CustomerPatch, CustomerRow};
+use kassa_processors::CreateCustomer;
+use kassa_store::catalog::PricingModelRow;
+pub use kassa_store::customers::CustomerRow;
+use kassa_store::customers::{self as db, CustomerDraft, CustomerPatch, SubscriptionRow};
+use kassa_store::sql::{Listed, Page};
 use kassa_store::{Tx, catalog, events};
 use serde::Deserialize;
 use std::time::Duration;
@@ -21,13 +26,55 @@ const PROCESSOR_CLAIM_SECS: i64 = 30;
 const PROCESSOR_RETRY_SECS: i64 = 60;
 
 /// Creates a customer — THE way customers come to exist, for the admin API, the first sight
-/// of a signed-in customer and guest checkout alike. In the caller's transaction: the row, the
-/// default pricing model, the free default subscription, the events (see
-/// `kassa_store::customers::create`). Returns the existing customer when the external id or
-/// guest email is taken (`created` false). After commit, call [`after_commit`].
+/// of a signed-in customer and guest checkout alike. In the caller's transaction: the row with
+/// its pricing model (the given one, else the default), the free default subscription when
+/// the model has one, and the `customer.created` / `subscription.created` events. Returns the
+/// existing customer when the external id or guest email is taken (`created` false), and then
+/// nothing else happens. After commit, call [`after_commit`].
 pub async fn create(tx: &mut Tx, now: i64, draft: CustomerDraft) -> ApiResult<(CustomerRow, bool)> {
-    let created = db::create(tx, draft, now, &Shapes).await?;
-    Ok((created.customer, created.created))
+    let model = match &draft.pricing_model {
+        Some(id) => catalog::get_pricing_model(tx.conn(), id).await?,
+        None => catalog::default_pricing_model(tx.conn()).await?,
+    };
+    let id = IdKind::Customer.new_id();
+    let Some(customer) = db::insert(tx, &id, &draft, model.as_ref().map(|m| m.id.as_str()), now).await? else {
+        return Ok((db::holder_of(tx, &draft).await?, false));
+    };
+    events::record(tx, "customer.created", &customer.id, &Customer::from(customer.clone()), now).await?;
+    if let Some(model) = &model
+        && let Some(subscription) = free_default_subscription(tx, &customer, model, now).await?
+    {
+        db::insert_subscription(tx, &subscription).await?;
+        let shown = Subscription::from(subscription);
+        events::record(tx, "subscription.created", &shown.id, &shown, now).await?;
+    }
+    Ok((customer, true))
+}
+
+/// The subscription to the model's default price a new customer starts with — if that price
+/// is free (0), active and recurring; a paid default price waits for a checkout.
+async fn free_default_subscription(
+    tx: &mut Tx,
+    customer: &CustomerRow,
+    model: &PricingModelRow,
+    now: i64,
+) -> ApiResult<Option<SubscriptionRow>> {
+    let Some(price_id) = &model.default_price else { return Ok(None) };
+    let Some(price) = catalog::get_price(tx.conn(), price_id).await? else { return Ok(None) };
+    let interval = price.recurring_interval.as_deref().and_then(Interval::parse);
+    let (Some(interval), true, 0) = (interval, price.active, price.unit_amount) else { return Ok(None) };
+    let count = price.recurring_interval_count.unwrap_or(1).clamp(1, 365) as u32;
+    let end = period_end(now, interval, count).unwrap_or(now);
+    Ok(Some(SubscriptionRow {
+        id: IdKind::Subscription.new_id(),
+        customer: customer.id.clone(),
+        price: price.id,
+        status: "active".into(),
+        current_period_start: now,
+        current_period_end: end,
+        created: now,
+        updated: now,
+    }))
 }
 
 /// After a creation committed: wake the processor-customer job, so the processor customer
@@ -46,32 +93,19 @@ pub fn after_commit(state: &AppState, _customer_id: &str) {
 /// background creation after sign-up and the first payment typically race), so the payment
 /// waits exactly as long as the creation takes instead of polling.
 pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> ApiResult<String> {
-    use futures::FutureExt;
-    type Shared = futures::future::Shared<futures::future::BoxFuture<'static, Result<String, String>>>;
-    static IN_FLIGHT: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Shared>>> =
-        std::sync::LazyLock::new(Default::default);
-
     if let Some(pc) = db::get(state.store.reader(), customer_id).await?.and_then(|c| c.processor_customer) {
         return Ok(pc);
     }
-    let shared = {
-        let mut map = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(customer_id.to_string())
-            .or_insert_with(|| {
-                let (state, id) = (state.clone(), customer_id.to_string());
-                async move {
-                    let result = ensure_once(&state, &id).await;
-                    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    result.map_err(|e| e.to_string())
-                }
-                .boxed()
-                .shared()
-            })
-            .clone()
-    };
+    let result = state
+        .processor_customers
+        .run(customer_id, || {
+            let (state, id) = (state.clone(), customer_id.to_string());
+            async move { ensure_once(&state, &id).await.map_err(|e| e.to_string()) }
+        })
+        .await;
     // The error crossed a shared future as text; the processor being unreachable is the
     // one failure callers act on.
-    shared.await.map_err(ApiError::ProcessorUnavailable)
+    result.map_err(ApiError::ProcessorUnavailable)
 }
 
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
@@ -99,7 +133,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
     let mut metadata = Metadata::new();
     metadata.insert("kassa_customer_id".into(), customer.id.clone());
     let req = CreateCustomer { email: customer.email.clone(), name: customer.name.clone(), metadata };
-    let key = IdempotencyKey::new(format!("kassa_customer_{}", customer.id));
+    let key = crate::services::processor_keys::customer(&customer.id);
     match state.processor.create_customer(&req, &key).await {
         Ok(pc) => {
             let mut tx = state.store.begin().await?;
@@ -214,17 +248,18 @@ pub async fn get(state: &AppState, id: &str) -> ApiResult<Customer> {
     db::get(state.store.reader(), id).await?.map(Customer::from).ok_or_else(|| ApiError::not_found("customer", id))
 }
 
-// ---------------------------------------------------------------- store identities
-
-/// Claims of the merchant's customer JWT that Kassa reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CustomerClaims {
-    pub sub: String,
-    pub email: Option<String>,
-    #[serde(default)]
-    pub email_verified: bool,
-    pub name: Option<String>,
+/// `GET /admin/customers`, newest first, optionally by email (case-insensitive).
+pub async fn list(state: &AppState, email: Option<&str>, page: &Page) -> ApiResult<Listed<Customer>> {
+    Ok(db::list(state.store.reader(), email, page).await?.map(Customer::from))
 }
+
+/// A customer's subscriptions, newest first; 404 for an unknown customer.
+pub async fn subscriptions(state: &AppState, id: &str, page: &Page) -> ApiResult<Listed<Subscription>> {
+    get(state, id).await?;
+    Ok(db::subscriptions_of(state.store.reader(), id, page).await?.map(Subscription::from))
+}
+
+// ---------------------------------------------------------------- store identities
 
 /// The customer behind a verified token: found by `sub`; else, at first sight, a guest with
 /// the same verified email becomes this customer; else created through [`create`].

@@ -4,11 +4,21 @@
 
 use crate::config::CustomerAuthSettings;
 use crate::error::ApiError;
-use crate::services::customers::CustomerClaims;
 use anyhow::{Context, bail};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+/// Claims of the merchant's customer JWT that Kassa reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CustomerClaims {
+    pub sub: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
 
 struct Key {
     kid: Option<String>,

@@ -3,7 +3,9 @@
 //! (unlike passwords): keys are 40 random base62 characters, far beyond brute force.
 
 use kassa_domain::ids::IdKind;
-use kassa_store::api_keys::{self, ApiKeyRow};
+use kassa_store::api_keys;
+/// An API key as stored: its hash, never the key.
+pub use kassa_store::api_keys::ApiKeyRow;
 use kassa_store::{Store, StoreError, settings};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -96,47 +98,58 @@ pub enum KeyCheck {
 
 /// How long this process trusts a key it looked up: a revocation made by another process
 /// (`kassa keys revoke`, another server) takes effect within this time; one made through
-/// [`revoke`] in this process at once. It saves a query on every request.
+/// [`KeyCache::revoke`] in this server at once. It saves a query on every request.
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-type Cache = std::collections::HashMap<String, (Option<ApiKeyRow>, std::time::Instant)>;
-
-fn cache() -> &'static std::sync::Mutex<Cache> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
+/// This server's recently looked-up keys (part of `AppState`): saves a query on every
+/// request, and a revocation through [`KeyCache::revoke`] empties its entry at once.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Option<ApiKeyRow>, std::time::Instant)>>,
 }
 
-pub async fn check(store: &Store, presented: &str) -> Result<KeyCheck, StoreError> {
-    let hash = hash_key(presented);
-    let cached = cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&hash)
-        .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-        .map(|(row, _)| row.clone());
-    let row = match cached {
-        Some(row) => row,
-        None => {
-            let row = api_keys::find_by_hash(store.reader(), &hash).await?;
-            let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-            // Unknown keys are cached too (a flood of bad keys costs no queries), bounded.
-            if c.len() > 10_000 {
-                c.clear();
+impl KeyCache {
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Option<ApiKeyRow>, std::time::Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What presenting `presented` means: valid, revoked or unknown.
+    pub async fn check(&self, store: &Store, presented: &str) -> Result<KeyCheck, StoreError> {
+        let hash = hash_key(presented);
+        let cached = self.entries().get(&hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(row, _)| row.clone());
+        let row = match cached {
+            Some(row) => row,
+            None => {
+                let row = api_keys::find_by_hash(store.reader(), &hash).await?;
+                let mut c = self.entries();
+                // Unknown keys are cached too (a flood of bad keys costs no queries), bounded.
+                if c.len() > 10_000 {
+                    c.clear();
+                }
+                c.insert(hash, (row.clone(), std::time::Instant::now()));
+                row
             }
-            c.insert(hash, (row.clone(), std::time::Instant::now()));
-            row
-        }
-    };
-    Ok(match row {
-        None => KeyCheck::Unknown,
-        Some(row) if row.revoked_at.is_some() => KeyCheck::Revoked,
-        Some(row) => KeyCheck::Valid(row),
-    })
+        };
+        Ok(match row {
+            None => KeyCheck::Unknown,
+            Some(row) if row.revoked_at.is_some() => KeyCheck::Revoked,
+            Some(row) => KeyCheck::Valid(row),
+        })
+    }
+
+    /// Revokes a key, effective at once in this server; returns false when no such key is
+    /// active.
+    pub async fn revoke(&self, store: &Store, id: &str, now: i64) -> Result<bool, StoreError> {
+        let revoked = revoke(store, id, now).await?;
+        self.entries().retain(|_, (row, _)| row.as_ref().is_none_or(|r| r.id != id));
+        Ok(revoked)
+    }
 }
 
-/// Revokes a key; returns false when no such key is active.
+/// Revokes a key (`kassa keys revoke`); returns false when no such key is active. Servers
+/// notice within [`CACHE_TTL`]; a server's own [`KeyCache::revoke`] at once.
 pub async fn revoke(store: &Store, id: &str, now: i64) -> Result<bool, StoreError> {
-    let revoked = api_keys::revoke(store.writer(), id, now).await?;
-    cache().lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (row, _)| row.as_ref().is_none_or(|r| r.id != id));
-    Ok(revoked)
+    api_keys::revoke(store.writer(), id, now).await
 }

@@ -8,11 +8,22 @@ pub mod checkout;
 pub mod checkout_sessions;
 pub mod credits;
 pub mod customers;
+pub mod event_dedupe;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod orders;
 pub mod payments;
+pub mod processor_keys;
+pub mod settlement;
 pub mod validate;
 pub mod webhook_endpoints;
 pub mod webhooks;
+
+/// The transaction a use case runs in. Handlers open none and query with none: they hand the
+/// one `api::idempotency` opened to the service, so the work and its stored answer commit
+/// together.
+pub use kassa_store::Tx;
+/// The page a list asks for, and the page it found (cursor pagination).
+pub use kassa_store::sql::{Listed, Page};

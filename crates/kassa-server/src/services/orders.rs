@@ -3,13 +3,16 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
 use crate::services::access::Caller;
-use crate::services::validate;
+use crate::services::settlement::{self, Release};
+use crate::services::{processor_keys, validate};
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
-use kassa_processors::{CreateRefund, IdempotencyKey, Metadata, ProcessorError};
+use kassa_domain::lifecycle::order::{self as machine, CancelPlan, OrderInput, OrderStatus};
+use kassa_domain::lifecycle::refund::{self as refund_machine, RefundEffect, RefundOutcome, RefundStatus};
+use kassa_processors::{CreateRefund, Metadata, ProcessorError};
 use kassa_store::orders::{self as db, OrderRow, RefundRow};
 use kassa_store::sql::{Listed, Page};
-use kassa_store::{Store, Tx, carts, events, payments};
+use kassa_store::{Store, Tx, events, payments};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -63,11 +66,10 @@ pub async fn list(store: &Store, customer: Option<&str>, page: &Page) -> ApiResu
     }))
 }
 
-async fn record(tx: &mut Tx, kind: &str, order: &OrderRow, now: i64) -> ApiResult<Order> {
-    let lines = db::lines(tx.conn(), &order.id).await?;
-    let o = Order::from_rows(order.clone(), lines);
-    events::record(tx, kind, &o.id, &o, now).await?;
-    Ok(o)
+/// The order's row (the state its machine reads).
+async fn row(store: &Store, id: &str) -> ApiResult<OrderRow> {
+    validate::id(IdKind::Order, "order", id)?;
+    db::get(store.reader(), id).await?.ok_or_else(|| ApiError::not_found("order", id))
 }
 
 fn intent_of(p: &kassa_store::payments::PaymentRow) -> ApiResult<String> {
@@ -78,80 +80,35 @@ fn intent_of(p: &kassa_store::payments::PaymentRow) -> ApiResult<String> {
 
 /// Captures an authorized order (fully, or partially releasing the rest).
 pub async fn capture(state: &AppState, id: &str, input: CaptureInput) -> ApiResult<Order> {
-    let order = load(&state.store, id).await?;
-    if order.status == "canceled" || order.payment_status != "authorized" {
-        return Err(ApiError::conflict(
-            "order_not_capturable",
-            format!("Only authorized orders can be captured; this one is {}.", order.payment_status),
-        ));
-    }
-    let amount = input.amount.unwrap_or(order.amount_authorized);
-    if amount <= 0 || amount > order.amount_authorized {
-        return Err(ApiError::invalid("amount", format!("amount must be between 1 and {}.", order.amount_authorized)));
-    }
+    let order = row(&state.store, id).await?;
+    let amount = machine::capture_amount(&order.state(), input.amount).map_err(|r| match r.code {
+        "amount_invalid" => ApiError::invalid("amount", r.message),
+        _ => r.into(),
+    })?;
     let payment = payments::get(state.store.reader(), &order.payment)
         .await?
         .ok_or_else(|| ApiError::not_found("payment", &order.payment))?;
-    // One capture per PaymentIntent, as at the processor: the key is the payment's.
-    let key = IdempotencyKey::new(format!("kassa_capture_{}", payment.id));
-    let pi =
-        state.processor.capture_payment_intent(&intent_of(&payment)?, Some(amount), &key).await.map_err(
-            |e| match e {
-                ProcessorError::InvalidRequest { message, .. } => ApiError::conflict("order_not_capturable", message),
-                other => other.into(),
-            },
-        )?;
+    let pi = state
+        .processor
+        .capture_payment_intent(&intent_of(&payment)?, Some(amount), &processor_keys::capture(&payment.id))
+        .await
+        .map_err(|e| match e {
+            ProcessorError::InvalidRequest { message, .. } => ApiError::conflict("order_not_capturable", message),
+            other => other.into(),
+        })?;
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let mut o = db::lock(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
-    if o.payment_status == "authorized" {
-        o.payment_status = "captured".into();
-        o.amount_captured = pi.amount_received;
-        o.updated = now;
-        db::save(&mut tx, &o).await?;
-        if let Some(mut p) = payments::lock(&mut tx, &payment.id).await? {
-            p.status = "succeeded".into();
-            p.amount_captured = pi.amount_received;
-            p.amount_capturable = 0;
-            p.updated = now;
-            payments::save(&mut tx, &p).await?;
-        }
-        let result = record(&mut tx, "order.captured", &o, now).await?;
+    let t = machine::transition(&o.state(), &OrderInput::Captured { amount_captured: pi.amount_received })?;
+    if t.next == o.state() {
         tx.commit().await?;
-        return Ok(result);
+        return load(&state.store, id).await;
     }
-    tx.commit().await?;
-    load(&state.store, id).await
-}
-
-/// Cancels an unfulfilled order: releases the authorization (or refunds what was captured)
-/// and puts its stock back.
-pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
-    let order = load(&state.store, id).await?;
-    if order.status == "canceled" {
-        return Ok(order);
-    }
-    if order.fulfillment_status == "fulfilled" {
-        return Err(ApiError::conflict("order_fulfilled", "A fulfilled order cannot be canceled; refund it instead."));
-    }
-    let payment = payments::get(state.store.reader(), &order.payment)
-        .await?
-        .ok_or_else(|| ApiError::not_found("payment", &order.payment))?;
-    if order.payment_status == "authorized" {
-        let key = IdempotencyKey::new(format!("kassa_cancel_{}", payment.id));
-        state.processor.cancel_payment_intent(&intent_of(&payment)?, &key).await.map_err(|e| match e {
-            ProcessorError::InvalidRequest { message, .. } => ApiError::conflict("order_not_cancelable", message),
-            other => other.into(),
-        })?;
-    } else if order.amount_captured > order.amount_refunded {
-        let r = refund(state, id, RefundInput { amount: None, reason: Some("order canceled".into()) }).await?;
-        if r.status != "succeeded" {
-            return Err(ApiError::ProcessorUnavailable("the refund is pending; cancel again once it succeeded".into()));
-        }
-    }
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let result = record_canceled(&mut tx, id, now).await?;
+    o.set_state(&t.next);
+    o.updated = now;
+    db::save(&mut tx, &o).await?;
+    settlement::payment_captured(&mut tx, &payment.id, pi.amount_received, now).await?;
+    let result = settlement::order_effects(&mut tx, &o, &t.effects, now).await?;
     tx.commit().await?;
     match result {
         Some(order) => Ok(order),
@@ -159,31 +116,43 @@ pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
     }
 }
 
-/// Records an order as canceled (its authorization released or its charge refunded before):
-/// payment status, stock back, `order.canceled`. Used by the admin cancel and by the
-/// processor telling that an authorization ended (a webhook, e.g. after Stripe let an
-/// uncaptured payment expire). Returns `None` when it was canceled already.
-pub async fn record_canceled(tx: &mut Tx, id: &str, now: i64) -> ApiResult<Option<Order>> {
-    let mut o = db::lock(tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
-    if o.status == "canceled" {
-        return Ok(None);
-    }
-    o.status = "canceled".into();
-    if o.payment_status == "authorized" {
-        o.payment_status = "canceled".into();
-        if let Some(mut p) = payments::lock(tx, &o.payment).await? {
-            p.status = "canceled".into();
-            p.amount_capturable = 0;
-            p.updated = now;
-            payments::save(tx, &p).await?;
+/// Cancels an unfulfilled order: releases the authorization (or refunds what was captured)
+/// and puts its stock back.
+pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
+    let order = row(&state.store, id).await?;
+    let plan = machine::cancel_plan(&order.state())?;
+    let payment = match plan {
+        CancelPlan::AlreadyCanceled => return load(&state.store, id).await,
+        _ => payments::get(state.store.reader(), &order.payment)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment", &order.payment))?,
+    };
+    match plan {
+        CancelPlan::ReleaseAuthorization => {
+            let key = processor_keys::cancel(&payment.id);
+            state.processor.cancel_payment_intent(&intent_of(&payment)?, &key).await.map_err(|e| match e {
+                ProcessorError::InvalidRequest { message, .. } => ApiError::conflict("order_not_cancelable", message),
+                other => other.into(),
+            })?;
         }
+        CancelPlan::RefundRemaining => {
+            let r = refund(state, id, RefundInput { amount: None, reason: Some("order canceled".into()) }).await?;
+            if r.status != RefundStatus::Succeeded.as_str() {
+                return Err(ApiError::ProcessorUnavailable(
+                    "the refund is pending; cancel again once it succeeded".into(),
+                ));
+            }
+        }
+        CancelPlan::AlreadyCanceled | CancelPlan::CancelOnly => {}
     }
-    o.updated = now;
-    db::save(tx, &o).await?;
-    for line in db::lines(tx.conn(), id).await?.into_iter().filter(|l| l.stocked > 0) {
-        carts::restock(tx, &line.product, line.stocked, now).await?;
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let result = settlement::cancel_order(&mut tx, id, Release::Here, now).await?;
+    tx.commit().await?;
+    match result {
+        Some(order) => Ok(order),
+        None => load(&state.store, id).await,
     }
-    Ok(Some(record(tx, "order.canceled", &o, now).await?))
 }
 
 /// Refunds part or all of what was captured. The amount is set aside atomically before the
@@ -208,7 +177,7 @@ pub async fn refund(state: &AppState, id: &str, input: RefundInput) -> ApiResult
         payment: order.payment.clone(),
         amount,
         currency: order.currency.clone(),
-        status: "pending".into(),
+        status: RefundStatus::Pending,
         reason,
         processor_refund: None,
         failure_message: None,
@@ -216,7 +185,7 @@ pub async fn refund(state: &AppState, id: &str, input: RefundInput) -> ApiResult
         updated: now,
     };
     let mut tx = state.store.begin().await?;
-    if !db::reserve_refund(&mut tx, id, amount, now).await? {
+    if !db::reserve_refund(&mut tx, id, amount, OrderStatus::Canceled, now).await? {
         return Err(ApiError::invalid(
             "amount",
             format!(
@@ -238,49 +207,56 @@ pub async fn execute_refund(state: &AppState, refund: &RefundRow) -> ApiResult<R
     let mut metadata = Metadata::new();
     metadata.insert("kassa_refund_id".into(), refund.id.clone());
     let req = CreateRefund { payment_intent: intent_of(&payment)?, amount: Some(refund.amount), metadata };
-    let key = IdempotencyKey::new(format!("kassa_refund_{}", refund.id));
-    let outcome = state.processor.create_refund(&req, &key).await;
+    let outcome = state.processor.create_refund(&req, &processor_keys::refund(&refund.id)).await;
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let result = match outcome {
-        Ok(r) => {
-            if db::settle_refund(&mut tx, &refund.id, "succeeded", Some(&r.id), None, now).await?
-                && let Some(order_id) = &refund.order_id
-                && let Some(mut o) = db::lock(&mut tx, order_id).await?
-            {
-                o.payment_status =
-                    if o.amount_refunded >= o.amount_captured { "refunded" } else { "partially_refunded" }.into();
-                o.updated = now;
-                db::save(&mut tx, &o).await?;
-                if let Some(mut p) = payments::lock(&mut tx, &payment.id).await? {
-                    p.amount_refunded += refund.amount;
-                    p.updated = now;
-                    payments::save(&mut tx, &p).await?;
-                }
-                record(&mut tx, "order.refunded", &o, now).await?;
-            }
-            Ok(())
-        }
+    let (result, settled, processor_refund, failure) = match outcome {
+        Ok(r) => (Ok(()), RefundOutcome::Succeeded, Some(r.id), None),
         Err(ProcessorError::Unavailable(m)) => {
             tracing::warn!(refund = %refund.id, error = %m, "refund pending: the processor is unavailable; the refund job retries");
-            Ok(())
+            (Ok(()), RefundOutcome::Unknown, None, None)
         }
         Err(e) => {
             let message = e.to_string();
-            if db::settle_refund(&mut tx, &refund.id, "failed", None, Some(&message), now).await?
-                && let Some(order_id) = &refund.order_id
-            {
-                db::unreserve_refund(&mut tx, order_id, refund.amount, now).await?;
-            }
-            Err(ApiError::conflict("refund_failed", format!("The processor refused the refund: {message}")))
+            let refused = ApiError::conflict("refund_failed", format!("The processor refused the refund: {message}"));
+            (Err(refused), RefundOutcome::Refused, None, Some(message))
         }
     };
+    // Settled once, whoever gets here first (the request or the refund job).
+    if let Some((to, effect)) = refund_machine::settle(RefundStatus::Pending, settled)
+        && db::settle_refund(
+            &mut tx,
+            &refund.id,
+            RefundStatus::Pending,
+            to,
+            processor_refund.as_deref(),
+            failure.as_deref(),
+            now,
+        )
+        .await?
+        && let Some(order_id) = &refund.order_id
+    {
+        match effect {
+            RefundEffect::SettleOrder => {
+                if let Some(mut o) = db::lock(&mut tx, order_id).await? {
+                    let settled = OrderInput::RefundSettled { amount_refunded: o.amount_refunded };
+                    let t = machine::transition(&o.state(), &settled)?;
+                    o.set_state(&t.next);
+                    o.updated = now;
+                    db::save(&mut tx, &o).await?;
+                    settlement::payment_refunded(&mut tx, &payment.id, refund.amount, now).await?;
+                    settlement::order_effects(&mut tx, &o, &t.effects, now).await?;
+                }
+            }
+            RefundEffect::ReleaseReservation => db::unreserve_refund(&mut tx, order_id, refund.amount, now).await?,
+        }
+    }
     let stored = db::refunds_of(tx.conn(), refund.order_id.as_deref().unwrap_or_default())
         .await?
         .into_iter()
         .find(|r| r.id == refund.id);
     if let Some(r) = &stored {
-        events::record(&mut tx, &format!("refund.{}", r.status), &r.id, &Refund::from(r.clone()), now).await?;
+        events::record(&mut tx, r.status.event_kind(), &r.id, &Refund::from(r.clone()), now).await?;
     }
     tx.commit().await?;
     result?;
@@ -290,19 +266,14 @@ pub async fn execute_refund(state: &AppState, refund: &RefundRow) -> ApiResult<R
 pub async fn fulfill(tx: &mut Tx, now: i64, id: &str) -> ApiResult<Order> {
     validate::id(IdKind::Order, "order", id)?;
     let mut o = db::lock(tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
-    if o.status == "canceled" {
-        return Err(ApiError::conflict("order_canceled", "A canceled order cannot be fulfilled."));
-    }
-    if o.fulfillment_status == "fulfilled" {
-        return Err(ApiError::conflict("order_fulfilled", "The order is fulfilled already."));
-    }
-    o.fulfillment_status = "fulfilled".into();
-    if o.payment_status != "authorized" {
-        o.status = "completed".into();
-    }
+    let t = machine::transition(&o.state(), &OrderInput::Fulfilled)?;
+    o.set_state(&t.next);
     o.updated = now;
     db::save(tx, &o).await?;
-    record(tx, "order.fulfilled", &o, now).await
+    match settlement::order_effects(tx, &o, &t.effects, now).await? {
+        Some(order) => Ok(order),
+        None => Ok(Order::from_rows(o, db::lines(tx.conn(), id).await?)),
+    }
 }
 
 pub async fn refunds(store: &Store, id: &str) -> ApiResult<Vec<Refund>> {

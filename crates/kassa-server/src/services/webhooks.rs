@@ -4,10 +4,12 @@
 //! duplicates, delays and reordering are harmless. Unknown types are acknowledged.
 
 use crate::error::{ApiError, ApiResult};
+use crate::services::event_dedupe::{self, Record};
 use crate::services::{checkout_sessions, payments};
 use crate::state::AppState;
+use kassa_domain::lifecycle::payment::PaymentStatus;
 use kassa_processors::{Event, EventError};
-use kassa_store::{payments as payment_db, processor_events};
+use kassa_store::payments as payment_db;
 
 pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> ApiResult<()> {
     let Some(signature) = signature else {
@@ -25,8 +27,7 @@ pub async fn receive(state: &AppState, body: &[u8], signature: Option<&str>) -> 
         },
         EventError::Malformed(m) => ApiError::InvalidRequest { code: "event_invalid", message: m, param: None },
     })?;
-    if processor_events::seen(state.store.reader(), &event.id).await? {
-        processor_events::count_duplicate(state.store.writer(), &event.id).await?;
+    if event_dedupe::handled_before(state, &event).await? {
         return Ok(());
     }
     let kind = event.kind.as_str();
@@ -59,8 +60,9 @@ async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>
     // The success the event reports is recorded already (the pay call or an earlier event got
     // there first): nothing to ask the processor, nothing to change.
     let recorded = matches!(
-        (event.kind.as_str(), payment.status.as_str()),
-        ("payment_intent.succeeded", "succeeded") | ("payment_intent.amount_capturable_updated", "authorized")
+        (event.kind.as_str(), payment.status),
+        ("payment_intent.succeeded", PaymentStatus::Succeeded)
+            | ("payment_intent.amount_capturable_updated", PaymentStatus::Authorized)
     );
     if recorded && payment.processor_payment_intent.as_deref() == Some(intent) {
         return remember(state, event).await;
@@ -72,6 +74,6 @@ async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>
 
 /// Records an event that has no effects (one statement, no transaction around it).
 async fn remember(state: &AppState, event: &Event) -> ApiResult<()> {
-    processor_events::remember(state.store.writer(), &event.id, &event.kind, state.clock.now()).await?;
+    event_dedupe::first_delivery(Record::Alone(&state.store), event, state.clock.now()).await?;
     Ok(())
 }

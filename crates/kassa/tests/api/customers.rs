@@ -115,7 +115,7 @@ async fn admin_created_customers_get_every_side_effect() {
 
     for (body, param) in [
         (json!({"email": "not-an-email"}), "email"),
-        (json!({"pricing_model": "pm_00000000000000000000000000"}), "pricing_model"),
+        (json!({"pricing_model": "pmod_00000000000000000000000000"}), "pricing_model"),
         (json!({"nickname": "x"}), "nickname"),
     ] {
         let r = app.post("/admin/customers", As::Admin, body.clone()).await;

@@ -15,7 +15,6 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use kassa_store::catalog as db;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -130,8 +129,8 @@ async fn list_prices(
     ApiQuery(q): ApiQuery<PriceListParams>,
 ) -> ApiResult<Json<List<Price>>> {
     let page = to_page(q.limit, &q.starting_after, &q.ending_before)?;
-    let listed = db::list_prices(app.store.reader(), q.product.as_deref(), q.pricing_model.as_deref(), &page).await?;
-    Ok(Json(List::new("/admin/prices", listed.map(Price::from))))
+    let listed = catalog::list_prices(&app.store, q.product.as_deref(), q.pricing_model.as_deref(), &page).await?;
+    Ok(Json(List::new("/admin/prices", listed)))
 }
 
 /// Retrieve a price.
@@ -187,8 +186,8 @@ async fn list_pricing_models(
     _: Admin,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<List<PricingModel>>> {
-    let listed = db::list_pricing_models(app.store.reader(), &q.page()?).await?;
-    Ok(Json(List::new("/admin/pricing-models", listed.map(PricingModel::from))))
+    let listed = catalog::list_pricing_models(&app.store, &q.page()?).await?;
+    Ok(Json(List::new("/admin/pricing-models", listed)))
 }
 
 /// Retrieve a pricing model.
@@ -245,8 +244,8 @@ async fn list_regions(
     _: Admin,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<List<Region>>> {
-    let listed = db::list_regions(app.store.reader(), &q.page()?).await?;
-    Ok(Json(List::new("/admin/regions", listed.map(Region::from))))
+    let listed = catalog::list_regions(&app.store, &q.page()?).await?;
+    Ok(Json(List::new("/admin/regions", listed)))
 }
 
 /// Retrieve a region.
@@ -306,8 +305,8 @@ async fn list_shipping_options(
     ApiQuery(q): ApiQuery<ShippingListParams>,
 ) -> ApiResult<Json<List<ShippingOption>>> {
     let page = to_page(q.limit, &q.starting_after, &q.ending_before)?;
-    let listed = db::list_shipping_options(app.store.reader(), q.region.as_deref(), false, &page).await?;
-    Ok(Json(List::new("/admin/shipping-options", listed.map(ShippingOption::from))))
+    let listed = catalog::list_shipping_options(&app.store, q.region.as_deref(), false, &page).await?;
+    Ok(Json(List::new("/admin/shipping-options", listed)))
 }
 
 /// Retrieve a shipping option.

@@ -8,13 +8,10 @@ use crate::api::pagination::{List, ListParams, to_page};
 use crate::error::{ApiResult, ErrorBody};
 use crate::objects::customer::{Customer, Subscription};
 use crate::services::customers::{self, CreateCustomerInput, UpdateCustomerInput};
-use crate::services::validate;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use kassa_domain::ids::IdKind;
-use kassa_store::customers as db;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -74,8 +71,8 @@ async fn list_customers(
     ApiQuery(q): ApiQuery<CustomerListParams>,
 ) -> ApiResult<Json<List<Customer>>> {
     let page = to_page(q.limit, &q.starting_after, &q.ending_before)?;
-    let listed = db::list(app.store.reader(), q.email.as_deref(), &page).await?;
-    Ok(Json(List::new("/admin/customers", listed.map(Customer::from))))
+    let listed = customers::list(&app, q.email.as_deref(), &page).await?;
+    Ok(Json(List::new("/admin/customers", listed)))
 }
 
 /// Retrieve a customer.
@@ -114,8 +111,6 @@ async fn list_subscriptions(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<List<Subscription>>> {
-    validate::id(IdKind::Customer, "customer", &id)?;
-    customers::get(&app, &id).await?;
-    let listed = db::subscriptions_of(app.store.reader(), &id, &q.page()?).await?;
-    Ok(Json(List::new(format!("/admin/customers/{id}/subscriptions"), listed.map(Subscription::from))))
+    let listed = customers::subscriptions(&app, &id, &q.page()?).await?;
+    Ok(Json(List::new(format!("/admin/customers/{id}/subscriptions"), listed)))
 }

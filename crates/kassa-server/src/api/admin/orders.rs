@@ -8,13 +8,11 @@ use crate::api::pagination::{List, to_page};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::objects::commerce::{Order, Payment, Refund};
 use crate::services::orders::{self, CaptureInput, RefundInput};
-use crate::services::validate;
+use crate::services::payments;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use kassa_domain::ids::IdKind;
-use kassa_store::payments;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -159,15 +157,13 @@ async fn list_payments(
     ApiQuery(q): ApiQuery<PaymentListParams>,
 ) -> ApiResult<Json<List<Payment>>> {
     let page = to_page(q.limit, &q.starting_after, &q.ending_before)?;
-    let listed = payments::list(app.store.reader(), q.customer.as_deref(), q.status.as_deref(), &page).await?;
-    Ok(Json(List::new("/admin/payments", listed.map(Payment::from))))
+    let listed = payments::list(&app, q.customer.as_deref(), q.status.as_deref(), &page).await?;
+    Ok(Json(List::new("/admin/payments", listed)))
 }
 
 /// Retrieve a payment.
 #[utoipa::path(get, path = "/admin/payments/{id}", tag = "Orders", params(("id" = String, Path)), security(("secret_key" = [])),
     responses((status = 200, body = Payment), (status = "4XX", body = ErrorBody)))]
 async fn get_payment(State(app): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult<Json<Payment>> {
-    validate::id(IdKind::Payment, "payment", &id)?;
-    let p = payments::get(app.store.reader(), &id).await?.ok_or_else(|| ApiError::not_found("payment", &id))?;
-    Ok(Json(p.into()))
+    Ok(Json(payments::get(&app, &id).await?))
 }

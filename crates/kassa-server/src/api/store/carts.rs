@@ -6,6 +6,7 @@ use crate::api::auth::Shopper;
 use crate::api::idempotency::Idempotent;
 use crate::error::{ApiResult, ErrorBody};
 use crate::objects::commerce::{Cart, CheckoutSession};
+use crate::services::Tx;
 use crate::services::carts::{self, Actor, CreateCart, ItemInput, NewCustomers, UpdateCart, UpdateLineInput};
 use crate::services::checkout::{self, PayInput, PayResult};
 use crate::services::checkout_sessions::{self, CreateSessionInput};
@@ -15,7 +16,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use futures::future::BoxFuture;
-use kassa_store::Tx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -9,7 +9,6 @@ use crate::services::catalog;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use kassa_store::catalog as db;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -48,8 +47,8 @@ async fn list_regions(
     _: Storefront,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<List<Region>>> {
-    let listed = db::list_regions(app.store.reader(), &q.page()?).await?;
-    Ok(Json(List::new("/store/regions", listed.map(Region::from))))
+    let listed = catalog::list_regions(&app.store, &q.page()?).await?;
+    Ok(Json(List::new("/store/regions", listed)))
 }
 
 /// List active shipping options, optionally of one region.
@@ -62,6 +61,6 @@ async fn list_shipping_options(
     ApiQuery(q): ApiQuery<ShippingListParams>,
 ) -> ApiResult<Json<List<ShippingOption>>> {
     let page = to_page(q.limit, &q.starting_after, &q.ending_before)?;
-    let listed = db::list_shipping_options(app.store.reader(), q.region.as_deref(), true, &page).await?;
-    Ok(Json(List::new("/store/shipping-options", listed.map(ShippingOption::from))))
+    let listed = catalog::list_shipping_options(&app.store, q.region.as_deref(), true, &page).await?;
+    Ok(Json(List::new("/store/shipping-options", listed)))
 }

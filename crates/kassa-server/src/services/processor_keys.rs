@@ -1,0 +1,72 @@
+//! The idempotency keys Kassa sends with its processor calls, built in one place.
+//!
+//! Each key is derived from the Kassa row the call is about, so a call repeated after a crash
+//! or a timeout carries the same key and the processor answers it once. The spellings are
+//! stored nowhere but at the processor: they must stay byte-identical across versions, or a
+//! call retried after an upgrade would no longer dedupe (the test below pins them).
+
+use kassa_processors::IdempotencyKey;
+
+/// Creating and confirming the PaymentIntent of a payment attempt.
+pub fn pay(payment_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_pay_{payment_id}"))
+}
+
+/// Capturing a payment's authorization: one capture per PaymentIntent, as at the processor.
+pub fn capture(payment_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_capture_{payment_id}"))
+}
+
+/// Canceling a payment's PaymentIntent (an abandoned challenge, a released authorization).
+pub fn cancel(payment_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_cancel_{payment_id}"))
+}
+
+/// A refund Kassa made (the refund row's id).
+pub fn refund(refund_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_refund_{refund_id}"))
+}
+
+/// Giving back money Kassa does not keep: keyed by the PaymentIntent, so that however many
+/// rows notice the same charge, it is given back once.
+pub fn give_back(payment_intent: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_void_{payment_intent}"))
+}
+
+/// Creating the processor's checkout session for Kassa's session.
+pub fn open_session(session_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_{session_id}"))
+}
+
+/// Expiring a checkout session at the processor.
+pub fn expire_session(session_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_expire_{session_id}"))
+}
+
+/// Creating the processor customer of a Kassa customer.
+pub fn customer(customer_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_customer_{customer_id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys of calls made by an older version must equal the ones this version makes.
+    #[test]
+    fn keys_keep_their_spelling() {
+        let keys = [
+            (pay("pay_1"), "kassa_pay_pay_1"),
+            (capture("pay_1"), "kassa_capture_pay_1"),
+            (cancel("pay_1"), "kassa_cancel_pay_1"),
+            (refund("re_1"), "kassa_refund_re_1"),
+            (give_back("pi_1"), "kassa_void_pi_1"),
+            (open_session("cs_1"), "kassa_cs_1"),
+            (expire_session("cs_1"), "kassa_expire_cs_1"),
+            (customer("cus_1"), "kassa_customer_cus_1"),
+        ];
+        for (key, spelled) in keys {
+            assert_eq!(key.as_str(), spelled);
+        }
+    }
+}
