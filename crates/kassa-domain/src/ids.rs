@@ -33,6 +33,9 @@ pub enum IdKind {
     CreditEntry,
     Event,
     WebhookEvent,
+    WebhookEndpoint,
+    WebhookDelivery,
+    WebhookAttempt,
 }
 
 impl IdKind {
@@ -59,6 +62,9 @@ impl IdKind {
             IdKind::CreditEntry => "cred",
             IdKind::Event => "evt",
             IdKind::WebhookEvent => "whevt",
+            IdKind::WebhookEndpoint => "we",
+            IdKind::WebhookDelivery => "whdel",
+            IdKind::WebhookAttempt => "whatt",
         }
     }
 

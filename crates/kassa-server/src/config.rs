@@ -27,6 +27,7 @@ pub struct Settings {
     pub credits: CreditSettings,
     pub jobs: JobSettings,
     pub rate_limits: RateLimitSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -230,6 +231,66 @@ pub struct RateLimitSettings {
     pub store_burst: u32,
 }
 
+/// Webhooks to the merchant (SPEC §9).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Accept endpoint URLs on loopback, private and link-local addresses. Off by default, so
+    /// the admin API cannot be turned into a scanner of the server's own network; `--demo`
+    /// and tests turn it on.
+    pub allow_private_urls: bool,
+    /// 32 random bytes, base64 or hex (`openssl rand -base64 32`): the key endpoint signing
+    /// secrets are sealed with (XChaCha20-Poly1305), so a database dump alone does not reveal
+    /// them. Without it (nor `secret_key_file`) secrets are stored unsealed and the server says
+    /// so at start.
+    #[serde(serialize_with = "expose")]
+    pub secret_key: Option<SecretString>,
+    /// A file holding that key instead (the same formats).
+    pub secret_key_file: Option<PathBuf>,
+    /// Milliseconds an endpoint has to answer one delivery (connect to last byte).
+    pub timeout_ms: u64,
+    /// Milliseconds to wait after each failed attempt; the delivery gives up after the last.
+    /// Each wait is jittered by ±20 %. The default sums to about three days, like Stripe's.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Hours the secret before a roll keeps signing beside the new one (a roll may ask for
+    /// another window, up to a week).
+    pub roll_window_hours: u64,
+    /// Deliveries in flight at once in this server.
+    pub max_in_flight: usize,
+    /// Deliveries in flight at once to one endpoint, so a slow endpoint cannot take them all.
+    pub max_in_flight_per_endpoint: usize,
+    /// Days the delivery log is kept.
+    pub retention_days: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        const MINUTE: u64 = 60_000;
+        const HOUR: u64 = 60 * MINUTE;
+        WebhookSettings {
+            allow_private_urls: false,
+            secret_key: None,
+            secret_key_file: None,
+            timeout_ms: 10_000,
+            retry_schedule_ms: vec![
+                MINUTE,
+                5 * MINUTE,
+                30 * MINUTE,
+                HOUR,
+                3 * HOUR,
+                6 * HOUR,
+                12 * HOUR,
+                24 * HOUR,
+                24 * HOUR,
+            ],
+            roll_window_hours: 24,
+            max_in_flight: 256,
+            max_in_flight_per_endpoint: 32,
+            retention_days: 30,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -297,6 +358,7 @@ impl Default for Settings {
                 store_per_second: 100,
                 store_burst: 200,
             },
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -525,6 +587,7 @@ impl Settings {
                 problem: "must be between 1 and 87600 (ten years)".into(),
             });
         }
+        self.validate_webhooks()?;
         if !(1..=24).contains(&self.checkout.session_ttl_hours) {
             return Err(ConfigError::Invalid {
                 setting: "checkout.session_ttl_hours",
@@ -533,6 +596,68 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let w = &self.webhooks;
+        let invalid = |setting, env, problem: &str| ConfigError::Invalid { setting, env, problem: problem.into() };
+        if !(100..=60_000).contains(&w.timeout_ms) {
+            return Err(invalid("webhooks.timeout_ms", "KASSA_WEBHOOKS__TIMEOUT_MS", "must be between 100 and 60000"));
+        }
+        if w.retry_schedule_ms.len() > 100 || w.retry_schedule_ms.iter().any(|&ms| ms > 7 * 86_400_000) {
+            return Err(invalid(
+                "webhooks.retry_schedule_ms",
+                "KASSA_WEBHOOKS__RETRY_SCHEDULE_MS",
+                "at most 100 waits, each at most a week",
+            ));
+        }
+        if !(1..=168).contains(&w.roll_window_hours) {
+            return Err(invalid(
+                "webhooks.roll_window_hours",
+                "KASSA_WEBHOOKS__ROLL_WINDOW_HOURS",
+                "must be between 1 and 168",
+            ));
+        }
+        if w.max_in_flight == 0 || w.max_in_flight_per_endpoint == 0 {
+            return Err(invalid("webhooks.max_in_flight", "KASSA_WEBHOOKS__MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if !(1..=3650).contains(&w.retention_days) {
+            return Err(invalid(
+                "webhooks.retention_days",
+                "KASSA_WEBHOOKS__RETENTION_DAYS",
+                "must be between 1 and 3650",
+            ));
+        }
+        self.webhook_secret_key().map_err(|problem| ConfigError::Invalid {
+            setting: "webhooks.secret_key",
+            env: "KASSA_WEBHOOKS__SECRET_KEY",
+            problem,
+        })?;
+        Ok(())
+    }
+
+    /// The key webhook secrets are sealed with, from `webhooks.secret_key` or
+    /// `webhooks.secret_key_file`; `None` when neither is set.
+    pub fn webhook_secret_key(&self) -> Result<Option<[u8; 32]>, String> {
+        use base64::Engine;
+        let w = &self.webhooks;
+        let text = match (&w.secret_key, &w.secret_key_file) {
+            (Some(_), Some(_)) => return Err("set secret_key or secret_key_file, not both".into()),
+            (Some(k), None) => k.expose_secret().trim().to_string(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read webhooks.secret_key_file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(&text).map_err(|e| e.to_string())?
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(&text)
+                .map_err(|_| "must be 32 bytes in base64 or hex (openssl rand -base64 32)".to_string())?
+        };
+        <[u8; 32]>::try_from(bytes.as_slice()).map(Some).map_err(|_| format!("must be 32 bytes, not {}", bytes.len()))
     }
 
     pub fn credit_fee(&self) -> Result<FeeSchedule, String> {

@@ -23,6 +23,8 @@ pub mod payments;
 pub mod processor_events;
 pub mod settings;
 pub mod sql;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;

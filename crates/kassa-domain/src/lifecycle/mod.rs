@@ -12,6 +12,7 @@ pub mod checkout_session;
 pub mod order;
 pub mod payment;
 pub mod refund;
+pub mod webhook_endpoint;
 
 /// A status stored as text: its database/API spelling and back.
 pub trait Status: Copy + Sized + 'static {

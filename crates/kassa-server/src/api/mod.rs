@@ -102,6 +102,7 @@ fn document(mut doc: utoipa::openapi::OpenApi, settings: &crate::config::Setting
             }
         }
     }
+    admin::document_webhooks(&mut doc);
     limits::document(doc, settings)
 }
 
@@ -120,6 +121,10 @@ pub fn router(state: AppState) -> Router {
     router
         .route_layer(axum::middleware::from_fn(nul::reject_in_uri))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::jobs::webhook_deliveries::wake_after_write,
+        ))
         .fallback(route_not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(Arc::new(openapi)))

@@ -8,6 +8,7 @@ mod idempotency_cleanup;
 pub mod processor_customers;
 pub mod runner;
 mod sandbox;
+pub mod webhook_deliveries;
 
 use crate::state::AppState;
 use runner::{Job, Round, job};
@@ -31,6 +32,8 @@ pub fn all(state: &AppState) -> Vec<Arc<dyn Job>> {
         job("session_expiry", every, |s| Box::pin(async move { done(commerce::expire_sessions(s).await) })),
         job("payment_reconcile", every, |s| Box::pin(async move { done(commerce::reconcile_open_payments(s).await) })),
         job(processor_customers::NAME, every, |s| Box::pin(processor_customers::round(s))),
+        Arc::new(webhook_deliveries::WebhookDeliveries::new(state)),
+        job("webhook_log_cleanup", every * 60, |s| Box::pin(webhook_deliveries::cleanup(s))),
     ];
     if let Some(tp) = &state.test_processor {
         jobs.extend(sandbox::jobs(state, tp));

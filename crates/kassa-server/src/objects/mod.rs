@@ -5,6 +5,7 @@ pub mod commerce;
 pub mod credits;
 pub mod customer;
 pub mod event;
+pub mod webhook_endpoint;
 
 use std::collections::BTreeMap;
 

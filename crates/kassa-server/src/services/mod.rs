@@ -19,6 +19,7 @@ pub mod processor_keys;
 pub mod processor_webhooks;
 pub mod settlement;
 pub mod validate;
+pub mod webhook_endpoints;
 
 /// The transaction a use case runs in. Handlers open none and query with none: they hand the
 /// one `api::idempotency` opened to the service, so the work and its stored answer commit

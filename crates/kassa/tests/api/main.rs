@@ -24,3 +24,4 @@ mod operations;
 mod rate_limits;
 mod system;
 mod test_processor;
+mod webhooks_out;

@@ -5,9 +5,11 @@ mod credits;
 mod customers;
 mod events;
 mod orders;
+mod webhook_endpoints;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
+pub use webhook_endpoints::document_webhooks;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -16,4 +18,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::routes())
         .merge(events::routes())
         .merge(orders::routes())
+        .merge(webhook_endpoints::routes())
 }

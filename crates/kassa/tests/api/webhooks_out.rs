@@ -1,0 +1,617 @@
+//! Webhooks to the merchant (SPEC §9), through the HTTP API, delivered to a real receiver (a
+//! small axum server on port 0 in the test): signatures that the official `stripe` Python
+//! library verifies (with `KASSA_TEST_PYTHON`), retries with backoff, an endpoint disabled
+//! after the schedule, a hanging endpoint that does not delay another, secret rolls, resends,
+//! private URLs refused, and two servers on one PostgreSQL delivering each event once.
+
+use crate::helpers::*;
+use crate::localstripe::support;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use kassa_server::config::Settings;
+use kassa_server::startup::{Application, BuildOptions};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    signature: String,
+    body: Bytes,
+    at: Instant,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// How the receiver answers its n-th request (0-based).
+#[derive(Clone, Copy)]
+enum Answer {
+    Status(u16),
+    Hang,
+}
+
+/// A webhook receiver on a loopback port.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(answer: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Receiver {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answer = Arc::new(answer);
+        let seen = got.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let seen = seen.clone();
+            let answer = answer.clone();
+            async move {
+                let n = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(Received {
+                        signature: headers
+                            .get("stripe-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string(),
+                        body,
+                        at: Instant::now(),
+                    });
+                    seen.len() - 1
+                };
+                match answer(n) {
+                    Answer::Status(s) => (StatusCode::from_u16(s).unwrap(), "answer body"),
+                    Answer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        (StatusCode::OK, "late")
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, got }
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until the receiver got `n` requests (at most `within`).
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "the receiver got {} of {n} requests", got.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// stripe-python (`scripts/stripe_webhook_signature.py`), started once per test binary.
+struct StripePython {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// `stripe.Webhook.construct_event`'s verdict on a delivery: `ok <id> <type>` or `refused: …`.
+fn stripe_verify(python: &Path, payload: &[u8], secret: &str, header: &str) -> String {
+    static HELPER: OnceLock<Mutex<StripePython>> = OnceLock::new();
+    let helper = HELPER.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Mutex::new(StripePython { _child: child, stdin, stdout })
+    });
+    let mut helper = helper.lock().unwrap_or_else(|p| p.into_inner());
+    let request = json!({"mode": "verify", "secret": secret, "header": header, "payload_hex": hex::encode(payload)});
+    writeln!(helper.stdin, "{request}").unwrap();
+    let mut line = String::new();
+    helper.stdout.read_line(&mut line).unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stripe-python answered {line:?}"));
+    answer["result"].as_str().unwrap().to_owned()
+}
+
+/// Kassa's own verifier (the same scheme), for runs without stripe-python.
+fn kassa_verifies(secret: &str, r: &Received) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    kassa_processors::signature::verify(secret, &r.body, Some(&r.signature), now, 300).is_ok()
+}
+
+async fn create_endpoint(app: &TestApp, url: &str, events: Value) -> Value {
+    app.post("/admin/webhook-endpoints", As::Admin, json!({"url": url, "enabled_events": events})).await.ok()
+}
+
+async fn product(app: &TestApp, name: &str) -> String {
+    app.post("/admin/products", As::Admin, json!({"name": name})).await.ok()["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until `check` holds for the answer of GET `path`.
+async fn until(app: &TestApp, path: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = app.get(path, As::Admin).await.ok();
+        if check(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied the check: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_stripe_events_that_stripes_library_verifies() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    assert_eq!(endpoint["object"], "webhook_endpoint");
+    assert_eq!(endpoint["status"], "enabled");
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_") && secret.len() > 30, "{secret}");
+    let id = endpoint["id"].as_str().unwrap();
+    let shown = app.get(&format!("/admin/webhook-endpoints/{id}"), As::Admin).await.ok();
+    assert!(shown.get("secret").is_none(), "the secret is shown once: {shown}");
+    let listed = app.get("/admin/webhook-endpoints", As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(listed["data"][0].get("secret").is_none());
+
+    // Not subscribed: a region; subscribed: the product.
+    app.post("/admin/regions", As::Admin, json!({"name": "EU", "currency": "eur", "countries": ["DE"]})).await.ok();
+    let product_id = product(&app, "Tea").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = if receiver.got().len() > got.len() { receiver.got() } else { got };
+    assert_eq!(got.len(), 1, "only the subscribed type is sent");
+    let event = got[0].json();
+    assert_eq!(event["object"], "event");
+    assert_eq!(event["type"], "product.created");
+    assert_eq!(event["data"]["object"]["id"], product_id.as_str());
+    assert_eq!(event["livemode"], false);
+    assert!(event["created"].as_i64().unwrap() > 0);
+    assert!(event["api_version"].is_string());
+    assert!(event["pending_webhooks"].as_i64().unwrap() >= 1);
+    assert_eq!(app.get(&format!("/admin/events/{}", event["id"].as_str().unwrap()), As::Admin).await.status, 200);
+    assert!(kassa_verifies(&secret, &got[0]));
+    let mut tampered = got[0].clone();
+    tampered.body = Bytes::from(String::from_utf8(got[0].body.to_vec()).unwrap().replace("Tea", "Tee"));
+    assert!(!kassa_verifies(&secret, &tampered));
+
+    // The delivery log.
+    let evt = event["id"].as_str().unwrap();
+    let log = until(&app, &format!("/admin/events/{evt}/deliveries"), Duration::from_secs(5), |b| {
+        b["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let attempt = &log["data"][0];
+    assert_eq!(attempt["object"], "webhook_delivery_attempt");
+    assert_eq!(attempt["succeeded"], true);
+    assert_eq!(attempt["status_code"], 200);
+    assert_eq!(attempt["webhook_endpoint"], id);
+    assert_eq!(attempt["response_body"], "answer body");
+    assert!(attempt["latency_ms"].as_i64().unwrap() >= 0);
+    let metrics = app.get("/metrics", As::Nobody).await.text;
+    assert!(metrics.contains("kassa_webhook_attempts_total{outcome=\"succeeded\"}"), "{metrics}");
+
+    if let Some(python) = support::python() {
+        let verdict = stripe_verify(&python, &got[0].body, &secret, &got[0].signature);
+        assert_eq!(verdict, format!("ok {evt} product.created"));
+        let verdict = stripe_verify(&python, &tampered.body, &secret, &tampered.signature);
+        assert!(verdict.starts_with("refused"), "{verdict}");
+        let verdict = stripe_verify(&python, &got[0].body, "whsec_another", &got[0].signature);
+        assert!(verdict.starts_with("refused"), "{verdict}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_gets_the_event_on_attempt_four_after_backoff() {
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_ms = vec![300, 600, 900, 1000]).await;
+    let receiver = Receiver::start(|n| if n < 3 { Answer::Status(500) } else { Answer::Status(200) }).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["*"])).await;
+    product(&app, "Coffee").await;
+    let got = receiver.wait_for(4, Duration::from_secs(15)).await;
+    let ids: Vec<Value> = got.iter().map(|r| r.json()["id"].clone()).collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "the same event each time: {ids:?}");
+    for (i, wait) in [300u64, 600, 900].iter().enumerate() {
+        let gap = got[i + 1].at - got[i].at;
+        // ±20 % jitter around each wait.
+        assert!(gap >= Duration::from_millis(wait * 8 / 10), "wait {i}: {gap:?} < {wait} ms");
+    }
+    let evt = ids[0].as_str().unwrap();
+    let log = until(&app, &format!("/admin/events/{evt}/deliveries"), Duration::from_secs(5), |b| {
+        b["data"].as_array().is_some_and(|d| d.len() == 4)
+    })
+    .await;
+    let codes: Vec<i64> = log["data"].as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap()).collect();
+    assert_eq!(codes, vec![200, 500, 500, 500], "newest first");
+    let failed = app
+        .get(
+            &format!("/admin/webhook-endpoints/{}/deliveries?failed=true", endpoint["id"].as_str().unwrap()),
+            As::Admin,
+        )
+        .await
+        .ok();
+    assert_eq!(failed["data"].as_array().unwrap().len(), 3);
+    assert!(failed["data"].as_array().unwrap().iter().all(|a| a["succeeded"] == false && a["error"].is_string()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.got().len(), 4, "no attempt after the success");
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_the_whole_schedule_is_disabled_with_an_event() {
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_ms = vec![100, 100]).await;
+    let receiver = Receiver::start(|_| Answer::Status(503)).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    product(&app, "Cocoa").await;
+    let shown =
+        until(&app, &format!("/admin/webhook-endpoints/{id}"), Duration::from_secs(10), |b| b["status"] == "disabled")
+            .await;
+    assert_eq!(shown["disabled_reason"], "failing");
+    assert_eq!(receiver.got().len(), 3, "the first attempt and two retries");
+    let events = app.get("/admin/events?type=webhook_endpoint.disabled", As::Admin).await.ok();
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+    assert_eq!(events["data"][0]["data"]["object"]["id"], id);
+    // Disabled: no more deliveries, until enabled again.
+    product(&app, "Chai").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 3);
+    let enabled = app.post(&format!("/admin/webhook-endpoints/{id}"), As::Admin, json!({"disabled": false})).await.ok();
+    assert_eq!(enabled["status"], "enabled");
+    assert!(enabled["disabled_reason"].is_null());
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_another() {
+    let app = spawn_app_with(|s| s.webhooks.timeout_ms = 10_000).await;
+    let hanging = Receiver::start(|_| Answer::Hang).await;
+    let healthy = Receiver::start(|_| Answer::Status(200)).await;
+    create_endpoint(&app, &hanging.url, json!(["*"])).await;
+    create_endpoint(&app, &healthy.url, json!(["*"])).await;
+    for i in 0..5 {
+        let started = Instant::now();
+        product(&app, &format!("Tea {i}")).await;
+        healthy.wait_for(i + 1, Duration::from_secs(1)).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "event {i} took {:?}", started.elapsed());
+    }
+    assert_eq!(hanging.got().len(), 5, "each event was sent to the hanging endpoint too");
+}
+
+#[tokio::test]
+async fn private_urls_and_bad_input_are_refused_and_nothing_is_stored() {
+    let app = spawn_app_with(|s| s.webhooks.allow_private_urls = false).await;
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost:3000/hooks",
+        "http://10.0.0.7/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://0.0.0.0/",
+    ] {
+        let r = app.post("/admin/webhook-endpoints", As::Admin, json!({"url": url, "enabled_events": ["*"]})).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text);
+        assert_eq!(r.error_param(), "url", "{url}");
+    }
+    for url in ["ftp://example.com/x", "example.com/hooks", "http://"] {
+        let r = app.post("/admin/webhook-endpoints", As::Admin, json!({"url": url, "enabled_events": ["*"]})).await;
+        assert_eq!((r.status.as_u16(), r.error_param()), (400, "url"), "{url}: {}", r.text);
+    }
+    let ok_url = "https://93.184.215.14/hooks";
+    let r = app
+        .post(
+            "/admin/webhook-endpoints",
+            As::Admin,
+            json!({"url": ok_url, "enabled_events": ["order.created", "no.such"]}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "enabled_events[1]"), "{}", r.text);
+    let r = app.post("/admin/webhook-endpoints", As::Admin, json!({"url": ok_url, "enabled_events": []})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "enabled_events"), "{}", r.text);
+    let r = app
+        .post(
+            "/admin/webhook-endpoints",
+            As::Admin,
+            json!({"url": ok_url, "enabled_events": ["*"], "description": "x".repeat(5001)}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "description"), "{}", r.text);
+    let listed = app.get("/admin/webhook-endpoints", As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "nothing stored");
+    // A public address is accepted; changing it to a private one is refused.
+    let e = create_endpoint(&app, ok_url, json!(["*"])).await;
+    let id = e["id"].as_str().unwrap();
+    let r = app.post(&format!("/admin/webhook-endpoints/{id}"), As::Admin, json!({"url": "http://192.168.1.1/"})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "url"));
+    assert_eq!(app.get(&format!("/admin/webhook-endpoints/{id}"), As::Admin).await.ok()["url"], ok_url);
+    let r = app.get("/admin/webhook-endpoints/we_nope", As::Admin).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn a_rolled_secret_signs_beside_the_new_one_until_it_expires() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let old = endpoint["secret"].as_str().unwrap().to_string();
+    let rolled = app.post(&format!("/admin/webhook-endpoints/{id}/roll-secret"), As::Admin, json!({})).await.ok();
+    let new = rolled["secret"].as_str().unwrap().to_string();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert!(rolled["previous_secret_expires"].as_i64().unwrap() > 0);
+    product(&app, "Mate").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].signature.matches("v1=").count(), 2, "{}", got[0].signature);
+    assert!(kassa_verifies(&old, &got[0]) && kassa_verifies(&new, &got[0]));
+    let python = support::python();
+    if let Some(python) = &python {
+        for secret in [&old, &new] {
+            let verdict = stripe_verify(python, &got[0].body, secret, &got[0].signature);
+            assert!(verdict.starts_with("ok "), "{verdict}");
+        }
+    }
+    // Rolled again with no window: only the newest secret signs.
+    let newest =
+        app.post(&format!("/admin/webhook-endpoints/{id}/roll-secret"), As::Admin, json!({"expires_in": 0})).await.ok()
+            ["secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    product(&app, "Rooibos").await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].signature.matches("v1=").count(), 1);
+    assert!(kassa_verifies(&newest, &got[1]));
+    assert!(!kassa_verifies(&new, &got[1]) && !kassa_verifies(&old, &got[1]));
+    if let Some(python) = &python {
+        assert!(stripe_verify(python, &got[1].body, &newest, &got[1].signature).starts_with("ok "));
+        let verdict = stripe_verify(python, &got[1].body, &new, &got[1].signature);
+        assert!(verdict.starts_with("refused"), "a rolled-away secret: {verdict}");
+    }
+    let r = app.post(&format!("/admin/webhook-endpoints/{id}/roll-secret"), As::Admin, json!({"expires_in": -1})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "expires_in"));
+}
+
+#[tokio::test]
+async fn an_event_is_resent_on_request_and_endpoints_are_deleted() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    product(&app, "Sencha").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let evt = got[0].json()["id"].as_str().unwrap().to_string();
+    let resent = app.post(&format!("/admin/events/{evt}/resend"), As::Admin, json!({})).await.ok();
+    assert_eq!(resent["webhook_endpoints"], json!([id]));
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].json()["id"], evt.as_str());
+    let resent =
+        app.post(&format!("/admin/events/{evt}/resend"), As::Admin, json!({"webhook_endpoint": id})).await.ok();
+    assert_eq!(resent["webhook_endpoints"], json!([id]));
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    until(&app, &format!("/admin/events/{evt}/deliveries"), Duration::from_secs(5), |b| {
+        b["data"].as_array().is_some_and(|d| d.len() == 3)
+    })
+    .await;
+    let r = app.post("/admin/events/evt_nope/resend", As::Admin, json!({})).await;
+    assert_eq!(r.status, 404);
+    let deleted = app
+        .request(reqwest::Method::DELETE, &format!("/admin/webhook-endpoints/{id}"), As::Admin, None, None)
+        .await
+        .ok();
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(app.get(&format!("/admin/webhook-endpoints/{id}"), As::Admin).await.status, 404);
+    product(&app, "Bancha").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.got().len(), 3, "a deleted endpoint gets nothing");
+}
+
+#[tokio::test]
+async fn every_webhook_route_is_documented() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", As::Nobody).await.ok();
+    let paths = &doc["paths"];
+    for (path, methods) in [
+        ("/admin/webhook-endpoints", &["get", "post"][..]),
+        ("/admin/webhook-endpoints/{id}", &["get", "post", "delete"][..]),
+        ("/admin/webhook-endpoints/{id}/roll-secret", &["post"][..]),
+        ("/admin/webhook-endpoints/{id}/deliveries", &["get"][..]),
+        ("/admin/events/{id}/deliveries", &["get"][..]),
+        ("/admin/events/{id}/resend", &["post"][..]),
+    ] {
+        for m in methods {
+            assert!(paths[path][m].is_object(), "{m} {path} is not documented");
+        }
+    }
+    // The event catalogue: OpenAPI 3.1 `webhooks`, each with a resolvable `data.object` schema.
+    let hooks = doc["webhooks"].as_object().expect("a webhooks section");
+    for kind in ["order.created", "payment.succeeded", "credits.added", "webhook_endpoint.disabled"] {
+        let schema = &hooks[kind]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["properties"]["type"]["enum"][0], kind);
+        let object = &schema["properties"]["data"]["properties"]["object"];
+        let reference = object["$ref"].as_str().unwrap_or_else(|| panic!("{kind}: no schema of data.object: {object}"));
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(doc["components"]["schemas"][name].is_object(), "{kind}: {reference} does not resolve");
+    }
+}
+
+/// Two servers on one PostgreSQL deliver many events to one endpoint: each arrives exactly
+/// once (the receiver always answers 200, so a duplicate could only come from a race).
+#[tokio::test]
+async fn two_servers_on_one_postgres_deliver_each_event_once() {
+    let app = spawn_app().await;
+    if !app.is_postgres() {
+        println!("skipped: PostgreSQL only (set KASSA_TEST_DATABASE_URL)");
+        return;
+    }
+    let mut settings: Settings = (*app.state.settings).clone();
+    settings.server.port = 0;
+    let second = Application::build(settings, BuildOptions::default()).await.expect("second server builds");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(async move {
+        second
+            .run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    const N: usize = 1000;
+    let mut created = Vec::new();
+    for chunk in 0..N / 20 {
+        let names: Vec<_> = (0..20).map(|i| format!("P{}", chunk * 20 + i)).collect();
+        let ids = futures::future::join_all(names.iter().map(|n| product(&app, n))).await;
+        created.extend(ids);
+    }
+    receiver.wait_for(N, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.got();
+    let mut objects: Vec<String> =
+        got.iter().map(|r| r.json()["data"]["object"]["id"].as_str().unwrap().to_string()).collect();
+    objects.sort();
+    let before = objects.len();
+    objects.dedup();
+    assert_eq!(before, objects.len(), "an event was delivered twice");
+    created.sort();
+    assert_eq!(objects, created, "every event arrived");
+    let _ = stop.send(());
+    let _ = second.await;
+}
+
+/// `kassa listen --forward-to`: prints the secret, forwards each event signed with it, and
+/// deletes its endpoint on Ctrl-C.
+#[tokio::test]
+async fn kassa_listen_forwards_signed_events_to_a_local_url() {
+    let app = spawn_app().await;
+    let local_app = Receiver::start(|_| Answer::Status(200)).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .args(["listen", "--url", &app.address, "--forward-to", &local_app.url])
+        .env("KASSA_SECRET_KEY", &app.secret_key)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kassa listen starts");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let secret = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("kassa listen printed its secret");
+            if let Some(rest) = line.split("secret is ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    })
+    .await
+    .expect("kassa listen is ready");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let product_id = product(&app, "Oolong").await;
+    let got = local_app.wait_for(1, Duration::from_secs(10)).await;
+    let event = got.iter().map(Received::json).find(|e| e["type"] == "product.created").expect("the product event");
+    assert_eq!(event["data"]["object"]["id"], product_id.as_str());
+    assert!(got.iter().all(|r| kassa_verifies(&secret, r)), "forwarded with Kassa's signature");
+    let printed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_default();
+            if line.contains("--> product.created") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the event was printed");
+    assert!(printed.contains(event["id"].as_str().unwrap()));
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("kassa listen exits").unwrap();
+    let endpoints = app.get("/admin/webhook-endpoints", As::Admin).await.ok();
+    assert_eq!(endpoints["data"].as_array().unwrap().len(), 0, "the listening endpoint is deleted: {endpoints}");
+}
+
+/// The real binary, serving webhooks on `db_url`; returns it with its address (and the keys
+/// when the database was fresh).
+fn start_binary(db_url: &str) -> (Child, String, Option<(String, String)>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("KASSA_SERVER__PORT", "0")
+        .env("KASSA_JOBS__INTERVAL_MS", "50")
+        .env("KASSA_WEBHOOKS__ALLOW_PRIVATE_URLS", "true")
+        .env("KASSA_WEBHOOKS__TIMEOUT_MS", "1000")
+        .env("KASSA_WEBHOOKS__RETRY_SCHEDULE_MS", "[200]")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the kassa binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut keys = None;
+    let address = loop {
+        let line = lines.next().expect("kassa prints its address").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
+            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
+            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
+        }
+        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep reading stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address, keys)
+}
+
+/// A server killed (SIGKILL) in the middle of a delivery: after a restart the event is
+/// delivered (at least once, from the same event id).
+#[tokio::test]
+async fn a_delivery_cut_by_sigkill_is_made_after_a_restart() {
+    let (_db, url) = TestDb::fresh().await;
+    let receiver = Receiver::start(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) }).await;
+    let (mut first, address, keys) = start_binary(&url);
+    let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
+    let api = remote(&address, &secret_key, &publishable_key);
+    api.post(
+        "/admin/webhook-endpoints",
+        As::Admin,
+        json!({"url": receiver.url, "enabled_events": ["product.created"]}),
+    )
+    .await
+    .ok();
+    api.post("/admin/products", As::Admin, json!({"name": "Genmaicha"})).await.ok();
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut second, address, _) = start_binary(&url);
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(got[0].json()["id"], got[1].json()["id"], "the same event, delivered after the restart");
+    let api = remote(&address, &secret_key, &publishable_key);
+    let evt = got[1].json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = api.get(&format!("/admin/events/{evt}/deliveries"), As::Admin).await.ok();
+        if log["data"].as_array().unwrap().iter().any(|a| a["succeeded"] == true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no successful attempt logged: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.kill().unwrap();
+    let _ = second.wait();
+}
