@@ -55,6 +55,7 @@ fn card(pm: &str) -> Option<PaymentSource> {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn creates_a_customer_with_email_name_and_metadata() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -73,6 +74,7 @@ async fn creates_a_customer_with_email_name_and_metadata() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn a_payment_intent_with_the_customer_confirmed_in_one_call_succeeds() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -97,6 +99,7 @@ async fn a_payment_intent_with_the_customer_confirmed_in_one_call_succeeds() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn the_test_payment_method_shortcut_works() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -107,6 +110,7 @@ async fn the_test_payment_method_shortcut_works() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn a_declined_card_is_a_payment_error_with_the_decline_code() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -127,6 +131,7 @@ async fn a_declined_card_is_a_payment_error_with_the_decline_code() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn manual_capture_of_the_full_amount() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -145,6 +150,7 @@ async fn manual_capture_of_the_full_amount() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn manual_capture_of_part_of_the_amount() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -169,6 +175,7 @@ async fn manual_capture_of_part_of_the_amount() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn cancels_an_authorization_and_an_unconfirmed_intent() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -193,6 +200,7 @@ async fn cancels_an_authorization_and_an_unconfirmed_intent() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn refunds_in_full() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -216,6 +224,7 @@ async fn refunds_in_full() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn refunds_in_parts() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -236,6 +245,7 @@ async fn refunds_in_parts() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn retrieves_a_payment_intent_and_reports_an_unknown_one_as_not_found() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -251,6 +261,7 @@ async fn retrieves_a_payment_intent_and_reports_an_unknown_one_as_not_found() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn lists_the_customers_saved_cards() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -277,6 +288,7 @@ async fn lists_the_customers_saved_cards() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn charges_a_saved_card_off_session() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -294,6 +306,7 @@ async fn charges_a_saved_card_off_session() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn three_d_secure_requires_action_then_succeeds_after_authentication() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -320,6 +333,7 @@ async fn three_d_secure_requires_action_then_succeeds_after_authentication() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn a_failed_authentication_leaves_the_intent_without_a_payment_method() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -341,6 +355,7 @@ async fn a_failed_authentication_leaves_the_intent_without_a_payment_method() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn checkout_sessions_are_unsupported_by_localstripe() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -362,6 +377,7 @@ async fn checkout_sessions_are_unsupported_by_localstripe() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn a_parameter_the_server_refuses_is_an_invalid_request() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -394,6 +410,7 @@ async fn webhook_listener() -> (String, mpsc::UnboundedReceiver<(HeaderMap, Byte
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn localstripes_signed_payment_intent_succeeded_webhook_verifies() {
     let ls = localstripe!();
     let p = ls.processor();
@@ -438,6 +455,7 @@ async fn localstripes_signed_payment_intent_succeeded_webhook_verifies() {
 }
 
 #[tokio::test]
+#[ignore = "needs localstripe: set KASSA_TEST_PYTHON (see README Testing)"]
 async fn lists_payment_intents_a_page_at_a_time_with_metadata_and_refunds() {
     let ls = localstripe!();
     let p = ls.processor();

@@ -17,8 +17,9 @@ pub const SECRET_KEY: &str = "sk_test_kassa_4eC39HqLyjWDarjtT1zdp7dc";
 pub const WEBHOOK_SECRET: &str = "whsec_kassa_current_secret";
 
 /// The Python of the environment with localstripe and stripe-python (`.ci/python-env`), from
-/// `KASSA_TEST_PYTHON`. Without it the test is skipped, unless `KASSA_REQUIRE_EXTERNAL=1`
-/// (CI), where a missing tool must fail rather than pass silently.
+/// `KASSA_TEST_PYTHON`. The tests that need it are `#[ignore]`d, so `cargo test` lists them as
+/// ignored; run with `-- --include-ignored` but without it, a test returns early, unless
+/// `KASSA_REQUIRE_EXTERNAL=1` (CI), where a missing tool must fail rather than pass silently.
 pub fn python() -> Option<PathBuf> {
     match std::env::var_os("KASSA_TEST_PYTHON").filter(|v| !v.is_empty()) {
         Some(path) => Some(PathBuf::from(path)),
