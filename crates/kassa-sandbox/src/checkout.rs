@@ -492,7 +492,8 @@ impl TestProcessor {
         w.load(&[pm_id.as_str()], false, true).await?;
         let mut pm: o::PaymentMethod =
             w.get(&pm_id)?.ok_or_else(|| no_such("payment method", "payment_method", &pm_id))?;
-        let return_url = pi.next_action.as_ref().and_then(|a| a.redirect_to_url.as_ref()).and_then(|r| r.return_url.clone());
+        let return_url =
+            pi.next_action.as_ref().and_then(|a| a.redirect_to_url.as_ref()).and_then(|r| r.return_url.clone());
         let mut session = match &session_id {
             Some(id) => w.get::<o::CheckoutSession>(id)?,
             None => None,

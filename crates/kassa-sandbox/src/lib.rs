@@ -522,7 +522,8 @@ impl Processor for TestProcessor {
 
     async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError> {
         let id = id.to_string();
-        self.send(move |tp| async move { Ok(objects::checkout_session_neutral(&tp.checkout_session(&id).await?)) }).await
+        self.send(move |tp| async move { Ok(objects::checkout_session_neutral(&tp.checkout_session(&id).await?)) })
+            .await
     }
 
     async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError> {

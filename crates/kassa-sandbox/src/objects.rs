@@ -109,9 +109,8 @@ impl Stored for CheckoutSession {
 /// refunded is what was given back.
 pub fn payment_intent_neutral(pi: &PaymentIntent, latest_charge: Option<&Charge>) -> types::PaymentIntent {
     let mut neutral = pi.clone().into_neutral().expect("the test processor's PaymentIntents have ids");
-    neutral.amount_refunded = latest_charge
-        .filter(|c| Some(c.id.as_str()) == pi.latest_charge_id())
-        .map_or(0, |c| c.amount_refunded);
+    neutral.amount_refunded =
+        latest_charge.filter(|c| Some(c.id.as_str()) == pi.latest_charge_id()).map_or(0, |c| c.amount_refunded);
     neutral
 }
 

@@ -370,9 +370,7 @@ pub(super) async fn capture(
         return Err(invalid(
             "amount_too_large",
             Some("amount_to_capture"),
-            format!(
-                "The amount to capture ({amount}) is greater than the amount capturable ({capturable})."
-            ),
+            format!("The amount to capture ({amount}) is greater than the amount capturable ({capturable})."),
         ));
     }
     // What is not captured is released, as at Stripe: it never reaches the merchant and

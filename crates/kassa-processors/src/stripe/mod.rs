@@ -2,7 +2,8 @@
 //!
 //! Form-encoded requests with nested parameters ([`form`]), the pinned `Stripe-Version`, an
 //! `Idempotency-Key` on every POST and retries with backoff ([`client`]), Stripe's JSON read
-//! leniently into one model shared with the test processor ([`objects`]), and only the parameters each call needs ([`requests`]).
+//! leniently into the one model of Stripe's objects that the test processor writes as well
+//! ([`objects`]), and only the parameters each call needs ([`requests`]).
 //!
 //! Written by hand rather than with `async-stripe`: measured here, async-stripe 1.0 takes about
 //! two minutes to build and cannot parse localstripe's PaymentIntents, while Kassa needs a dozen
@@ -32,8 +33,8 @@
 
 mod client;
 mod form;
-mod requests;
 pub mod objects;
+mod requests;
 
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS, SignatureError};
 use crate::*;
@@ -174,7 +175,10 @@ impl Processor for StripeProcessor {
         key: &IdempotencyKey,
     ) -> Result<ProcessorCustomer, ProcessorError> {
         let form = requests::create_customer(req);
-        self.client.post::<objects::Customer>("create a customer", &["v1", "customers"], &form, key).await?.into_neutral()
+        self.client
+            .post::<objects::Customer>("create a customer", &["v1", "customers"], &form, key)
+            .await?
+            .into_neutral()
     }
 
     async fn create_payment_intent(
@@ -249,7 +253,11 @@ impl Processor for StripeProcessor {
             let query = requests::list_payment_methods(customer, starting_after.as_deref());
             let page = self
                 .client
-                .get::<objects::List<objects::PaymentMethod>>("list payment methods", &["v1", "payment_methods"], &query)
+                .get::<objects::List<objects::PaymentMethod>>(
+                    "list payment methods",
+                    &["v1", "payment_methods"],
+                    &query,
+                )
                 .await?;
             let has_more = page.has_more;
             for pm in page.data {

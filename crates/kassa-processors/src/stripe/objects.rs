@@ -602,8 +602,7 @@ impl Charge {
     /// uncaptured rest of a partial capture as a refund on the charge; localstripe does the same,
     /// without naming a PaymentIntent on it, while every refund Kassa makes names one.
     fn captured_amount_without_field(&self) -> i64 {
-        let released: i64 =
-            self.refunds.data.iter().filter(|r| r.payment_intent.is_none()).map(|r| r.amount).sum();
+        let released: i64 = self.refunds.data.iter().filter(|r| r.payment_intent.is_none()).map(|r| r.amount).sum();
         (self.amount.unwrap_or(0) - released).max(0)
     }
 }
