@@ -189,7 +189,7 @@ pub(super) fn succeed(w: &mut Work, pi: &mut o::PaymentIntent, pm: &mut o::Payme
     w.put(&charge);
     w.put(pi);
     w.emit(event, pi);
-    o::payment_intent_neutral(&pi, Some(&charge))
+    o::payment_intent_neutral(pi, Some(&charge))
 }
 
 /// The payment was refused: a failed charge, the PaymentIntent back to
@@ -210,7 +210,7 @@ pub(super) fn decline(
     w.put(&charge);
     w.put(pi);
     w.emit("payment_intent.payment_failed", pi);
-    Committed::Declined { error, payment_intent: Box::new(o::payment_intent_neutral(&pi, Some(&charge))) }
+    Committed::Declined { error, payment_intent: Box::new(o::payment_intent_neutral(pi, Some(&charge))) }
 }
 
 impl TestProcessor {
