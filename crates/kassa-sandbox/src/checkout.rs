@@ -114,7 +114,7 @@ fn expire_loaded(w: &mut Work, session: &mut o::CheckoutSession) -> Result<(), P
 pub(super) async fn expire(w: &mut Work, id: &str) -> Result<Committed<CheckoutSession>, ProcessorError> {
     let mut session = load_session(w, id).await?;
     expire_loaded(w, &mut session)?;
-    Ok(Committed::Done(session.to_neutral()))
+    Ok(Committed::Done(o::checkout_session_neutral(&session)))
 }
 
 impl TestProcessor {
@@ -218,11 +218,11 @@ impl TestProcessor {
             expires_at: req.expires_at,
             created: w.now,
             livemode: false,
-            line_items: o::LineItemList { object: "list".into(), data: items, has_more: false },
+            line_items: o::List { data: items, ..o::List::embedded(None) },
             payment_intent_data: o::PaymentIntentData { capture_method: req.capture_method },
         };
         w.put(&session);
-        Ok(Committed::Done(session.to_neutral()))
+        Ok(Committed::Done(o::checkout_session_neutral(&session)))
     }
 
     /// The session's PaymentIntent that a new attempt confirms: the one of an earlier,
@@ -242,8 +242,8 @@ impl TestProcessor {
             id: new_id("pi"),
             object: "payment_intent".into(),
             amount: session.amount_total,
-            amount_capturable: 0,
-            amount_received: 0,
+            amount_capturable: Some(0),
+            amount_received: Some(0),
             currency: session.currency.clone(),
             customer: session.customer.clone(),
             payment_method: None,
@@ -253,6 +253,7 @@ impl TestProcessor {
             next_action: None,
             last_payment_error: None,
             latest_charge: None,
+            charges: None,
             setup_future_usage: None,
             cancellation_reason: None,
             canceled_at: None,
@@ -330,7 +331,7 @@ impl TestProcessor {
             return Ok(vec![session.success_redirect(), self.checkout_url(&session.id)]);
         }
         let pi: o::PaymentIntent = decode(row)?;
-        Ok(pi.next_action.and_then(|a| a.redirect_to_url.return_url).into_iter().collect())
+        Ok(pi.next_action.and_then(|a| a.redirect_to_url).and_then(|r| r.return_url).into_iter().collect())
     }
 
     /// Where a challenge that is already over sends the browser (a second click on its
@@ -491,7 +492,8 @@ impl TestProcessor {
         w.load(&[pm_id.as_str()], false, true).await?;
         let mut pm: o::PaymentMethod =
             w.get(&pm_id)?.ok_or_else(|| no_such("payment method", "payment_method", &pm_id))?;
-        let return_url = pi.next_action.as_ref().and_then(|a| a.redirect_to_url.return_url.clone());
+        let return_url =
+            pi.next_action.as_ref().and_then(|a| a.redirect_to_url.as_ref()).and_then(|r| r.return_url.clone());
         let mut session = match &session_id {
             Some(id) => w.get::<o::CheckoutSession>(id)?,
             None => None,

@@ -522,7 +522,8 @@ impl Processor for TestProcessor {
 
     async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError> {
         let id = id.to_string();
-        self.send(move |tp| async move { Ok(tp.checkout_session(&id).await?.to_neutral()) }).await
+        self.send(move |tp| async move { Ok(objects::checkout_session_neutral(&tp.checkout_session(&id).await?)) })
+            .await
     }
 
     async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError> {
@@ -543,20 +544,9 @@ impl Processor for TestProcessor {
     }
 }
 
-/// Stripe's event JSON → [`Event`].
+/// Stripe's event JSON → [`Event`], read as the Stripe client reads it.
 pub fn parse_event_body(payload: &[u8]) -> Result<Event, EventError> {
-    #[derive(Deserialize)]
-    struct Body {
-        id: String,
-        #[serde(rename = "type")]
-        kind: String,
-        created: i64,
-        data: Data,
-    }
-    #[derive(Deserialize)]
-    struct Data {
-        object: serde_json::Value,
-    }
-    let body: Body = serde_json::from_slice(payload).map_err(|e| EventError::Malformed(e.to_string()))?;
-    Ok(Event { id: body.id, kind: body.kind, created: body.created, object: body.data.object })
+    serde_json::from_slice::<objects::Event>(payload)
+        .map(objects::Event::into_neutral)
+        .map_err(|e| EventError::Malformed(e.to_string()))
 }

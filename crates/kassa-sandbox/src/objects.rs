@@ -1,14 +1,16 @@
-//! The test processor's objects, shaped as Stripe's API returns them (and as its events carry
-//! them), with the conversions to Kassa's processor-neutral types.
+//! The test processor's objects: Stripe's own model ([`kassa_processors::stripe::objects`],
+//! which the Stripe client reads too), stored one per row of `tp_objects` and sent in events as
+//! Stripe sends them; with the conversions to Kassa's processor-neutral types.
 
-use kassa_processors::types::{
-    self, CaptureMethod, CheckoutPaymentStatus, CheckoutSessionStatus, Metadata, PaymentIntentStatus,
-};
+use kassa_processors::types::{self, CheckoutSessionStatus};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-/// The API version the test processor's objects and events follow.
-pub const API_VERSION: &str = "2024-06-20";
+pub use kassa_processors::stripe::objects::*;
+
+/// The API version the test processor's objects and events follow: the one the Stripe client
+/// pins.
+pub const API_VERSION: &str = kassa_processors::stripe::DEFAULT_API_VERSION;
 
 /// A processor object as one row of `tp_objects`.
 pub trait Stored: Serialize + DeserializeOwned {
@@ -29,55 +31,11 @@ pub trait Stored: Serialize + DeserializeOwned {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
-    pub id: String,
-    pub object: String,
-    pub created: i64,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub metadata: Metadata,
-    pub livemode: bool,
-}
-
 impl Stored for Customer {
     const KIND: &'static str = "customer";
     fn id(&self) -> &str {
         &self.id
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Card {
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: i64,
-    pub exp_year: i64,
-    pub funding: String,
-    pub country: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BankAccount {
-    pub bank_name: String,
-    pub last4: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PaymentMethod {
-    pub id: String,
-    pub object: String,
-    /// `card` or `us_bank_account`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub card: Option<Card>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub us_bank_account: Option<BankAccount>,
-    /// Set once the method is saved with a customer (`setup_future_usage`).
-    pub customer: Option<String>,
-    pub created: i64,
-    pub metadata: Metadata,
-    pub livemode: bool,
 }
 
 impl Stored for PaymentMethod {
@@ -90,115 +48,11 @@ impl Stored for PaymentMethod {
     }
 }
 
-impl PaymentMethod {
-    pub fn to_neutral(&self) -> types::PaymentMethod {
-        types::PaymentMethod {
-            id: self.id.clone(),
-            customer: self.customer.clone(),
-            card_brand: self.card.as_ref().map(|c| c.brand.clone()),
-            card_last4: self.card.as_ref().map(|c| c.last4.clone()),
-            exp_month: self.card.as_ref().map(|c| c.exp_month),
-            exp_year: self.card.as_ref().map(|c| c.exp_year),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PaymentMethodPreview {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub card: Option<Card>,
-}
-
-/// What Stripe.js hands the browser: the card, to be turned into a PaymentMethod by the
-/// confirmation that uses it. Single use, expires after 12 hours.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConfirmationToken {
-    pub id: String,
-    pub object: String,
-    pub created: i64,
-    pub expires_at: i64,
-    pub livemode: bool,
-    /// The PaymentIntent this token confirmed; a token is used once.
-    pub payment_intent: Option<String>,
-    pub payment_method_preview: PaymentMethodPreview,
-}
-
 impl Stored for ConfirmationToken {
     const KIND: &'static str = "confirmation_token";
     fn id(&self) -> &str {
         &self.id
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RedirectToUrl {
-    pub url: String,
-    pub return_url: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NextAction {
-    /// Always `redirect_to_url`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub redirect_to_url: RedirectToUrl,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LastPaymentError {
-    /// `card_error`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub code: String,
-    pub decline_code: Option<String>,
-    pub message: String,
-    pub payment_method: Option<String>,
-}
-
-impl LastPaymentError {
-    pub fn new(error: &types::PaymentError, payment_method: Option<&str>) -> Self {
-        LastPaymentError {
-            kind: "card_error".into(),
-            code: error.code.clone(),
-            decline_code: error.decline_code.clone(),
-            message: error.message.clone(),
-            payment_method: payment_method.map(str::to_string),
-        }
-    }
-
-    pub fn to_neutral(&self) -> types::PaymentError {
-        types::PaymentError {
-            code: self.code.clone(),
-            decline_code: self.decline_code.clone(),
-            message: self.message.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PaymentIntent {
-    pub id: String,
-    pub object: String,
-    pub amount: i64,
-    pub amount_capturable: i64,
-    pub amount_received: i64,
-    pub currency: String,
-    pub customer: Option<String>,
-    pub payment_method: Option<String>,
-    pub capture_method: CaptureMethod,
-    pub status: PaymentIntentStatus,
-    pub metadata: Metadata,
-    pub next_action: Option<NextAction>,
-    pub last_payment_error: Option<LastPaymentError>,
-    pub latest_charge: Option<String>,
-    /// `off_session` when the method is saved for later charges.
-    pub setup_future_usage: Option<String>,
-    pub cancellation_reason: Option<String>,
-    pub canceled_at: Option<i64>,
-    pub payment_method_types: Vec<String>,
-    pub created: i64,
-    pub livemode: bool,
 }
 
 impl Stored for PaymentIntent {
@@ -211,67 +65,6 @@ impl Stored for PaymentIntent {
     }
 }
 
-impl PaymentIntent {
-    /// The neutral PaymentIntent; `latest_charge` is the charge of that id, when loaded.
-    pub fn to_neutral(&self, latest_charge: Option<&Charge>) -> types::PaymentIntent {
-        types::PaymentIntent {
-            id: self.id.clone(),
-            status: self.status,
-            amount: self.amount,
-            amount_capturable: self.amount_capturable,
-            amount_received: self.amount_received,
-            currency: self.currency.clone(),
-            customer: self.customer.clone(),
-            payment_method: self.payment_method.clone(),
-            capture_method: self.capture_method,
-            metadata: self.metadata.clone(),
-            next_action: self
-                .next_action
-                .as_ref()
-                .map(|a| types::NextAction { redirect_url: a.redirect_to_url.url.clone() }),
-            last_payment_error: self.last_payment_error.as_ref().map(LastPaymentError::to_neutral),
-            latest_charge: self.latest_charge.clone(),
-            amount_refunded: latest_charge
-                .filter(|c| Some(&c.id) == self.latest_charge.as_ref())
-                .map_or(0, |c| c.amount_refunded),
-            created: self.created,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RefundList {
-    pub object: String,
-    pub data: Vec<Refund>,
-    pub has_more: bool,
-    pub total_count: i64,
-    pub url: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Charge {
-    pub id: String,
-    pub object: String,
-    pub amount: i64,
-    pub amount_captured: i64,
-    pub amount_refunded: i64,
-    pub captured: bool,
-    pub refunded: bool,
-    pub paid: bool,
-    /// `succeeded`, `pending` or `failed`.
-    pub status: String,
-    pub currency: String,
-    pub customer: Option<String>,
-    pub payment_intent: String,
-    pub payment_method: Option<String>,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub metadata: Metadata,
-    pub refunds: RefundList,
-    pub created: i64,
-    pub livemode: bool,
-}
-
 impl Stored for Charge {
     const KIND: &'static str = "charge";
     fn id(&self) -> &str {
@@ -281,22 +74,8 @@ impl Stored for Charge {
         self.customer.as_deref()
     }
     fn parent(&self) -> Option<&str> {
-        Some(&self.payment_intent)
+        self.payment_intent.as_deref()
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Refund {
-    pub id: String,
-    pub object: String,
-    pub amount: i64,
-    pub charge: String,
-    pub payment_intent: String,
-    pub currency: String,
-    pub status: types::RefundStatus,
-    pub reason: Option<String>,
-    pub metadata: Metadata,
-    pub created: i64,
 }
 
 impl Stored for Refund {
@@ -305,80 +84,8 @@ impl Stored for Refund {
         &self.id
     }
     fn parent(&self) -> Option<&str> {
-        Some(&self.charge)
+        self.charge.as_deref()
     }
-}
-
-impl Refund {
-    pub fn to_neutral(&self) -> types::Refund {
-        types::Refund {
-            id: self.id.clone(),
-            payment_intent: Some(self.payment_intent.clone()),
-            amount: self.amount,
-            currency: self.currency.clone(),
-            status: self.status,
-            metadata: self.metadata.clone(),
-            created: self.created,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinePrice {
-    pub unit_amount: i64,
-    pub currency: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LineItem {
-    pub id: String,
-    pub object: String,
-    pub description: String,
-    pub quantity: i64,
-    pub amount_subtotal: i64,
-    pub amount_total: i64,
-    pub currency: String,
-    pub price: LinePrice,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LineItemList {
-    pub object: String,
-    pub data: Vec<LineItem>,
-    pub has_more: bool,
-}
-
-/// How the session's PaymentIntent is to be made (Stripe's `payment_intent_data`, which
-/// Stripe keeps to itself and the test processor keeps on the session).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PaymentIntentData {
-    pub capture_method: CaptureMethod,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckoutSession {
-    pub id: String,
-    pub object: String,
-    /// Always `payment`.
-    pub mode: String,
-    pub status: CheckoutSessionStatus,
-    pub payment_status: CheckoutPaymentStatus,
-    pub amount_subtotal: i64,
-    pub amount_total: i64,
-    pub currency: String,
-    pub customer: Option<String>,
-    pub payment_intent: Option<String>,
-    pub success_url: String,
-    pub cancel_url: Option<String>,
-    /// The hosted page while the session is open.
-    pub url: Option<String>,
-    pub metadata: Metadata,
-    pub expires_at: i64,
-    pub created: i64,
-    pub livemode: bool,
-    /// Expanded, as with `expand[]=line_items`: the page shows them.
-    pub line_items: LineItemList,
-    pub payment_intent_data: PaymentIntentData,
 }
 
 impl Stored for CheckoutSession {
@@ -394,26 +101,117 @@ impl Stored for CheckoutSession {
     }
 }
 
-impl CheckoutSession {
-    pub fn to_neutral(&self) -> types::CheckoutSession {
-        types::CheckoutSession {
-            id: self.id.clone(),
-            url: self.url.clone(),
-            status: self.status,
-            payment_status: self.payment_status,
-            amount_total: self.amount_total,
-            currency: self.currency.clone(),
-            customer: self.customer.clone(),
-            payment_intent: self.payment_intent.clone(),
-            metadata: self.metadata.clone(),
-            expires_at: self.expires_at,
-        }
+/// The neutral PaymentIntent; `latest_charge` is the charge of that id, when loaded.
+///
+/// Read as the Stripe client reads it, except for `amount_refunded`: the test processor keeps
+/// the uncaptured rest of a partial capture off the charge's `amount_refunded` (Stripe books
+/// it there, and the shared conversion takes it off again), so what the charge says was
+/// refunded is what was given back.
+pub fn payment_intent_neutral(pi: &PaymentIntent, latest_charge: Option<&Charge>) -> types::PaymentIntent {
+    let mut neutral = pi.clone().into_neutral().expect("the test processor's PaymentIntents have ids");
+    neutral.amount_refunded =
+        latest_charge.filter(|c| Some(c.id.as_str()) == pi.latest_charge_id()).map_or(0, |c| c.amount_refunded);
+    neutral
+}
+
+pub fn refund_neutral(refund: &Refund) -> types::Refund {
+    refund.clone().into_neutral().expect("the test processor's refunds have ids")
+}
+
+pub fn payment_method_neutral(pm: &PaymentMethod) -> types::PaymentMethod {
+    pm.clone().into_neutral().expect("the test processor's payment methods have ids")
+}
+
+pub fn checkout_session_neutral(session: &CheckoutSession) -> types::CheckoutSession {
+    session.clone().into_neutral().expect("the test processor's checkout sessions have ids")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows as the test processor wrote them before it shared the Stripe client's model: they
+    /// still read, and are written back byte for byte.
+    fn round_trip<T: Stored>(stored: &str) -> T {
+        let object: T = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&object).unwrap(), stored);
+        object
     }
 
-    /// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe redirects (in its
-    /// ASCII form, fit for a `Location` header).
-    pub fn success_redirect(&self) -> String {
-        let url = self.success_url.replace("{CHECKOUT_SESSION_ID}", &self.id);
-        url::Url::parse(&url).map(String::from).unwrap_or(url)
+    #[test]
+    fn stored_payment_intents_and_charges_read_and_write_unchanged() {
+        let pi: PaymentIntent = round_trip(concat!(
+            r#"{"id":"pi_1","object":"payment_intent","amount":1000,"amount_capturable":0,"amount_received":600,"#,
+            r#""currency":"eur","customer":"cus_1","payment_method":"pm_1","capture_method":"manual","#,
+            r#""status":"succeeded","metadata":{"kassa_payment":"pay_1"},"next_action":null,"#,
+            r#""last_payment_error":null,"latest_charge":"ch_1","setup_future_usage":"off_session","#,
+            r#""cancellation_reason":null,"canceled_at":null,"payment_method_types":["card"],"created":5,"livemode":false}"#
+        ));
+        let charge: Charge = round_trip(concat!(
+            r#"{"id":"ch_1","object":"charge","amount":1000,"amount_captured":600,"amount_refunded":100,"#,
+            r#""captured":true,"refunded":false,"paid":true,"status":"succeeded","currency":"eur","#,
+            r#""customer":"cus_1","payment_intent":"pi_1","payment_method":"pm_1","failure_code":null,"#,
+            r#""failure_message":null,"metadata":{},"refunds":{"object":"list","data":[{"id":"re_1","#,
+            r#""object":"refund","amount":100,"charge":"ch_1","payment_intent":"pi_1","currency":"eur","#,
+            r#""status":"succeeded","reason":null,"metadata":{},"created":6}],"has_more":false,"#,
+            r#""total_count":1,"url":"/v1/charges/ch_1/refunds"},"created":5,"livemode":false}"#
+        ));
+        assert_eq!((charge.parent(), pi.owner()), (Some("pi_1"), Some("cus_1")));
+        // The released 400 of the partial capture is not a refund here: 100 was given back.
+        let neutral = payment_intent_neutral(&pi, Some(&charge));
+        assert_eq!((neutral.amount_received, neutral.amount_refunded), (600, 100));
+        assert_eq!(neutral.latest_charge.as_deref(), Some("ch_1"));
+    }
+
+    #[test]
+    fn stored_declines_challenges_and_sessions_read_and_write_unchanged() {
+        let declined: PaymentIntent = round_trip(concat!(
+            r#"{"id":"pi_2","object":"payment_intent","amount":5,"amount_capturable":0,"amount_received":0,"#,
+            r#""currency":"usd","customer":"cus_1","payment_method":null,"capture_method":"automatic","#,
+            r#""status":"requires_payment_method","metadata":{},"next_action":null,"last_payment_error":{"#,
+            r#""type":"card_error","code":"card_declined","decline_code":"insufficient_funds","#,
+            r#""message":"Your card has insufficient funds.","payment_method":"pm_2"},"latest_charge":"ch_2","#,
+            r#""setup_future_usage":null,"cancellation_reason":null,"canceled_at":null,"#,
+            r#""payment_method_types":["card"],"created":5,"livemode":false}"#
+        ));
+        let error = payment_intent_neutral(&declined, None).last_payment_error.unwrap();
+        assert_eq!((error.code.as_str(), error.decline_code.as_deref()), ("card_declined", Some("insufficient_funds")));
+        let challenged: PaymentIntent = round_trip(concat!(
+            r#"{"id":"pi_3","object":"payment_intent","amount":5,"amount_capturable":0,"amount_received":0,"#,
+            r#""currency":"usd","customer":"cus_1","payment_method":"pm_3","capture_method":"automatic","#,
+            r#""status":"requires_action","metadata":{},"next_action":{"type":"redirect_to_url","#,
+            r#""redirect_to_url":{"url":"http://k/test-processor/authenticate/pi_3","return_url":null}},"#,
+            r#""last_payment_error":null,"latest_charge":null,"setup_future_usage":null,"#,
+            r#""cancellation_reason":null,"canceled_at":null,"payment_method_types":["card"],"created":5,"livemode":false}"#
+        ));
+        assert_eq!(
+            payment_intent_neutral(&challenged, None).next_action.unwrap().redirect_url,
+            "http://k/test-processor/authenticate/pi_3"
+        );
+        let session: CheckoutSession = round_trip(concat!(
+            r#"{"id":"cs_1","object":"checkout.session","mode":"payment","status":"open","payment_status":"unpaid","#,
+            r#""amount_subtotal":700,"amount_total":700,"currency":"eur","customer":"cus_1","payment_intent":null,"#,
+            r#""success_url":"https://shop/ok?s={CHECKOUT_SESSION_ID}","cancel_url":null,"#,
+            r#""url":"http://k/test-processor/checkout/cs_1","metadata":{},"expires_at":99,"created":5,"#,
+            r#""livemode":false,"line_items":{"object":"list","data":[{"id":"li_1","object":"item","#,
+            r#""description":"Tea","quantity":1,"amount_subtotal":700,"amount_total":700,"currency":"eur","#,
+            r#""price":{"unit_amount":700,"currency":"eur"}}],"has_more":false},"#,
+            r#""payment_intent_data":{"capture_method":"automatic"}}"#
+        ));
+        assert_eq!(session.due_at(), Some(99));
+        assert_eq!(session.success_redirect(), "https://shop/ok?s=cs_1");
+        let _: PaymentMethod = round_trip(concat!(
+            r#"{"id":"pm_1","object":"payment_method","type":"card","card":{"brand":"visa","last4":"4242","#,
+            r#""exp_month":12,"exp_year":2030,"funding":"credit","country":"US"},"customer":"cus_1","created":5,"#,
+            r#""metadata":{},"livemode":false}"#
+        ));
+        let _: ConfirmationToken = round_trip(concat!(
+            r#"{"id":"ctoken_1","object":"confirmation_token","created":5,"expires_at":43205,"livemode":false,"#,
+            r#""payment_intent":null,"payment_method_preview":{"type":"card","card":{"brand":"visa","#,
+            r#""last4":"4242","exp_month":12,"exp_year":2030,"funding":"credit","country":"US"}}}"#
+        ));
+        let _: Customer = round_trip(
+            r#"{"id":"cus_1","object":"customer","created":5,"email":"a@b.c","name":null,"metadata":{},"livemode":false}"#,
+        );
     }
 }

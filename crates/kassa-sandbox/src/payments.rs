@@ -139,17 +139,11 @@ fn new_charge(w: &Work, pi: &o::PaymentIntent, pm: &o::PaymentMethod, failure: O
     let id = new_id("ch");
     let captured = failure.is_none() && pi.capture_method == CaptureMethod::Automatic;
     o::Charge {
-        refunds: o::RefundList {
-            object: "list".into(),
-            data: Vec::new(),
-            has_more: false,
-            total_count: 0,
-            url: format!("/v1/charges/{id}/refunds"),
-        },
+        refunds: o::List::embedded(Some(format!("/v1/charges/{id}/refunds"))),
         id,
         object: "charge".into(),
-        amount: pi.amount,
-        amount_captured: if captured { pi.amount } else { 0 },
+        amount: Some(pi.amount),
+        amount_captured: Some(if captured { pi.amount } else { 0 }),
         amount_refunded: 0,
         captured,
         refunded: false,
@@ -157,7 +151,7 @@ fn new_charge(w: &Work, pi: &o::PaymentIntent, pm: &o::PaymentMethod, failure: O
         status: if failure.is_none() { "succeeded" } else { "failed" }.into(),
         currency: pi.currency.clone(),
         customer: pi.customer.clone(),
-        payment_intent: pi.id.clone(),
+        payment_intent: Some(pi.id.clone()),
         payment_method: Some(pm.id.clone()),
         failure_code: failure.map(|f| f.code.clone()),
         failure_message: failure.map(|f| f.message.clone()),
@@ -171,20 +165,20 @@ fn new_charge(w: &Work, pi: &o::PaymentIntent, pm: &o::PaymentMethod, failure: O
 /// manual capture), the card saved when asked.
 pub(super) fn succeed(w: &mut Work, pi: &mut o::PaymentIntent, pm: &mut o::PaymentMethod) -> PaymentIntent {
     let charge = new_charge(w, pi, pm, None);
-    pi.latest_charge = Some(charge.id.clone());
+    pi.latest_charge = Some(o::Expandable::Id(charge.id.clone()));
     pi.payment_method = Some(pm.id.clone());
     pi.last_payment_error = None;
     pi.next_action = None;
     let event = match pi.capture_method {
         CaptureMethod::Automatic => {
             pi.status = S::Succeeded;
-            pi.amount_received = pi.amount;
-            pi.amount_capturable = 0;
+            pi.amount_received = Some(pi.amount);
+            pi.amount_capturable = Some(0);
             "payment_intent.succeeded"
         }
         CaptureMethod::Manual => {
             pi.status = S::RequiresCapture;
-            pi.amount_capturable = pi.amount;
+            pi.amount_capturable = Some(pi.amount);
             "payment_intent.amount_capturable_updated"
         }
     };
@@ -195,7 +189,7 @@ pub(super) fn succeed(w: &mut Work, pi: &mut o::PaymentIntent, pm: &mut o::Payme
     w.put(&charge);
     w.put(pi);
     w.emit(event, pi);
-    pi.to_neutral(Some(&charge))
+    o::payment_intent_neutral(pi, Some(&charge))
 }
 
 /// The payment was refused: a failed charge, the PaymentIntent back to
@@ -210,13 +204,13 @@ pub(super) fn decline(
     pi.status = S::RequiresPaymentMethod;
     pi.payment_method = None;
     pi.next_action = None;
-    pi.latest_charge = Some(charge.id.clone());
-    pi.last_payment_error = Some(o::LastPaymentError::new(&error, Some(&pm.id)));
+    pi.latest_charge = Some(o::Expandable::Id(charge.id.clone()));
+    pi.last_payment_error = Some(o::ApiError::card_error(&error, Some(&pm.id)));
     w.put(pm);
     w.put(&charge);
     w.put(pi);
     w.emit("payment_intent.payment_failed", pi);
-    Committed::Declined { error, payment_intent: Box::new(pi.to_neutral(Some(&charge))) }
+    Committed::Declined { error, payment_intent: Box::new(o::payment_intent_neutral(pi, Some(&charge))) }
 }
 
 impl TestProcessor {
@@ -252,13 +246,13 @@ impl TestProcessor {
                 pi.last_payment_error = None;
                 pi.next_action = Some(o::NextAction {
                     kind: "redirect_to_url".into(),
-                    redirect_to_url: o::RedirectToUrl { url: self.authenticate_url(&pi.id), return_url },
+                    redirect_to_url: Some(o::RedirectToUrl { url: self.authenticate_url(&pi.id), return_url }),
                 });
                 w.put(&pm);
                 w.put(&pi);
                 w.emit("payment_intent.requires_action", &pi);
-                let latest = w.get::<o::Charge>(pi.latest_charge.as_deref().unwrap_or_default()).ok().flatten();
-                Committed::Done(pi.to_neutral(latest.as_ref()))
+                let latest = w.get::<o::Charge>(pi.latest_charge_id().unwrap_or_default()).ok().flatten();
+                Committed::Done(o::payment_intent_neutral(&pi, latest.as_ref()))
             }
         }
     }
@@ -297,8 +291,8 @@ impl TestProcessor {
             id: new_id("pi"),
             object: "payment_intent".into(),
             amount: req.amount,
-            amount_capturable: 0,
-            amount_received: 0,
+            amount_capturable: Some(0),
+            amount_received: Some(0),
             currency: currency.code().to_string(),
             customer: Some(req.customer.clone()),
             payment_method: None,
@@ -308,6 +302,7 @@ impl TestProcessor {
             next_action: None,
             last_payment_error: None,
             latest_charge: None,
+            charges: None,
             setup_future_usage: req.setup_future_usage.then(|| "off_session".to_string()),
             cancellation_reason: None,
             canceled_at: None,
@@ -318,7 +313,7 @@ impl TestProcessor {
         match &req.confirm {
             None => {
                 w.put(&pi);
-                Ok(Committed::Done(pi.to_neutral(None)))
+                Ok(Committed::Done(o::payment_intent_neutral(&pi, None)))
             }
             Some(source) => {
                 let (pm, saved) = resolve_source(w, source, &pi)?;
@@ -349,7 +344,7 @@ impl TestProcessor {
 async fn load_payment_intent(w: &mut Work, id: &str) -> Result<(o::PaymentIntent, Option<o::Charge>), ProcessorError> {
     w.load(&[id], true, true).await?;
     let pi: o::PaymentIntent = w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
-    let charge = match &pi.latest_charge {
+    let charge = match pi.latest_charge_id() {
         Some(ch) => w.get::<o::Charge>(ch)?,
         None => None,
     };
@@ -366,31 +361,29 @@ pub(super) async fn capture(
         return Err(unexpected_state(&pi, "capture"));
     }
     let mut charge = charge.ok_or_else(|| ProcessorError::Unavailable(format!("{id} has no charge to capture")))?;
-    let amount = amount.unwrap_or(pi.amount_capturable);
+    let capturable = pi.amount_capturable.unwrap_or(0);
+    let amount = amount.unwrap_or(capturable);
     if amount < 1 {
         return Err(invalid("parameter_invalid_integer", Some("amount_to_capture"), "The amount must be at least 1."));
     }
-    if amount > pi.amount_capturable {
+    if amount > capturable {
         return Err(invalid(
             "amount_too_large",
             Some("amount_to_capture"),
-            format!(
-                "The amount to capture ({amount}) is greater than the amount capturable ({}).",
-                pi.amount_capturable
-            ),
+            format!("The amount to capture ({amount}) is greater than the amount capturable ({capturable})."),
         ));
     }
     // What is not captured is released, as at Stripe: it never reaches the merchant and
     // cannot be refunded.
     charge.captured = true;
-    charge.amount_captured = amount;
-    pi.amount_received = amount;
-    pi.amount_capturable = 0;
+    charge.amount_captured = Some(amount);
+    pi.amount_received = Some(amount);
+    pi.amount_capturable = Some(0);
     pi.status = S::Succeeded;
     w.put(&charge);
     w.put(&pi);
     w.emit("payment_intent.succeeded", &pi);
-    Ok(Committed::Done(pi.to_neutral(Some(&charge))))
+    Ok(Committed::Done(o::payment_intent_neutral(&pi, Some(&charge))))
 }
 
 /// Cancels a PaymentIntent that has not succeeded; `reason` as Stripe reports it.
@@ -404,7 +397,7 @@ pub(super) fn cancel_loaded(
         return Err(unexpected_state(pi, "cancel"));
     }
     pi.status = S::Canceled;
-    pi.amount_capturable = 0;
+    pi.amount_capturable = Some(0);
     pi.next_action = None;
     pi.canceled_at = Some(w.now);
     pi.cancellation_reason = reason.map(str::to_string);
@@ -416,7 +409,7 @@ pub(super) fn cancel_loaded(
 pub(super) async fn cancel(w: &mut Work, id: &str) -> Result<Committed<PaymentIntent>, ProcessorError> {
     let (mut pi, charge) = load_payment_intent(w, id).await?;
     cancel_loaded(w, &mut pi, Some("requested_by_customer"))?;
-    Ok(Committed::Done(pi.to_neutral(charge.as_ref())))
+    Ok(Committed::Done(o::payment_intent_neutral(&pi, charge.as_ref())))
 }
 
 pub(super) async fn refund(w: &mut Work, req: &CreateRefund) -> Result<Committed<Refund>, ProcessorError> {
@@ -432,7 +425,8 @@ pub(super) async fn refund(w: &mut Work, req: &CreateRefund) -> Result<Committed
         }
     };
     // The charge row is locked: nobody else refunds it between this read and the write.
-    let refundable = charge.amount_captured - charge.amount_refunded;
+    let captured = charge.amount_captured.unwrap_or(0);
+    let refundable = captured - charge.amount_refunded;
     if refundable == 0 {
         return Err(invalid(
             "charge_already_refunded",
@@ -455,8 +449,8 @@ pub(super) async fn refund(w: &mut Work, req: &CreateRefund) -> Result<Committed
         id: new_id("re"),
         object: "refund".into(),
         amount,
-        charge: charge.id.clone(),
-        payment_intent: pi.id.clone(),
+        charge: Some(charge.id.clone()),
+        payment_intent: Some(pi.id.clone()),
         currency: charge.currency.clone(),
         status: RefundStatus::Succeeded,
         reason: None,
@@ -464,13 +458,13 @@ pub(super) async fn refund(w: &mut Work, req: &CreateRefund) -> Result<Committed
         created: w.now,
     };
     charge.amount_refunded += amount;
-    charge.refunded = charge.amount_refunded == charge.amount_captured;
+    charge.refunded = charge.amount_refunded == captured;
     charge.refunds.data.insert(0, refund.clone());
-    charge.refunds.total_count += 1;
+    *charge.refunds.total_count.get_or_insert(0) += 1;
     w.put(&refund);
     w.put(&charge);
     w.emit("charge.refunded", &charge);
-    Ok(Committed::Done(refund.to_neutral()))
+    Ok(Committed::Done(o::refund_neutral(&refund)))
 }
 
 /// A PaymentIntent from `rows` (it and its children).
@@ -480,11 +474,11 @@ pub(super) fn neutral_from_rows(id: &str, rows: &[ObjectRow]) -> Result<PaymentI
         .find(|r| r.id == id && r.kind == o::PaymentIntent::KIND)
         .ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
     let pi: o::PaymentIntent = decode(row)?;
-    let charge = match &pi.latest_charge {
-        Some(ch) => rows.iter().find(|r| &r.id == ch).map(decode::<o::Charge>).transpose()?,
+    let charge = match pi.latest_charge_id() {
+        Some(ch) => rows.iter().find(|r| r.id == ch).map(decode::<o::Charge>).transpose()?,
         None => None,
     };
-    Ok(pi.to_neutral(charge.as_ref()))
+    Ok(o::payment_intent_neutral(&pi, charge.as_ref()))
 }
 
 /// A page of PaymentIntents, newest first, each with its latest charge.
@@ -503,11 +497,11 @@ pub(super) async fn list_payment_intents(
         .take(limit as usize)
         .map(|row| {
             let pi: o::PaymentIntent = decode(row)?;
-            let charge = match &pi.latest_charge {
-                Some(ch) => children.iter().find(|r| &r.id == ch).map(decode::<o::Charge>).transpose()?,
+            let charge = match pi.latest_charge_id() {
+                Some(ch) => children.iter().find(|r| r.id == ch).map(decode::<o::Charge>).transpose()?,
                 None => None,
             };
-            Ok(pi.to_neutral(charge.as_ref()))
+            Ok(o::payment_intent_neutral(&pi, charge.as_ref()))
         })
         .collect::<Result<Vec<_>, ProcessorError>>()?;
     Ok(PaymentIntentPage { data, has_more })
@@ -521,5 +515,5 @@ pub(super) async fn list_payment_methods(store: &Store, customer: &str) -> Resul
             return Err(ProcessorError::NotFound(customer.to_string()));
         }
     }
-    rows.iter().map(|r| decode::<o::PaymentMethod>(r).map(|pm| pm.to_neutral())).collect()
+    rows.iter().map(|r| decode::<o::PaymentMethod>(r).map(|pm| o::payment_method_neutral(&pm))).collect()
 }

@@ -2,7 +2,7 @@
 //! changed and the events it recorded, written at the end in two statements.
 
 use crate::db::{self as db, NewEvent, ObjectRow};
-use crate::objects::{API_VERSION, Stored};
+use crate::objects::{self as o, API_VERSION, Stored};
 use kassa_domain::ids::new_id;
 use kassa_processors::ProcessorError;
 use kassa_store::{Store, StoreError, Tx};
@@ -118,21 +118,21 @@ impl Work {
     /// Records a Stripe event about `object` (as it is now), delivered from now on.
     pub fn emit<T: Serialize>(&mut self, kind: &str, object: &T) {
         let id = event_id();
-        let body = serde_json::json!({
-            "id": id,
-            "object": "event",
-            "api_version": API_VERSION,
-            "created": self.now,
-            "livemode": false,
-            "pending_webhooks": 1,
-            "request": {"id": null, "idempotency_key": self.idempotency_key},
-            "type": kind,
-            "data": {"object": object},
-        });
+        let event = o::Event {
+            id: id.clone(),
+            object: "event".into(),
+            api_version: Some(API_VERSION.into()),
+            created: self.now,
+            livemode: false,
+            pending_webhooks: 1,
+            request: o::EventRequest { id: None, idempotency_key: self.idempotency_key.clone() },
+            kind: kind.to_string(),
+            data: o::EventData { object: serde_json::to_value(object).expect("processor objects serialize") },
+        };
         self.events.push(NewEvent {
             id,
             kind: kind.to_string(),
-            data: body.to_string(),
+            data: serde_json::to_string(&event).expect("events serialize"),
             created: self.now,
             next_attempt_at: self.now_ms,
         });

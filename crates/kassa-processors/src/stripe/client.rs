@@ -7,7 +7,7 @@
 //! call at most once however often it is sent.
 
 use super::form::Form;
-use super::wire;
+use super::objects;
 use crate::{IdempotencyKey, ProcessorError};
 use rand::Rng;
 use reqwest::StatusCode;
@@ -215,7 +215,7 @@ fn interpret<T: DeserializeOwned>(op: &'static str, answer: Answer) -> Result<T,
 
 /// Stripe's error object onto [`ProcessorError`].
 pub(crate) fn map_error(op: &'static str, status: StatusCode, body: &[u8]) -> ProcessorError {
-    let error = serde_json::from_slice::<wire::ErrorBody>(body).ok().and_then(|b| b.error);
+    let error = serde_json::from_slice::<objects::ErrorBody>(body).ok().and_then(|b| b.error);
     let Some(error) = error else {
         // Not Stripe's error object: a proxy, or a server without this route. localstripe
         // answers plain-text 404 for what it does not implement (Checkout Sessions, …).

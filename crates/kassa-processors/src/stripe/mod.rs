@@ -2,7 +2,8 @@
 //!
 //! Form-encoded requests with nested parameters ([`form`]), the pinned `Stripe-Version`, an
 //! `Idempotency-Key` on every POST and retries with backoff ([`client`]), Stripe's JSON read
-//! leniently ([`wire`]), and only the parameters each call needs ([`requests`]).
+//! leniently into the one model of Stripe's objects that the test processor writes as well
+//! ([`objects`]), and only the parameters each call needs ([`requests`]).
 //!
 //! Written by hand rather than with `async-stripe`: measured here, async-stripe 1.0 takes about
 //! two minutes to build and cannot parse localstripe's PaymentIntents, while Kassa needs a dozen
@@ -32,8 +33,8 @@
 
 mod client;
 mod form;
+pub mod objects;
 mod requests;
-mod wire;
 
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS, SignatureError};
 use crate::*;
@@ -158,7 +159,7 @@ impl StripeProcessor {
         form: &form::Form,
         key: &IdempotencyKey,
     ) -> Result<PaymentIntent, ProcessorError> {
-        self.client.post::<wire::PaymentIntent>(op, segments, form, key).await?.into_neutral()
+        self.client.post::<objects::PaymentIntent>(op, segments, form, key).await?.into_neutral()
     }
 }
 
@@ -174,7 +175,10 @@ impl Processor for StripeProcessor {
         key: &IdempotencyKey,
     ) -> Result<ProcessorCustomer, ProcessorError> {
         let form = requests::create_customer(req);
-        self.client.post::<wire::Customer>("create a customer", &["v1", "customers"], &form, key).await?.into_neutral()
+        self.client
+            .post::<objects::Customer>("create a customer", &["v1", "customers"], &form, key)
+            .await?
+            .into_neutral()
     }
 
     async fn create_payment_intent(
@@ -199,7 +203,7 @@ impl Processor for StripeProcessor {
     async fn retrieve_payment_intent(&self, id: &str) -> Result<PaymentIntent, ProcessorError> {
         let query = requests::expand_payment_intent();
         self.client
-            .get::<wire::PaymentIntent>("retrieve a PaymentIntent", &["v1", "payment_intents", id], &query)
+            .get::<objects::PaymentIntent>("retrieve a PaymentIntent", &["v1", "payment_intents", id], &query)
             .await?
             .into_neutral()
     }
@@ -212,10 +216,10 @@ impl Processor for StripeProcessor {
         let query = requests::list_payment_intents(starting_after, limit);
         let page = self
             .client
-            .get::<wire::List<wire::PaymentIntent>>("list PaymentIntents", &["v1", "payment_intents"], &query)
+            .get::<objects::List<objects::PaymentIntent>>("list PaymentIntents", &["v1", "payment_intents"], &query)
             .await?;
         Ok(PaymentIntentPage {
-            data: page.data.into_iter().map(wire::PaymentIntent::into_neutral).collect::<Result<_, _>>()?,
+            data: page.data.into_iter().map(objects::PaymentIntent::into_neutral).collect::<Result<_, _>>()?,
             has_more: page.has_more,
         })
     }
@@ -237,7 +241,7 @@ impl Processor for StripeProcessor {
 
     async fn create_refund(&self, req: &CreateRefund, key: &IdempotencyKey) -> Result<Refund, ProcessorError> {
         let form = requests::create_refund(req);
-        self.client.post::<wire::Refund>("create a refund", &["v1", "refunds"], &form, key).await?.into_neutral()
+        self.client.post::<objects::Refund>("create a refund", &["v1", "refunds"], &form, key).await?.into_neutral()
     }
 
     async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
@@ -249,7 +253,11 @@ impl Processor for StripeProcessor {
             let query = requests::list_payment_methods(customer, starting_after.as_deref());
             let page = self
                 .client
-                .get::<wire::List<wire::PaymentMethod>>("list payment methods", &["v1", "payment_methods"], &query)
+                .get::<objects::List<objects::PaymentMethod>>(
+                    "list payment methods",
+                    &["v1", "payment_methods"],
+                    &query,
+                )
                 .await?;
             let has_more = page.has_more;
             for pm in page.data {
@@ -272,14 +280,14 @@ impl Processor for StripeProcessor {
     ) -> Result<CheckoutSession, ProcessorError> {
         let form = requests::create_checkout_session(req);
         self.client
-            .post::<wire::CheckoutSession>("create a Checkout Session", &["v1", "checkout", "sessions"], &form, key)
+            .post::<objects::CheckoutSession>("create a Checkout Session", &["v1", "checkout", "sessions"], &form, key)
             .await?
             .into_neutral()
     }
 
     async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, ProcessorError> {
         self.client
-            .get::<wire::CheckoutSession>(
+            .get::<objects::CheckoutSession>(
                 "retrieve a Checkout Session",
                 &["v1", "checkout", "sessions", id],
                 &form::Form::new(),
@@ -290,7 +298,7 @@ impl Processor for StripeProcessor {
 
     async fn expire_checkout_session(&self, id: &str, key: &IdempotencyKey) -> Result<CheckoutSession, ProcessorError> {
         self.client
-            .post::<wire::CheckoutSession>(
+            .post::<objects::CheckoutSession>(
                 "expire a Checkout Session",
                 &["v1", "checkout", "sessions", id, "expire"],
                 &form::Form::new(),
@@ -322,8 +330,8 @@ impl Processor for StripeProcessor {
         if !verified {
             return Err(EventError::Signature(refusal.unwrap_or(SignatureError::NoMatch)));
         }
-        serde_json::from_slice::<wire::Event>(payload)
-            .map(wire::Event::into_neutral)
+        serde_json::from_slice::<objects::Event>(payload)
+            .map(objects::Event::into_neutral)
             .map_err(|e| EventError::Malformed(e.to_string()))
     }
 }
