@@ -21,7 +21,7 @@ use kassa_store::{Store, Tx, catalog, events, orders};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     pub price: String,
@@ -30,7 +30,7 @@ pub struct ItemInput {
     pub quantity: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCart {
     /// Sets the currency and taxes.
@@ -49,7 +49,7 @@ pub struct CreateCart {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCart {
     #[schema(format = Email)]
@@ -489,6 +489,9 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
     }
     set_shipping_option(tx, &mut cart, input.shipping_option.as_deref(), &mut known).await?;
     db::insert(tx, &cart).await?;
+    // Reservations below go in item order; the product rows are locked first, in id order.
+    let prices: Vec<&str> = input.items.iter().map(|i| i.price.as_str()).filter(|p| IdKind::Price.matches(p)).collect();
+    db::lock_products_of(tx, &prices).await?;
     let mut lines = Vec::new();
     for (i, item) in input.items.iter().enumerate() {
         add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor)
