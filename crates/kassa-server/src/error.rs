@@ -92,7 +92,12 @@ impl ApiError {
     /// Stripe, such an answer is not kept under the idempotency key, so the same request can be
     /// retried once the other one has finished.
     pub fn is_transient_conflict(&self) -> bool {
-        matches!(self, ApiError::Conflict { code: "payment_in_progress", .. })
+        matches!(self, ApiError::Conflict { code: "payment_in_progress" | LOCK_TIMEOUT, .. })
+    }
+
+    /// A transaction the database aborted for a concurrent one: running it again is safe.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ApiError::Conflict { code: LOCK_TIMEOUT, .. })
     }
 
     pub fn status(&self) -> StatusCode {
@@ -201,8 +206,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The code of a 409 for a transaction that kept losing races with concurrent ones.
+pub const LOCK_TIMEOUT: &str = "lock_timeout";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            // The database aborted the transaction for a concurrent one (a deadlock or a
+            // serialization failure): nothing was written. `IdemRequest` runs local work again
+            // a few times; what still loses is the caller's to retry, like Stripe's
+            // `lock_timeout`, never a 500.
+            tracing::info!(error = %e, "a transaction lost a race with a concurrent one");
+            return ApiError::Conflict {
+                code: LOCK_TIMEOUT,
+                message: "Another request was changing the same objects at the same time; retrying is safe."
+                    .to_string(),
+            };
+        }
         ApiError::Internal(anyhow::Error::new(e))
     }
 }

@@ -50,8 +50,14 @@ pub fn render() -> String {
          kassa_db_statements_total {statements}\n\
          # HELP kassa_db_transactions_total Write transactions begun by this process.\n\
          # TYPE kassa_db_transactions_total counter\n\
-         kassa_db_transactions_total {transactions}\n"
+         kassa_db_transactions_total {transactions}\n\
+         # HELP kassa_db_round_trips_total Exchanges with the database started by this process, by kind \
+         (statements, BEGIN, COMMIT, ROLLBACK, the pool's liveness pings).\n\
+         # TYPE kassa_db_round_trips_total counter\n"
     ));
+    for (kind, n) in kassa_store::sql::round_trips().by_kind() {
+        out.push_str(&format!("kassa_db_round_trips_total{{kind=\"{kind}\"}} {n}\n"));
+    }
     out
 }
 

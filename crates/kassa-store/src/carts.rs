@@ -178,6 +178,37 @@ pub async fn delete_line(tx: &mut Tx, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Locks the products of `prices` in product id order, before a change that reserves stock of
+/// several products: every transaction that moves stock takes product rows in that one
+/// global order (see also [`by_product`]), so two carts holding the same products in opposite
+/// orders wait for each other instead of deadlocking. PostgreSQL only (and only for two or
+/// more prices): on SQLite the transaction already holds the database's only write lock.
+pub async fn lock_products_of(tx: &mut Tx, prices: &[&str]) -> Result<()> {
+    if prices.len() < 2 || tx.for_update().is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT id FROM products WHERE id IN (SELECT product FROM prices WHERE id IN ({})) ORDER BY id FOR UPDATE",
+        sql::placeholders(1, prices.len())
+    );
+    let mut q = sql::query(&sql);
+    for p in prices {
+        q = q.bind(*p);
+    }
+    q.fetch_all(tx.conn()).await?;
+    Ok(())
+}
+
+/// Stock moves `(product, units)` merged per product and in product id order, the one global
+/// order in which transactions lock product rows (see [`lock_products_of`]).
+pub fn by_product<'a>(moves: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<(&'a str, i64)> {
+    let mut merged = std::collections::BTreeMap::<&str, i64>::new();
+    for (product, units) in moves {
+        *merged.entry(product).or_default() += units;
+    }
+    merged.into_iter().collect()
+}
+
 /// Reserves `units` of a tracked product's stock if that many are available; untracked
 /// products always succeed without a write. Returns whether the reservation holds.
 pub async fn reserve(tx: &mut Tx, product: &str, units: i64, now: i64) -> Result<bool> {

@@ -6,11 +6,32 @@ pub enum StoreError {
     #[error("constraint `{constraint}` refused the write")]
     Constraint { constraint: Cow<'static, str> },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database aborted the transaction to resolve a conflict with another one
+    /// (PostgreSQL `40001` serialization failure or `40P01` deadlock; SQLite `SQLITE_BUSY`).
+    /// Nothing of it was written: running the whole transaction again is safe.
+    #[error("transaction aborted by a concurrent one, retry it: {0}")]
+    Retryable(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+}
+
+/// SQLSTATEs and SQLite result codes that mean "run the transaction again": PostgreSQL's
+/// serialization failure and deadlock, SQLite's `SQLITE_BUSY` (5) and `SQLITE_BUSY_SNAPSHOT`
+/// (517).
+const RETRYABLE_CODES: [&str; 4] = ["40001", "40P01", "5", "517"];
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| RETRYABLE_CODES.contains(&c.as_ref()))
+        {
+            return StoreError::Retryable(e);
+        }
+        StoreError::Database(e)
+    }
 }
 
 impl StoreError {
@@ -26,7 +47,7 @@ impl StoreError {
                 return StoreError::Constraint { constraint };
             }
         }
-        StoreError::Database(e)
+        StoreError::from(e)
     }
 
     /// Why opening the database failed, in an operator's words: the cause without sqlx's
@@ -45,6 +66,12 @@ impl StoreError {
             StoreError::Database(sqlx::Error::Database(db)) => db.message().to_string(),
             other => other.to_string(),
         }
+    }
+
+    /// Whether the transaction lost a race the database resolved by aborting it (see
+    /// [`StoreError::Retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Retryable(_))
     }
 
     pub fn is_constraint(&self) -> bool {

@@ -11,14 +11,70 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // statement-count test read the totals of the process (no per-server state reaches this far).
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+static ROLLBACKS: AtomicU64 = AtomicU64::new(0);
+static PINGS: AtomicU64 = AtomicU64::new(0);
 
 /// Statements and transactions this process has sent since it started.
 pub fn counters() -> (u64, u64) {
     (STATEMENTS.load(Ordering::Relaxed), TRANSACTIONS.load(Ordering::Relaxed))
 }
 
+/// Every exchange with the database this process started, by kind: what a database on
+/// another host (or a CPU-bound one on this host) costs per request is mostly their number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundTrips {
+    pub statements: u64,
+    /// `BEGIN` of write transactions.
+    pub begins: u64,
+    pub commits: u64,
+    /// Explicit ones and those of a transaction dropped unfinished.
+    pub rollbacks: u64,
+    /// The pool's liveness checks of idle connections before handing them out.
+    pub pings: u64,
+}
+
+impl RoundTrips {
+    pub fn total(&self) -> u64 {
+        self.statements + self.begins + self.commits + self.rollbacks + self.pings
+    }
+
+    /// `(kind, count)` pairs, for `/metrics`.
+    pub fn by_kind(&self) -> [(&'static str, u64); 5] {
+        [
+            ("statement", self.statements),
+            ("begin", self.begins),
+            ("commit", self.commits),
+            ("rollback", self.rollbacks),
+            ("ping", self.pings),
+        ]
+    }
+}
+
+pub fn round_trips() -> RoundTrips {
+    RoundTrips {
+        statements: STATEMENTS.load(Ordering::Relaxed),
+        begins: TRANSACTIONS.load(Ordering::Relaxed),
+        commits: COMMITS.load(Ordering::Relaxed),
+        rollbacks: ROLLBACKS.load(Ordering::Relaxed),
+        pings: PINGS.load(Ordering::Relaxed),
+    }
+}
+
 pub(crate) fn count_transaction() {
     TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_commit() {
+    COMMITS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_rollback() {
+    ROLLBACKS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_ping() {
+    PINGS.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn query(sql: &str) -> Query<'_, Any, AnyArguments<'_>> {

@@ -316,8 +316,9 @@ async fn top_up(ctx: &Ctx) -> Result<(), String> {
     }
 }
 
-/// `kassa_db_statements_total` and `kassa_db_transactions_total` of the server.
-async fn db_counters(ctx: &Ctx) -> Option<(f64, f64)> {
+/// `kassa_db_statements_total`, `kassa_db_transactions_total` and the sum of
+/// `kassa_db_round_trips_total` (all kinds) of the server.
+async fn db_counters(ctx: &Ctx) -> Option<(f64, f64, f64)> {
     let text = ctx.http.get(format!("{}/metrics", ctx.url)).send().await.ok()?.text().await.ok()?;
     let value = |name: &str| {
         text.lines()
@@ -325,7 +326,12 @@ async fn db_counters(ctx: &Ctx) -> Option<(f64, f64)> {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
     };
-    Some((value("kassa_db_statements_total")?, value("kassa_db_transactions_total")?))
+    let round_trips: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("kassa_db_round_trips_total{"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum();
+    Some((value("kassa_db_statements_total ")?, value("kassa_db_transactions_total ")?, round_trips))
 }
 
 struct ClientResult {
@@ -432,10 +438,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0
     );
-    if let (Some((s0, t0)), Some((s1, t1))) = (before, after) {
+    if let (Some((s0, t0, r0)), Some((s1, t1, r1))) = (before, after) {
         let ops = (ok + failed).max(1) as f64;
         // Counters include the tail of warm-up requests still in flight; close enough.
-        println!("per operation {:.1} SQL statements, {:.2} write transactions", (s1 - s0) / ops, (t1 - t0) / ops);
+        println!(
+            "per operation {:.1} database round trips, {:.1} SQL statements, {:.2} write transactions",
+            (r1 - r0) / ops,
+            (s1 - s0) / ops,
+            (t1 - t0) / ops
+        );
     }
     if !errors.is_empty() {
         println!("errors        {errors:?}");

@@ -31,6 +31,11 @@ use std::future::Future;
 
 pub const HEADER: &str = "idempotency-key";
 
+/// How many times [`IdemRequest::local_retrying`] work runs in all when the database keeps
+/// aborting its transaction for concurrent ones (rows are locked in one global order, so
+/// this is rare; the bound keeps a pathological case from spinning).
+pub const LOCAL_ATTEMPTS: u32 = 5;
+
 /// A JSON body together with the request's `Idempotency-Key` and fingerprint.
 pub struct Idempotent<T> {
     pub request: IdemRequest,
@@ -107,27 +112,87 @@ impl IdemRequest {
     }
 
     /// Like [`IdemRequest::local`], and also hands back the value when the work ran now
-    /// (`None` for a replay), for follow-up work after the commit.
+    /// (`None` for a replay), for follow-up work after the commit. Runs once: a transaction the
+    /// database aborts for a concurrent one answers 409 `lock_timeout` (see
+    /// [`IdemRequest::local_retrying`] for work that can run again).
     pub async fn local_returning<R, F>(self, state: &AppState, scope: &str, work: F) -> ApiResult<(Response, Option<R>)>
     where
         R: Serialize,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
     {
+        let mut work = Some(work);
+        self.local_retrying(state, scope, 1, move |tx| (work.take().expect("one attempt runs the work once"))(tx)).await
+    }
+
+    /// Runs local work like [`IdemRequest::local_returning`], and runs the whole transaction
+    /// (key claim, work, stored answer) again, up to `attempts` times in all, when the
+    /// database aborted it for a concurrent one (a deadlock or a serialization failure, see
+    /// `StoreError::Retryable`). An aborted attempt wrote nothing, its claim included, so the
+    /// answer is stored exactly once: by the attempt that commits.
+    pub async fn local_retrying<R, F>(
+        self,
+        state: &AppState,
+        scope: &str,
+        attempts: u32,
+        mut work: F,
+    ) -> ApiResult<(Response, Option<R>)>
+    where
+        R: Serialize,
+        F: for<'t> FnMut(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.local_attempt(state, scope, &mut work).await {
+                Err(e) if e.is_retryable() && attempt < attempts => {
+                    // A short, growing, jittered pause lets the transaction that won finish.
+                    let pause = (1u64 << attempt) + rand::random::<u64>() % 4;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn local_attempt<R, F>(&self, state: &AppState, scope: &str, work: &mut F) -> ApiResult<(Response, Option<R>)>
+    where
+        R: Serialize,
+        F: for<'t> FnMut(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+    {
         let now = state.clock.now();
         let mut tx = idempotency::begin(state).await?;
-        if let Some(key) = &self.key
-            && let Outcome::Replay { status, body } =
-                idempotency::claim(&mut tx, scope, key, &self.fingerprint, now).await?
-        {
-            return Ok((replay(status, body)?, None));
+        let ran = async {
+            if let Some(key) = &self.key
+                && let Outcome::Replay { status, body } =
+                    idempotency::claim(&mut tx, scope, key, &self.fingerprint, now).await?
+            {
+                return Ok(Err((status, body)));
+            }
+            let value = work(&mut tx).await?;
+            let body = to_body(&value)?;
+            if let Some(key) = &self.key {
+                idempotency::complete_in(&mut tx, scope, key, 200, &body).await?;
+            }
+            Ok(Ok((body, value)))
         }
-        let value = work(&mut tx).await?;
-        let body = to_body(&value)?;
-        if let Some(key) = &self.key {
-            idempotency::complete_in(&mut tx, scope, key, 200, &body).await?;
+        .await;
+        match ran {
+            Ok(Ok((body, value))) => {
+                tx.commit().await?;
+                Ok((json_response(StatusCode::OK, body, false), Some(value)))
+            }
+            Ok(Err((status, body))) => {
+                tx.rollback().await?;
+                Ok((replay(status, body)?, None))
+            }
+            Err(e) => {
+                // Now rather than on the connection's next use: the row locks go at once.
+                if let Err(r) = tx.rollback().await {
+                    tracing::warn!(error = %r, "rolling back a failed request's transaction failed");
+                }
+                Err(e)
+            }
         }
-        tx.commit().await?;
-        Ok((json_response(StatusCode::OK, body, false), Some(value)))
     }
 
     /// Runs work that manages its own transactions and processor calls (see module docs).

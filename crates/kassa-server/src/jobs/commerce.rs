@@ -29,12 +29,15 @@ pub async fn expire_carts(state: &AppState) -> anyhow::Result<()> {
     let ttl = state.settings.checkout.cart_ttl_days as i64 * 86_400;
     let mut tx = state.store.begin().await?;
     let idle = carts::claim_idle(&mut tx, &state.store, CartStatus::Open, now - ttl, BATCH).await?;
+    // The batch's reservations go back together at the end, in product id order like every
+    // stock move (see `carts::by_product`), so expiring carts never deadlocks with a checkout.
+    let mut released: Vec<(String, i64)> = Vec::new();
     for mut row in idle {
         let t = cart::transition(row.status, CartInput::Expire)?;
         let lines = carts::lines(tx.conn(), &row.id).await?;
         if t.effects.contains(&CartEffect::ReleaseReservedStock) {
             for l in lines.iter().filter(|l| l.reserved > 0) {
-                carts::release(&mut tx, &l.product, l.reserved, now).await?;
+                released.push((l.product.clone(), l.reserved));
                 carts::update_line(&mut tx, &l.id, l.quantity, 0, now).await?;
             }
         }
@@ -47,6 +50,9 @@ pub async fn expire_carts(state: &AppState) -> anyhow::Result<()> {
                 events::record(&mut tx, kind, &shown.id, &shown, now).await?;
             }
         }
+    }
+    for (product, units) in carts::by_product(released.iter().map(|(p, u)| (p.as_str(), *u))) {
+        carts::release(&mut tx, product, units, now).await?;
     }
     tx.commit().await?;
     Ok(())

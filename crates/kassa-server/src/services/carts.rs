@@ -21,7 +21,7 @@ use kassa_store::{Store, Tx, catalog, events, orders};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     pub price: String,
@@ -30,7 +30,7 @@ pub struct ItemInput {
     pub quantity: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCart {
     /// Sets the currency and taxes.
@@ -49,7 +49,7 @@ pub struct CreateCart {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCart {
     #[schema(format = Email)]
@@ -374,13 +374,26 @@ async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
     Ok(cart)
 }
 
+/// Whether the cart's row is in the database yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Saved {
+    /// Created by this change and not inserted yet: `finish` inserts it.
+    New,
+    Stored,
+}
+
 /// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
-async fn finish(
+async fn finish(tx: &mut Tx, cart: CartRow, lines: Vec<LineRow>, known: &mut Known, actor: &Actor) -> ApiResult<Cart> {
+    finish_as(tx, cart, lines, known, actor, Saved::Stored).await
+}
+
+async fn finish_as(
     tx: &mut Tx,
     mut cart: CartRow,
     lines: Vec<LineRow>,
     known: &mut Known,
     actor: &Actor,
+    saved: Saved,
 ) -> ApiResult<Cart> {
     // A signed-in shopper who changes a guest's or an anonymous cart takes it over.
     if let Some(c) = &actor.customer
@@ -396,7 +409,10 @@ async fn finish(
     cart.version += 1;
     cart.last_activity = actor.now;
     cart.updated = actor.now;
-    db::save(tx, &cart).await?;
+    match saved {
+        Saved::New => db::insert(tx, &cart).await?,
+        Saved::Stored => db::save(tx, &cart).await?,
+    }
     Ok(Cart::from_rows(cart, lines, None, actor.ttl_secs))
 }
 
@@ -488,13 +504,23 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         set_email(tx, &mut cart, e, actor, new).await?;
     }
     set_shipping_option(tx, &mut cart, input.shipping_option.as_deref(), &mut known).await?;
-    db::insert(tx, &cart).await?;
+    // Lines refer to their cart: a cart with items is inserted first and saved with its totals
+    // at the end; an empty one is inserted once, complete, by `finish`.
+    let saved = if input.items.is_empty() {
+        Saved::New
+    } else {
+        db::insert(tx, &cart).await?;
+        Saved::Stored
+    };
+    // Reservations below go in item order; the product rows are locked first, in id order.
+    let prices: Vec<&str> = input.items.iter().map(|i| i.price.as_str()).filter(|p| IdKind::Price.matches(p)).collect();
+    db::lock_products_of(tx, &prices).await?;
     let mut lines = Vec::new();
     for (i, item) in input.items.iter().enumerate() {
         add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor)
             .await?;
     }
-    let mut cart = finish(tx, cart, lines, &mut known, actor).await?;
+    let mut cart = finish_as(tx, cart, lines, &mut known, actor, saved).await?;
     events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
     // Shown once, in this answer only (never in events: only the guest gets it).
     cart.client_secret = Some(secret);

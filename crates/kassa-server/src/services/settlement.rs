@@ -84,8 +84,10 @@ pub async fn create_order(
     for effect in &completed.effects {
         match effect {
             CartEffect::TakeReservedStock => {
-                for l in lines.iter().filter(|l| l.reserved > 0) {
-                    carts::take_reserved(tx, &l.product, l.reserved, now).await?;
+                // In product id order, like every stock move (see `carts::by_product`).
+                let held = lines.iter().filter(|l| l.reserved > 0).map(|l| (l.product.as_str(), l.reserved));
+                for (product, units) in carts::by_product(held) {
+                    carts::take_reserved(tx, product, units, now).await?;
                 }
             }
             CartEffect::ReleaseReservedStock | CartEffect::Record(_) => {}
@@ -261,8 +263,10 @@ pub async fn cancel_order(tx: &mut Tx, id: &str, release: Release, now: i64) -> 
                 release_payment(tx, &o.payment, now).await?;
             }
             OrderEffect::Restock => {
-                for line in orders::lines(tx.conn(), id).await?.into_iter().filter(|l| l.stocked > 0) {
-                    carts::restock(tx, &line.product, line.stocked, now).await?;
+                let lines = orders::lines(tx.conn(), id).await?;
+                let sold = lines.iter().filter(|l| l.stocked > 0).map(|l| (l.product.as_str(), l.stocked));
+                for (product, units) in carts::by_product(sold) {
+                    carts::restock(tx, product, units, now).await?;
                 }
             }
             _ => {}

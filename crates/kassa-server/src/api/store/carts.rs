@@ -3,7 +3,7 @@
 use super::{ClientSecretHeader, ClientSecretQuery};
 use crate::api::IdempotencyKeyHeader;
 use crate::api::auth::Shopper;
-use crate::api::idempotency::Idempotent;
+use crate::api::idempotency::{Idempotent, LOCAL_ATTEMPTS};
 use crate::error::{ApiResult, ErrorBody};
 use crate::objects::commerce::{Cart, CheckoutSession};
 use crate::services::Tx;
@@ -34,8 +34,8 @@ fn ttl(app: &AppState) -> i64 {
     app.settings.checkout.cart_ttl_days as i64 * 86_400
 }
 
-/// Runs a cart change idempotently in one transaction, then starts the processor customer
-/// of any guest it created.
+/// Runs a cart change idempotently in one transaction (again, when the database aborted it
+/// for a concurrent one), then starts the processor customer of any guest it created.
 async fn change<F>(
     app: &AppState,
     shopper: &Shopper,
@@ -43,7 +43,10 @@ async fn change<F>(
     work: F,
 ) -> ApiResult<Response>
 where
-    F: for<'t> FnOnce(&'t mut Tx, &'t Actor, &'t mut NewCustomers) -> BoxFuture<'t, ApiResult<Cart>> + Send + 'static,
+    F: for<'t> FnOnce(&'t mut Tx, &'t Actor, &'t mut NewCustomers) -> BoxFuture<'t, ApiResult<Cart>>
+        + Clone
+        + Send
+        + 'static,
 {
     let now = app.clock.now();
     let ttl_secs = ttl(app);
@@ -52,10 +55,16 @@ where
     let client_secret = shopper.client_secret.clone();
     let new = std::sync::Arc::new(std::sync::Mutex::new(NewCustomers::new()));
     let collected = new.clone();
-    let response = req
-        .local(app, &shopper.idempotency_scope(), move |tx| {
+    let (response, _) = req
+        .local_retrying(app, &shopper.idempotency_scope(), LOCAL_ATTEMPTS, move |tx| {
+            let actor =
+                Actor { customer: customer.clone(), client_secret: client_secret.clone(), now, ttl_secs, max_amount };
+            let collected = collected.clone();
+            // The guests of an attempt the database aborted were rolled back with it.
+            collected.lock().expect("not poisoned").clear();
+            // Each attempt runs its own copy of the work (it owns the request's input).
+            let work = work.clone();
             Box::pin(async move {
-                let actor = Actor { customer, client_secret, now, ttl_secs, max_amount };
                 let mut created = NewCustomers::new();
                 let cart = work(tx, &actor, &mut created).await?;
                 collected.lock().expect("not poisoned").extend(created);
