@@ -24,7 +24,9 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use kassa_domain::ids::IdKind;
-use kassa_domain::lifecycle::webhook_endpoint::{DISABLED_EVENT, EndpointInput, WebhookEndpointStatus, transition};
+use kassa_domain::lifecycle::webhook_endpoint::{
+    DISABLED_EVENT, EndpointInput, WebhookDeliveryStatus, WebhookEndpointStatus, transition,
+};
 use kassa_processors::signature;
 use kassa_store::events::{self, EventRow};
 use kassa_store::webhook_deliveries::{self as db, AttemptRow, Claimed, Outcome};
@@ -325,7 +327,7 @@ impl Attempt {
             Outcome::GaveUp
         };
         let label = match outcome {
-            Outcome::Succeeded => "succeeded",
+            Outcome::Succeeded => WebhookDeliveryStatus::Succeeded.as_str(),
             Outcome::RetryAt(_) => "retrying",
             Outcome::GaveUp => "gave_up",
         };
