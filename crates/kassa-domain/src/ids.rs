@@ -36,6 +36,8 @@ pub enum IdKind {
     WebhookEndpoint,
     WebhookDelivery,
     WebhookAttempt,
+    /// A person who signs in to the merchant's dashboard.
+    DashboardUser,
 }
 
 impl IdKind {
@@ -65,6 +67,7 @@ impl IdKind {
             IdKind::WebhookEndpoint => "we",
             IdKind::WebhookDelivery => "whdel",
             IdKind::WebhookAttempt => "whatt",
+            IdKind::DashboardUser => "user",
         }
     }
 

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod checkout_sessions;
 pub mod credits;
 pub mod customers;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod events;

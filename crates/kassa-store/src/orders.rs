@@ -62,7 +62,7 @@ impl OrderRow {
     }
 }
 
-const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
+pub(crate) const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
     shipping_total, tax_total, total, shipping_option, shipping_address, billing_address, status, payment_status, \
     fulfillment_status, amount_authorized, amount_captured, amount_refunded, metadata, created, updated";
 

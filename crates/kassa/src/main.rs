@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod keys;
 mod listen;
+mod users;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -46,6 +47,11 @@ enum Command {
     Backup {
         /// The file to write; it must not exist yet.
         file: std::path::PathBuf,
+    },
+    /// Create and list the people who sign in to the dashboard (`/dashboard`).
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
     },
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
@@ -106,6 +112,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys::run(settings, command).await,
+        Command::Users { command } => users::run(settings, command).await,
         Command::Backup { file } => backup::run(settings, &file).await,
         Command::Reconcile { days } => {
             let state = Application::offline_state(settings).await?;
@@ -176,6 +183,13 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<()> {
         println!("  export KASSA_SECRET_KEY={} KASSA_PUBLISHABLE_KEY={}", secret.secret, publishable.secret);
     }
     let public_url = app.state().public_url.clone();
+    if demo {
+        let state = app.state();
+        let (email, password) = kassa_server::services::dashboard::users::demo_owner(&state.store, state.clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the demo dashboard user: {e}"))?;
+        println!("dashboard: {public_url}/dashboard user {email} password {password}");
+    }
     println!(
         "Kassa listening on {public_url} (database {db}, processor {processor}{}) — ready in {} ms",
         if demo { ", demo catalog" } else { "" },

@@ -15,6 +15,7 @@ mod cors;
 mod crash;
 mod credits;
 mod customers;
+mod dashboard;
 mod duplicate_charges;
 mod guest_secrets;
 mod hosted_pages;

@@ -1,0 +1,313 @@
+//! The merchant's dashboard over HTTP: sign-in (and its throttle), the session cookie's
+//! flags, CSRF (403, nothing changes), roles (a viewer's forged refund is 403), a partial
+//! refund done once for a double submission and recorded naming the user, sign out
+//! everywhere.
+
+use crate::checkout::{VISA, pay, ready_cart, shop};
+use crate::helpers::*;
+use kassa_server::services::dashboard::{Role, users};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser without redirects, keeping the dashboard's cookies by hand.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    html: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    }
+
+    /// The value of the first hidden input `name`.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.html.find(&marker).unwrap_or_else(|| panic!("no {name} in {}", self.html)) + marker.len();
+        self.html[start..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { http, base: app.api.address.clone(), cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, page: &Page) {
+        for c in page.set_cookies() {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let res = req.header(COOKIE, self.cookie_header()).send().await.expect("request sent");
+        let page = Page { status: res.status(), headers: res.headers().clone(), html: res.text().await.unwrap() };
+        self.keep(&page);
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let login = self.get("/dashboard/login").await;
+        assert_eq!(login.status, 200);
+        let csrf = login.field("csrf_token");
+        self.post("/dashboard/login", &[("csrf_token", &csrf), ("email", email), ("password", password)]).await
+    }
+
+    /// The CSRF token of the signed-in session, as its pages carry it.
+    async fn csrf(&mut self) -> String {
+        self.get("/dashboard/orders").await.field("csrf_token")
+    }
+}
+
+async fn user(app: &TestApp, email: &str, role: Role) {
+    users::create(&app.state.store, email, role, PASSWORD, app.state.clock.now()).await.expect("user created");
+}
+
+/// A paid (captured) order of `email`; returns its id and total.
+async fn paid_order(app: &TestApp, email: &str) -> (String, i64) {
+    let shop = shop(&app.api, 10).await;
+    let cart = ready_cart(&app.api, &shop, email).await;
+    let paid = pay(&app.api, &cart, VISA).await.ok();
+    let order = &paid["order"];
+    (order["id"].as_str().unwrap().to_string(), order["total"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn sign_in_refuses_a_wrong_password_and_sets_a_strict_http_only_cookie() {
+    let app = spawn_app().await;
+    user(&app, "Owner@Example.com", Role::Owner).await;
+    let mut b = Browser::new(&app);
+
+    assert_eq!(b.get("/dashboard").await.location(), "/dashboard/login");
+    let wrong = b.sign_in("owner@example.com", "not the password").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.html);
+    assert!(wrong.html.contains("Wrong email or password"));
+    assert!(!b.cookies.iter().any(|(k, _)| k == "kassa_dashboard"));
+    let unknown = b.sign_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(unknown.status, 401);
+
+    let ok = b.sign_in("owner@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 303, "{}", ok.html);
+    assert_eq!(ok.location(), "/dashboard");
+    let session = ok.set_cookies().into_iter().find(|c| c.starts_with("kassa_dashboard=")).expect("session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Strict"), "{session}");
+    assert!(session.contains("Path=/dashboard"), "{session}");
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    let overview = b.get("/dashboard").await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.html.contains("owner@example.com"));
+    let csp = overview.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("script-src") || csp.contains("default-src 'none'"), "{csp}");
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let mut proxied = Browser::new(&app);
+    let login = proxied.get("/dashboard/login").await;
+    let csrf = login.field("csrf_token");
+    let req = proxied
+        .http
+        .post(format!("{}/dashboard/login", proxied.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("csrf_token", csrf.as_str()), ("email", "owner@example.com"), ("password", PASSWORD)]);
+    let ok = proxied.send(req).await;
+    assert_eq!(ok.status, 303);
+    assert!(ok.set_cookies().iter().any(|c| c.starts_with("kassa_dashboard=") && c.contains("; Secure")));
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_slowed_down() {
+    let app = spawn_app().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..users::FREE_FAILURES {
+        assert_eq!(b.sign_in("owner@example.com", "guess guess guess").await.status, 401);
+    }
+    // Now even the right password waits: the attempt is refused unchecked.
+    let slowed = b.sign_in("owner@example.com", PASSWORD).await;
+    assert_eq!(slowed.status, 429, "{}", slowed.html);
+    assert!(!b.cookies.iter().any(|(k, _)| k == "kassa_dashboard"));
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_403_and_changes_nothing() {
+    let app = spawn_app().await;
+    user(&app, "staff@example.com", Role::Staff).await;
+    let (order, _) = paid_order(&app, "buyer@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("staff@example.com", PASSWORD).await.status, 303);
+
+    let form = [("idempotency_key", "k1"), ("confirm", "yes"), ("amount", "1.00")];
+    let forged = b.post(&format!("/dashboard/orders/{order}/refund"), &form).await;
+    assert_eq!(forged.status, 403, "{}", forged.html);
+    let wrong = [("csrf_token", "0000"), ("idempotency_key", "k2"), ("confirm", "yes"), ("amount", "1.00")];
+    assert_eq!(b.post(&format!("/dashboard/orders/{order}/refund"), &wrong).await.status, 403);
+    let o = app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["amount_refunded"], 0);
+    let refunds = app.api.get(&format!("/admin/orders/{order}/refunds"), As::Admin).await.ok();
+    assert_eq!(refunds.as_array().unwrap().len(), 0);
+    // Signing out is a form too.
+    assert_eq!(b.post("/dashboard/logout", &[]).await.status, 403);
+    assert_eq!(b.get("/dashboard").await.status, 200, "still signed in");
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_refund_button_and_a_forged_refund_is_403() {
+    let app = spawn_app().await;
+    user(&app, "viewer@example.com", Role::Viewer).await;
+    let (order, _) = paid_order(&app, "buyer@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("viewer@example.com", PASSWORD).await.status, 303);
+
+    let page = b.get(&format!("/dashboard/orders/{order}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.html.contains("/refund\""), "no refund form for a viewer");
+    let csrf = b.csrf().await;
+    let form = [("csrf_token", csrf.as_str()), ("idempotency_key", "k1"), ("confirm", "yes"), ("amount", "1.00")];
+    let forged = b.post(&format!("/dashboard/orders/{order}/refund"), &form).await;
+    assert_eq!(forged.status, 403, "{}", forged.html);
+    let o = app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["amount_refunded"], 0);
+    // The refused attempt is in the audit trail, naming the viewer.
+    let audit = app.api.get("/admin/events?type=dashboard.order.refund.refused", As::Admin).await.ok();
+    assert_eq!(audit["data"][0]["data"]["object"]["user"]["email"], "viewer@example.com");
+    // The owner's pages are closed to the viewer.
+    assert_eq!(b.get("/dashboard/api-keys").await.status, 403);
+}
+
+#[tokio::test]
+async fn a_partial_refund_submitted_twice_refunds_once_and_names_the_user() {
+    let app = spawn_app().await;
+    user(&app, "staff@example.com", Role::Staff).await;
+    let (order, total) = paid_order(&app, "Buyer@Example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("staff@example.com", PASSWORD).await.status, 303);
+
+    // Found by email, whatever its case.
+    let found = b.get("/dashboard/orders?q=buyer%40example.com").await;
+    assert!(found.html.contains(&order), "{}", found.html);
+
+    let page = b.get(&format!("/dashboard/orders/{order}")).await;
+    let (csrf, key) = (page.field("csrf_token"), page.field("idempotency_key"));
+    let form = [("csrf_token", csrf.as_str()), ("idempotency_key", key.as_str()), ("confirm", "yes"), ("amount", "5.00")];
+    let path = format!("/dashboard/orders/{order}/refund");
+    let (first, second) = tokio::join!(
+        async {
+            let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), cookies: b.cookies.clone() };
+            b2.post(&path, &form).await
+        },
+        async {
+            let mut b3 = Browser { http: b.http.clone(), base: b.base.clone(), cookies: b.cookies.clone() };
+            b3.post(&path, &form).await
+        }
+    );
+    assert_eq!(first.status, 303, "{}", first.html);
+    assert_eq!(second.status, 303, "{}", second.html);
+    let again = b.post(&path, &form).await;
+    assert_eq!(again.status, 303);
+    assert!(again.location().ends_with("done=repeat"));
+
+    let o = app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["amount_refunded"], 500);
+    assert_eq!(o["payment_status"], "partially_refunded");
+    let refunds = app.api.get(&format!("/admin/orders/{order}/refunds"), As::Admin).await.ok();
+    assert_eq!(refunds.as_array().unwrap().len(), 1);
+    let shown = b.get(&format!("/dashboard/orders/{order}")).await;
+    assert!(shown.html.contains("$5.00"), "{}", shown.html);
+
+    let audit = app.api.get(&format!("/admin/events?type=dashboard.order.refund&object={order}"), As::Admin).await.ok();
+    let events = audit["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["data"]["object"]["user"]["email"], "staff@example.com");
+    assert_eq!(events[0]["data"]["object"]["detail"]["params"]["amount"], 500);
+
+    // Never above what was captured: the service refuses, the page says why, nothing changes.
+    let page = b.get(&format!("/dashboard/orders/{order}")).await;
+    let key = page.field("idempotency_key");
+    let too_much = format!("{}.00", total);
+    let form = [("csrf_token", csrf.as_str()), ("idempotency_key", key.as_str()), ("confirm", "yes"), ("amount", too_much.as_str())];
+    let refused = b.post(&path, &form).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    let o = app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["amount_refunded"], 500);
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_of_the_user() {
+    let app = spawn_app().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let mut laptop = Browser::new(&app);
+    let mut phone = Browser::new(&app);
+    assert_eq!(laptop.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    assert_eq!(phone.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    let stolen = phone.cookies.clone();
+
+    let csrf = laptop.csrf().await;
+    let out = laptop.post("/dashboard/logout-everywhere", &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(laptop.get("/dashboard").await.location(), "/dashboard/login");
+    assert_eq!(phone.get("/dashboard").await.location(), "/dashboard/login");
+    phone.cookies = stolen;
+    assert_eq!(phone.get("/dashboard/orders").await.status, 303, "the old token opens nothing");
+    let audit = app.api.get("/admin/events?type=dashboard.user.signed_out_everywhere", As::Admin).await.ok();
+    assert_eq!(audit["data"][0]["data"]["object"]["user"]["email"], "owner@example.com");
+}
+
+#[tokio::test]
+async fn customer_text_is_escaped_and_every_page_renders() {
+    let app = spawn_app().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let customer = app
+        .api
+        .post("/admin/customers", As::Admin, serde_json::json!({"email": "x@example.com", "name": "<img src=x onerror=alert(1)>"}))
+        .await
+        .ok();
+    paid_order(&app, "buyer@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    let id = customer["id"].as_str().unwrap();
+    let page = b.get(&format!("/dashboard/customers/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(!page.html.contains("<img src=x"));
+    for path in ["/dashboard", "/dashboard/orders", "/dashboard/customers", "/dashboard/payments", "/dashboard/events",
+        "/dashboard/catalog", "/dashboard/api-keys", "/dashboard/users"]
+    {
+        let p = b.get(path).await;
+        assert_eq!(p.status, 200, "{path}: {}", p.html);
+    }
+    assert_eq!(b.get("/dashboard/orders?status=nonsense").await.status, 400);
+    assert_eq!(b.get("/dashboard/orders/ord_nope").await.status, 400);
+}
