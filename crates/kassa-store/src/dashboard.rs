@@ -2,8 +2,8 @@
 //! queries of its pages (order search, overview figures). Data access only: who may do what,
 //! and when a sign-in is refused, is decided in `kassa-server`'s services.
 
-use crate::sql::{self, Listed, Page};
 use crate::Result;
+use crate::sql::{self, Listed, Page};
 use sqlx::{Any, Executor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -43,14 +43,13 @@ pub async fn update_user<'e, E: Executor<'e, Database = Any>>(
     password_hash: &str,
     now: i64,
 ) -> Result<bool> {
-    let done =
-        sql::query("UPDATE dashboard_users SET role = $2, password_hash = $3, updated = $4 WHERE email = $1")
-            .bind(email)
-            .bind(role)
-            .bind(password_hash)
-            .bind(now)
-            .execute(db)
-            .await?;
+    let done = sql::query("UPDATE dashboard_users SET role = $2, password_hash = $3, updated = $4 WHERE email = $1")
+        .bind(email)
+        .bind(role)
+        .bind(password_hash)
+        .bind(now)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -126,13 +125,12 @@ pub async fn delete_sessions_of<'e, E: Executor<'e, Database = Any>>(db: E, user
 
 /// Failed sign-ins of (email, client) and when the last one was.
 pub async fn failures<'e, E: Executor<'e, Database = Any>>(db: E, email: &str, client: &str) -> Result<(i64, i64)> {
-    let row: Option<(i64, i64)> = sql::query_as(
-        "SELECT failures, last_failure FROM dashboard_sign_in_failures WHERE email = $1 AND client = $2",
-    )
-    .bind(email)
-    .bind(client)
-    .fetch_optional(db)
-    .await?;
+    let row: Option<(i64, i64)> =
+        sql::query_as("SELECT failures, last_failure FROM dashboard_sign_in_failures WHERE email = $1 AND client = $2")
+            .bind(email)
+            .bind(client)
+            .fetch_optional(db)
+            .await?;
     Ok(row.unwrap_or((0, 0)))
 }
 

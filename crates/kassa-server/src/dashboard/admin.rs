@@ -136,7 +136,9 @@ fn users_body(user: &SignedIn, users: &[crate::services::dashboard::users::User]
 
 async fn users_page(app: &AppState, user: &SignedIn, status: StatusCode, error: Option<&str>) -> Response {
     match pages::users(app, user).await {
-        Ok(list) => (status, layout::page("Users", Some(user), Area::Users, users_body(user, &list, error))).into_response(),
+        Ok(list) => {
+            (status, layout::page("Users", Some(user), Area::Users, users_body(user, &list, error))).into_response()
+        }
         Err(e) => error_page(e, Some(user)),
     }
 }

@@ -3,10 +3,10 @@
 //! customers (names, emails, metadata) is always shown as text.
 
 use crate::dashboard::assets;
-use crate::services::dashboard::{Permission, SignedIn};
 use crate::services::dashboard::pages::civil_from_days;
-use kassa_domain::currency::Currency;
+use crate::services::dashboard::{Permission, SignedIn};
 use axum::response::Html;
+use kassa_domain::currency::Currency;
 use maud::{DOCTYPE, Markup, html};
 
 /// Where a page sits in the navigation.
@@ -143,7 +143,14 @@ pub fn badge(status: &str) -> Markup {
 
 /// Previous/next links of a cursor-paginated list; `base` is the list's query without the
 /// cursor (already URL-encoded pairs).
-pub fn pager(path: &str, base: &str, first: Option<&str>, last: Option<&str>, has_prev: bool, has_next: bool) -> Markup {
+pub fn pager(
+    path: &str,
+    base: &str,
+    first: Option<&str>,
+    last: Option<&str>,
+    has_prev: bool,
+    has_next: bool,
+) -> Markup {
     let sep = if base.is_empty() { "" } else { "&" };
     html! {
         nav.pager aria-label="Pages" {

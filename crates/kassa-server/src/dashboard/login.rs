@@ -38,10 +38,8 @@ fn login_page(state: &AppState, headers: &HeaderMap, status: StatusCode, email: 
         }
     };
     let mut res = (status, layout::page("Sign in", None, Area::None, body)).into_response();
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, Some(&token), is_https(state, headers), LOGIN_FORM_SECS),
-    );
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, Some(&token), is_https(state, headers), LOGIN_FORM_SECS));
     res
 }
 

@@ -121,7 +121,15 @@ async fn render(
     error: Option<&str>,
 ) -> Response {
     match pages::order(app, id).await {
-        Ok(d) => (status, layout::page(&format!("Order {}", d.order.id), Some(user), Area::Orders, order_page(user, &d, notice, error)))
+        Ok(d) => (
+            status,
+            layout::page(
+                &format!("Order {}", d.order.id),
+                Some(user),
+                Area::Orders,
+                order_page(user, &d, notice, error),
+            ),
+        )
             .into_response(),
         Err(e) => error_page(e, Some(user)),
     }
@@ -265,8 +273,9 @@ fn order_page(user: &SignedIn, d: &OrderDetail, notice: Option<&str>, error: Opt
             ol.timeline #timeline {
                 @for e in &d.timeline {
                     li {
-                        strong { (e.kind) } " " span.muted { (time(e.created)) }
+                        strong { (e.kind) }
                         @if let Some(who) = e.data.object.pointer("/user/email").and_then(|v| v.as_str()) { " by " (who) }
+                        " " span.muted { (time(e.created)) }
                         br; span.id { (e.id) }
                     }
                 }
@@ -295,7 +304,13 @@ fn submitted(f: &ActionForm) -> Submitted<'_> {
 
 /// After an action: back to the order page (303, so a reload does not post again), or the
 /// page with the error in place; a refused role is a 403 page.
-async fn after<T>(app: &AppState, user: &SignedIn, id: &str, action: &str, result: Result<Done<T>, ApiError>) -> Response {
+async fn after<T>(
+    app: &AppState,
+    user: &SignedIn,
+    id: &str,
+    action: &str,
+    result: Result<Done<T>, ApiError>,
+) -> Response {
     match result {
         Ok(Done::Now(_)) => Redirect::to(&format!("/dashboard/orders/{id}?done={action}")).into_response(),
         Ok(Done::Before) => Redirect::to(&format!("/dashboard/orders/{id}?done=repeat")).into_response(),

@@ -56,7 +56,12 @@ fn chart(currency: &str, days: &[(i64, i64)]) -> Markup {
     let n = days.len().max(1) as i64;
     let slot = (W - PAD) / n;
     let total: i64 = days.iter().map(|d| d.1).sum();
-    let summary = format!("Revenue per day in {}: {} in total over {} days.", currency.to_uppercase(), money(total, currency), days.len());
+    let summary = format!(
+        "Revenue per day in {}: {} in total over {} days.",
+        currency.to_uppercase(),
+        money(total, currency),
+        days.len()
+    );
     html! {
         svg.chart viewBox=(format!("0 0 {W} {}", H + PAD)) role="img" aria-labelledby="chart-title" {
             title #chart-title { (summary) }

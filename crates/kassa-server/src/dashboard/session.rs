@@ -86,9 +86,8 @@ struct CsrfField {
 
 /// A form body: parsed, with U+0000 refused (no column may hold it).
 pub async fn read_form<T: DeserializeOwned>(body: axum::body::Body) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit: FORM_LIMIT })?;
+    let bytes =
+        axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| ApiError::PayloadTooLarge { limit: FORM_LIMIT })?;
     parse_form(&bytes)
 }
 
@@ -97,8 +96,11 @@ fn parse_form<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     if nul {
         return Err(ApiError::invalid("form", "The form holds a NUL character (U+0000)."));
     }
-    serde_urlencoded::from_bytes(bytes)
-        .map_err(|e| ApiError::InvalidRequest { code: "form_invalid", message: format!("The form is invalid: {e}"), param: None })
+    serde_urlencoded::from_bytes(bytes).map_err(|e| ApiError::InvalidRequest {
+        code: "form_invalid",
+        message: format!("The form is invalid: {e}"),
+        param: None,
+    })
 }
 
 /// A form posted by a signed-in user with the session's CSRF token. Without a session, or
@@ -116,7 +118,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         let user = match signed_in(&parts, state).await {
             Ok(Some(u)) => u,
             Ok(None) => {
-                let e = ApiError::PermissionDenied("You are not signed in (or your session ended); sign in again.".into());
+                let e =
+                    ApiError::PermissionDenied("You are not signed in (or your session ended); sign in again.".into());
                 return Err(error_page(e, None));
             }
             Err(e) => return Err(error_page(e, None)),

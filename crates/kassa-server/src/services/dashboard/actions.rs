@@ -11,6 +11,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
 use crate::objects::credits::CreditEntry;
+use crate::services::dashboard::audit::audit;
 use crate::services::dashboard::{Permission, Role, SignedIn};
 use crate::services::idempotency::{self, Outcome};
 use crate::services::keys::{self, KeyKind, NewKey};
@@ -18,27 +19,10 @@ use crate::services::orders::{self, CaptureInput, RefundInput};
 use crate::services::{credits, validate};
 use crate::state::AppState;
 use kassa_domain::currency::Currency;
-use kassa_store::events;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::future::Future;
-
-/// Records `dashboard.<action>` about `object`, naming the user.
-pub async fn audit(state: &AppState, user: &SignedIn, action: &str, object: &str, detail: Value) -> ApiResult<()> {
-    let now = state.clock.now();
-    let data = json!({
-        "object": "dashboard_action",
-        "action": action,
-        "target": object,
-        "user": {"id": user.user_id, "email": user.email, "role": user.role.as_str()},
-        "detail": detail,
-    });
-    let mut tx = state.store.begin().await?;
-    events::record(&mut tx, &format!("dashboard.{action}"), object, &data, now).await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 /// What an action answered.
 pub enum Done<T> {
@@ -50,7 +34,13 @@ pub enum Done<T> {
 
 /// Runs `work` once per (user, form key); the fingerprint ties the key to one action on one
 /// object, so a key copied into another form is refused.
-async fn once<T, Fut>(state: &AppState, user: &SignedIn, form_key: &str, fingerprint: &str, work: Fut) -> ApiResult<Done<T>>
+async fn once<T, Fut>(
+    state: &AppState,
+    user: &SignedIn,
+    form_key: &str,
+    fingerprint: &str,
+    work: Fut,
+) -> ApiResult<Done<T>>
 where
     T: Serialize,
     Fut: Future<Output = ApiResult<T>>,
@@ -122,7 +112,9 @@ where
     let fingerprint = format!("{action} {object} {detail}");
     let result = once(state, user, sub.key, &fingerprint, work).await;
     match &result {
-        Ok(Done::Now(_)) => audit(state, user, action, object, json!({"params": detail, "outcome": "succeeded"})).await?,
+        Ok(Done::Now(_)) => {
+            audit(state, user, action, object, json!({"params": detail, "outcome": "succeeded"})).await?
+        }
         Ok(Done::Before) => {}
         Err(e) => {
             let outcome = json!({"params": detail, "outcome": "failed", "error": e.to_string()});
@@ -274,7 +266,8 @@ pub async fn revoke_api_key(state: &AppState, user: &SignedIn, id: &str, sub: Su
             Err(ApiError::not_found("api_key", id))
         }
     };
-    let a = Action { permission: Permission::ManageApiKeys, name: "api_key.revoke", object: id, sub, detail: json!({}) };
+    let a =
+        Action { permission: Permission::ManageApiKeys, name: "api_key.revoke", object: id, sub, detail: json!({}) };
     act(state, user, a, work).await
 }
 

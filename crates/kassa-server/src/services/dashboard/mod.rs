@@ -5,9 +5,11 @@
 //! (`pages`).
 
 pub mod actions;
+pub mod audit;
 pub mod pages;
 pub mod roles;
+pub mod signed_in;
 pub mod users;
 
 pub use roles::{Permission, Role};
-pub use users::SignedIn;
+pub use signed_in::SignedIn;

@@ -69,7 +69,9 @@ mod tests {
 
     #[test]
     fn viewers_only_read_staff_cannot_manage_keys_or_users() {
-        for p in [Permission::ManageOrders, Permission::AdjustCredits, Permission::ManageApiKeys, Permission::ManageUsers] {
+        for p in
+            [Permission::ManageOrders, Permission::AdjustCredits, Permission::ManageApiKeys, Permission::ManageUsers]
+        {
             assert!(Role::Owner.allows(p));
             assert!(!Role::Viewer.allows(p));
         }

@@ -11,15 +11,16 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::services::dashboard::Role;
+use crate::services::dashboard::audit::audit;
+use crate::services::dashboard::signed_in::SignedIn;
 use crate::state::AppState;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use kassa_domain::ids::IdKind;
 use kassa_store::Store;
 use kassa_store::dashboard::{self as db, SessionRow, UserRow};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// How long a session lasts after sign-in.
 pub const SESSION_SECS: i64 = 12 * 3600;
@@ -34,33 +35,6 @@ pub const MIN_PASSWORD_LEN: usize = 10;
 
 /// The demo owner `kassa serve --demo` creates.
 pub const DEMO_EMAIL: &str = "demo@kassa.test";
-
-/// A signed-in user, as a request sees them.
-#[derive(Clone, Debug)]
-pub struct SignedIn {
-    pub user_id: String,
-    pub email: String,
-    pub role: Role,
-    /// The CSRF token every form of this session carries.
-    pub csrf_token: String,
-    token_hash: String,
-}
-
-impl SignedIn {
-    /// Whether `presented` is this session's CSRF token (constant time).
-    pub fn csrf_matches(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.csrf_token.as_bytes())))
-    }
-
-    /// The 403 of a form without this session's CSRF token.
-    pub fn require_csrf(&self, presented: Option<&str>) -> ApiResult<()> {
-        if self.csrf_matches(presented) {
-            Ok(())
-        } else {
-            Err(ApiError::PermissionDenied("The form's CSRF token is missing or wrong; reload the page.".into()))
-        }
-    }
-}
 
 /// A random URL-safe token of 256 bits.
 pub fn random_token() -> String {
@@ -218,8 +192,7 @@ pub async fn sign_in(state: &AppState, email: &str, password: &str, client: &str
         csrf_token: session.csrf_token,
         token_hash: session.token_hash,
     };
-    crate::services::dashboard::actions::audit(state, &signed_in, "user.signed_in", &signed_in.user_id, serde_json::json!({}))
-        .await?;
+    audit(state, &signed_in, "user.signed_in", &signed_in.user_id, serde_json::json!({})).await?;
     Ok(Opened { token, user: signed_in })
 }
 
@@ -249,7 +222,7 @@ pub async fn sign_out(state: &AppState, user: &SignedIn, everywhere: bool) -> Ap
         db::delete_session(state.store.writer(), &user.token_hash).await?;
     }
     let action = if everywhere { "user.signed_out_everywhere" } else { "user.signed_out" };
-    crate::services::dashboard::actions::audit(state, user, action, &user.user_id, serde_json::json!({})).await
+    audit(state, user, action, &user.user_id, serde_json::json!({})).await
 }
 
 /// An Argon2id hash of a random password nobody knows, checked when the email is unknown.
