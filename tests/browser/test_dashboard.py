@@ -202,14 +202,15 @@ def test_pagination_walks_all_of_120_orders_exactly_once(kassa, owner):
     assert sorted(back) == sorted(seen)
 
 
-PAGES = ["", "/orders", "/customers", "/payments", "/events", "/catalog", "/api-keys", "/users"]
+PAGES = ["", "/orders", "/customers", "/payments", "/events", "/catalog", "/webhook-endpoints", "/api-keys", "/users"]
 
 
 def test_every_page_has_no_serious_accessibility_problem_and_reads_at_390px(kassa, owner, browser):
     order = paid_order(kassa, email())
     customer = order["customer"]
     url = kassa.dashboard[0]
-    paths = PAGES + [f"/orders/{order['id']}", f"/customers/{customer}"]
+    endpoint = kassa.admin("POST", "/admin/webhook-endpoints", {"url": "http://127.0.0.1:9/hooks", "enabled_events": ["*"]})
+    paths = PAGES + [f"/orders/{order['id']}", f"/customers/{customer}", f"/webhook-endpoints/{endpoint['id']}"]
     for path in paths:
         owner.goto(url + path)
         assert axe_problems(owner) == [], path

@@ -109,6 +109,12 @@ pub async fn detail(
                 ul { @for p in &d.payments.data { li { span.id { (p.id) } " " (money(p.amount, &p.currency)) " " (badge(&p.status)) @if let Some(code) = &p.decline_code { " " (code) } " " (time(p.created)) } } }
             }
         }
+        section.card aria-labelledby="subscriptions-h" {
+            h2 #subscriptions-h { "Subscriptions" }
+            @if d.subscriptions.data.is_empty() { p.muted { "No subscriptions." } } @else {
+                ul { @for s in &d.subscriptions.data { li { span.id { (s.id) } " " span.id { (s.price) } " " (badge(&s.status)) " until " (time(s.current_period_end)) } } }
+            }
+        }
         section.card aria-labelledby="credits-h" {
             h2 #credits-h { "Credits" }
             p { "Balance: " strong #credit-balance { (d.credits.balance) } " credits (one is worth " (money(d.credits.unit_amount, &d.credits.currency)) ")" }

@@ -19,19 +19,21 @@ pub enum Area {
     Payments,
     Events,
     Catalog,
+    Webhooks,
     ApiKeys,
     Users,
 }
 
-/// The navigation: what exists now, and where the next parts slot in (webhook endpoints,
-/// subscriptions, invoices) once their issues land.
-const NAV: [(Area, &str, &str); 8] = [
+/// The navigation: what exists now; subscriptions and invoices slot in here (an entry and a
+/// module beside `orders.rs`) once their issues land.
+const NAV: [(Area, &str, &str); 9] = [
     (Area::Overview, "/dashboard", "Overview"),
     (Area::Orders, "/dashboard/orders", "Orders"),
     (Area::Customers, "/dashboard/customers", "Customers"),
     (Area::Payments, "/dashboard/payments", "Payments"),
     (Area::Events, "/dashboard/events", "Events"),
     (Area::Catalog, "/dashboard/catalog", "Catalog"),
+    (Area::Webhooks, "/dashboard/webhook-endpoints", "Webhooks"),
     (Area::ApiKeys, "/dashboard/api-keys", "API keys"),
     (Area::Users, "/dashboard/users", "Users"),
 ];

@@ -8,7 +8,7 @@
 //! - `session`: the session cookie, the signed-in extractor and the CSRF-checked form.
 //! - `layout`: the page shell, navigation and the small formatting helpers.
 //! - one module per area: `login`, `overview`, `orders`, `customers`, `lists` (payments,
-//!   events, catalog), `admin` (API keys, users).
+//!   events, catalog), `webhooks` (endpoints, delivery log, resend), `admin` (API keys, users).
 
 mod admin;
 mod assets;
@@ -19,6 +19,7 @@ mod login;
 mod orders;
 mod overview;
 mod session;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,6 +53,9 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/api-keys", get(admin::api_keys).post(admin::create_api_key))
         .route("/dashboard/api-keys/{id}/revoke", post(admin::revoke_api_key))
         .route("/dashboard/users", get(admin::users).post(admin::create_user))
+        .route("/dashboard/webhook-endpoints", get(webhooks::list))
+        .route("/dashboard/webhook-endpoints/{id}", get(webhooks::detail))
+        .route("/dashboard/webhook-endpoints/{id}/resend", post(webhooks::resend))
         .route("/dashboard/assets/{name}", get(assets::serve))
         .route_layer(axum::middleware::from_fn(page_headers))
 }

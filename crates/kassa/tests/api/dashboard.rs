@@ -319,6 +319,7 @@ async fn customer_text_is_escaped_and_every_page_renders() {
         "/dashboard/payments",
         "/dashboard/events",
         "/dashboard/catalog",
+        "/dashboard/webhook-endpoints",
         "/dashboard/api-keys",
         "/dashboard/users",
     ] {

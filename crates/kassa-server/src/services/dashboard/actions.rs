@@ -286,6 +286,21 @@ pub async fn create_user(
     act(state, user, a, work).await
 }
 
+/// Sends an event again to one endpoint (the delivery log's "resend").
+pub async fn resend_event(
+    state: &AppState,
+    user: &SignedIn,
+    event: &str,
+    endpoint: &str,
+    sub: Submitted<'_>,
+) -> ApiResult<Done<crate::objects::webhook_endpoint::EventResent>> {
+    let input = crate::services::webhook_endpoints::ResendInput { webhook_endpoint: Some(endpoint.to_string()) };
+    let detail = json!({"webhook_endpoint": endpoint});
+    let work = crate::services::webhook_endpoints::resend(state, event, input);
+    let a = Action { permission: Permission::ManageWebhooks, name: "event.resend", object: event, sub, detail };
+    act(state, user, a, work).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_amount;

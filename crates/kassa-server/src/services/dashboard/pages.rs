@@ -5,11 +5,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::catalog::Product;
 use crate::objects::commerce::{Order, Payment, Refund};
 use crate::objects::credits::CreditBalance;
-use crate::objects::customer::Customer;
+use crate::objects::customer::{Customer, Subscription};
 use crate::objects::event::Event;
+use crate::objects::webhook_endpoint::{WebhookDeliveryAttempt, WebhookEndpoint};
 use crate::services::dashboard::users::{self, User};
 use crate::services::dashboard::{Permission, SignedIn};
-use crate::services::{Listed, Page, catalog, credits, customers, events, orders, payments};
+use crate::services::{Listed, Page, catalog, credits, customers, events, orders, payments, webhook_endpoints};
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
 use kassa_domain::lifecycle::order::{OrderPaymentStatus, OrderStatus};
@@ -220,6 +221,7 @@ pub struct CustomerDetail {
     pub orders: Listed<Order>,
     pub payments: Listed<Payment>,
     pub credits: CreditBalance,
+    pub subscriptions: Listed<Subscription>,
 }
 
 pub async fn customer(state: &AppState, id: &str) -> ApiResult<CustomerDetail> {
@@ -230,6 +232,7 @@ pub async fn customer(state: &AppState, id: &str) -> ApiResult<CustomerDetail> {
         orders: orders::list(&state.store, Some(id), &first).await?,
         payments: payments::list(state, Some(id), None, &first).await?,
         credits: credits::balance(state, id, &first).await?,
+        subscriptions: customers::subscriptions(state, id, &first).await?,
         customer,
     })
 }
@@ -307,6 +310,25 @@ pub async fn products(
 pub async fn users(state: &AppState, user: &SignedIn) -> ApiResult<Vec<User>> {
     user.role.require(Permission::ManageUsers)?;
     users::list(&state.store).await
+}
+
+/// Webhook endpoints, newest first.
+pub async fn webhook_endpoints(state: &AppState) -> ApiResult<Listed<WebhookEndpoint>> {
+    webhook_endpoints::list(state, &Page { limit: 100, ..Default::default() }).await
+}
+
+/// An endpoint and its delivery log (every attempt, or the failed ones), newest first.
+pub async fn webhook_endpoint(
+    state: &AppState,
+    id: &str,
+    failed_only: bool,
+    starting_after: &Option<String>,
+    ending_before: &Option<String>,
+) -> ApiResult<(WebhookEndpoint, Listed<WebhookDeliveryAttempt>)> {
+    let endpoint = webhook_endpoints::get(state, id).await?;
+    let attempts =
+        webhook_endpoints::endpoint_attempts(state, id, failed_only, &page(starting_after, ending_before)).await?;
+    Ok((endpoint, attempts))
 }
 
 #[cfg(test)]

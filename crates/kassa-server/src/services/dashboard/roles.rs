@@ -25,6 +25,8 @@ pub enum Permission {
     ManageApiKeys,
     /// Create dashboard users.
     ManageUsers,
+    /// Resend events to webhook endpoints.
+    ManageWebhooks,
 }
 
 impl Role {
