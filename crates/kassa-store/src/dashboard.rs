@@ -123,6 +123,20 @@ pub async fn delete_sessions_of<'e, E: Executor<'e, Database = Any>>(db: E, user
     Ok(sql::query("DELETE FROM dashboard_sessions WHERE user_id = $1").bind(user_id).execute(db).await?.rows_affected())
 }
 
+/// Deletes the user's expired sessions (at each sign-in, so they do not pile up).
+pub async fn delete_expired_sessions_of<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    user_id: &str,
+    now: i64,
+) -> Result<()> {
+    sql::query("DELETE FROM dashboard_sessions WHERE user_id = $1 AND expires <= $2")
+        .bind(user_id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Failed sign-ins of (email, client) and when the last one was.
 pub async fn failures<'e, E: Executor<'e, Database = Any>>(db: E, email: &str, client: &str) -> Result<(i64, i64)> {
     let row: Option<(i64, i64)> =

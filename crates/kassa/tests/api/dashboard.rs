@@ -329,3 +329,40 @@ async fn customer_text_is_escaped_and_every_page_renders() {
     assert_eq!(b.get("/dashboard/orders?status=nonsense").await.status, 400);
     assert_eq!(b.get("/dashboard/orders/ord_nope").await.status, 404);
 }
+
+#[test]
+fn kassa_users_create_takes_the_password_from_the_environment_and_refuses_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("kassa.db").display());
+    let kassa = |args: &[&str], password: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kassa"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db)
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = password {
+            cmd.env("KASSA_USER_PASSWORD", p);
+        }
+        let out = cmd.output().expect("kassa runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = kassa(&["users", "create", "--email", "Ada@Example.com", "--role", "staff"], Some(PASSWORD));
+    assert!(ok, "{text}");
+    assert!(text.contains("ada@example.com staff"), "{text}");
+    let (ok, text) = kassa(&["users", "create", "--email", "ada@example.com", "--role", "owner"], Some(PASSWORD));
+    assert!(!ok && text.contains("exists"), "{text}");
+    let (ok, text) = kassa(&["users", "create", "--email", "bob@example.com", "--role", "viewer"], Some("short"));
+    assert!(!ok && text.contains("10 to 1024"), "{text}");
+    // No password anywhere (standard input is empty): refused, nothing created.
+    let (ok, _) = kassa(&["users", "create", "--email", "eve@example.com", "--role", "viewer"], None);
+    assert!(!ok);
+    let (ok, list) = kassa(&["users", "list"], None);
+    assert!(ok, "{list}");
+    assert!(list.contains("ada@example.com") && !list.contains("bob@") && !list.contains("eve@"), "{list}");
+    assert!(!list.contains("argon2"), "{list}");
+}

@@ -176,6 +176,7 @@ pub async fn sign_in(state: &AppState, email: &str, password: &str, client: &str
         return Err(refused());
     };
     db::clear_failures(state.store.writer(), &email, client).await?;
+    db::delete_expired_sessions_of(state.store.writer(), &user.id, now).await?;
     let token = random_token();
     let session = SessionRow {
         token_hash: token_hash(&token),
