@@ -330,6 +330,49 @@ async fn customer_text_is_escaped_and_every_page_renders() {
     assert_eq!(b.get("/dashboard/orders/ord_nope").await.status, 404);
 }
 
+#[tokio::test]
+async fn capture_part_then_fulfil_and_cancel_from_the_order_page() {
+    let app = spawn_app_with(|s| s.checkout.capture = kassa_server::config::CaptureMode::Manual).await;
+    user(&app, "staff@example.com", Role::Staff).await;
+    let shop = shop(&app.api, 10).await;
+    let cart = ready_cart(&app.api, &shop, "capture@example.com").await;
+    let order = pay(&app.api, &cart, VISA).await.ok()["order"]["id"].as_str().unwrap().to_string();
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("staff@example.com", PASSWORD).await.status, 303);
+
+    let act = |path: &'static str| format!("/dashboard/orders/{order}/{path}");
+    let page = b.get(&format!("/dashboard/orders/{order}")).await;
+    assert!(page.html.contains("/capture\""), "an authorized order offers capture");
+    let (csrf, key) = (page.field("csrf_token"), page.field("idempotency_key"));
+    // Unconfirmed: refused, nothing captured.
+    let unconfirmed =
+        b.post(&act("capture"), &[("csrf_token", &csrf), ("idempotency_key", &key), ("amount", "10.00")]).await;
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.html);
+    assert_eq!(app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok()["amount_captured"], 0);
+    let form =
+        [("csrf_token", csrf.as_str()), ("idempotency_key", "capture-1"), ("confirm", "yes"), ("amount", "10.00")];
+    let captured = b.post(&act("capture"), &form).await;
+    assert_eq!(captured.status, 303, "{}", captured.html);
+    let o = app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok();
+    assert_eq!(o["amount_captured"], 1000);
+    assert_eq!(o["payment_status"], "captured");
+
+    let fulfilled =
+        b.post(&act("fulfill"), &[("csrf_token", &csrf), ("idempotency_key", "fulfil-1"), ("confirm", "yes")]).await;
+    assert_eq!(fulfilled.status, 303, "{}", fulfilled.html);
+    assert_eq!(app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok()["fulfillment_status"], "fulfilled");
+    // A fulfilled order cannot be canceled: the service refuses, the page says so.
+    let cancel =
+        b.post(&act("cancel"), &[("csrf_token", &csrf), ("idempotency_key", "cancel-1"), ("confirm", "yes")]).await;
+    assert_eq!(cancel.status, 409, "{}", cancel.html);
+    assert_eq!(app.api.get(&format!("/admin/orders/{order}"), As::Admin).await.ok()["status"], "completed");
+    let audit = app.api.get(&format!("/admin/events?object={order}"), As::Admin).await.ok();
+    let kinds: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for kind in ["dashboard.order.capture", "dashboard.order.fulfill", "dashboard.order.cancel.failed"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+}
+
 #[test]
 fn kassa_users_create_takes_the_password_from_the_environment_and_refuses_duplicates() {
     let dir = tempfile::tempdir().unwrap();
