@@ -60,9 +60,10 @@ impl TestProcessor {
             created: now,
             updated: now,
             due_at: None,
+            version: 0,
         };
         // A new object and nothing else: one statement, no transaction.
-        db::upsert(self.store.writer(), &[row]).await.map_err(db_failed)?;
+        db::insert(self.store.writer(), &[row]).await.map_err(db_failed)?;
         Ok(serde_json::to_value(&token).expect("tokens serialize"))
     }
 }

@@ -1,11 +1,13 @@
-//! One processor call as one write transaction: the objects it read (locked), the objects it
-//! changed and the events it recorded, written at the end in two statements.
+//! One processor call: the objects it read, the objects it changed and the events it recorded,
+//! written at the end in one statement ([`db::apply`]) that checks nothing it read changed
+//! meanwhile. Reads take no locks and no transaction is open across the call's logic; a call
+//! whose write finds an object changed runs again (see `TestProcessor::close`).
 
-use crate::db::{self as db, NewEvent, ObjectRow};
+use crate::db::{self as db, Applied, Guard, IdempotencyRow, KeptRow, NewEvent, ObjectRow, WriteRow, Writes};
 use crate::objects::{self as o, API_VERSION, Stored};
 use kassa_domain::ids::new_id;
 use kassa_processors::ProcessorError;
-use kassa_store::{Store, StoreError, Tx};
+use kassa_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -30,42 +32,63 @@ pub(crate) fn no_such(kind: &str, param: &str, id: &str) -> ProcessorError {
 }
 
 pub(crate) struct Work {
-    tx: Tx,
+    store: Store,
     pub now: i64,
     now_ms: i64,
     idempotency_key: Option<String>,
+    /// Whether the key's stored result was looked up (with the first load).
+    key_looked_up: bool,
+    /// The key's stored result, found by a load: the call stops and answers with it.
+    pub(crate) replayed: Option<IdempotencyRow>,
     /// Every row read or written so far, by id: reads after a write see the write.
     rows: BTreeMap<String, ObjectRow>,
+    /// The version each row had when it was first read.
+    read_versions: BTreeMap<String, i64>,
+    /// Rows whose version the write checks: read with `lock`, or changed.
+    guarded: BTreeSet<String>,
     changed: BTreeSet<String>,
     events: Vec<NewEvent>,
 }
 
 impl Work {
-    pub async fn begin(
-        store: &Store,
-        now: i64,
-        now_ms: i64,
-        idempotency_key: Option<&str>,
-    ) -> Result<Work, ProcessorError> {
-        Ok(Work {
-            tx: store.begin().await.map_err(db_failed)?,
+    pub fn begin(store: &Store, now: i64, now_ms: i64, idempotency_key: Option<&str>) -> Work {
+        Work {
+            store: store.clone(),
             now,
             now_ms,
             idempotency_key: idempotency_key.map(str::to_string),
+            key_looked_up: false,
+            replayed: None,
             rows: BTreeMap::new(),
+            read_versions: BTreeMap::new(),
+            guarded: BTreeSet::new(),
             changed: BTreeSet::new(),
             events: Vec::new(),
-        })
+        }
     }
 
-    pub fn tx(&mut self) -> &mut Tx {
-        &mut self.tx
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// Reads these objects (and with `children` the objects hanging off them), locking them
-    /// with `lock` until the end of the call.
+    /// Reads these objects (and with `children` the objects hanging off them). With `lock` the
+    /// call's write happens only if they are still as read then (what a row lock held until
+    /// the end of the call would guarantee). The first load also looks up the call's
+    /// idempotency key: when a result is stored under it, the call stops here
+    /// ([`Work::replayed`]) and answers with that result.
     pub async fn load(&mut self, ids: &[&str], children: bool, lock: bool) -> Result<(), ProcessorError> {
-        for row in db::load(&mut self.tx, ids, children, lock).await.map_err(db_failed)? {
+        let key = if self.key_looked_up { None } else { self.idempotency_key.as_deref() };
+        let (rows, kept) = db::load(&self.store, ids, children, key).await.map_err(db_failed)?;
+        self.key_looked_up = true;
+        if let Some(kept) = kept {
+            self.replayed = Some(kept);
+            return Err(ProcessorError::Unavailable("a stored result answers this call".into()));
+        }
+        for row in rows {
+            self.read_versions.entry(row.id.clone()).or_insert(row.version);
+            if lock {
+                self.guarded.insert(row.id.clone());
+            }
             if !self.changed.contains(&row.id) {
                 self.rows.insert(row.id.clone(), row);
             }
@@ -100,17 +123,21 @@ impl Work {
 
     fn put_row<T: Stored>(&mut self, object: &T, parent: Option<String>) {
         let id = object.id().to_string();
-        let created = self.rows.get(&id).map_or(self.now, |r| r.created);
+        let existing = self.rows.get(&id);
         let row = ObjectRow {
             id: id.clone(),
             kind: T::KIND.to_string(),
             customer: object.owner().map(str::to_string),
             parent,
             data: serde_json::to_string(object).expect("processor objects serialize"),
-            created,
+            created: existing.map_or(self.now, |r| r.created),
             updated: self.now,
             due_at: object.due_at(),
+            version: existing.map_or(0, |r| r.version),
         };
+        if self.read_versions.contains_key(&id) {
+            self.guarded.insert(id.clone());
+        }
         self.rows.insert(id.clone(), row);
         self.changed.insert(id);
     }
@@ -138,24 +165,28 @@ impl Work {
         });
     }
 
-    /// Writes what changed (one statement for the objects, one for the events) and leaves the
-    /// transaction open for the caller's last statement.
-    pub async fn flush(&mut self) -> Result<(), ProcessorError> {
-        let rows: Vec<ObjectRow> = self.changed.iter().filter_map(|id| self.rows.get(id).cloned()).collect();
-        db::upsert(self.tx.conn(), &rows).await.map_err(db_failed)?;
-        db::insert_events(&mut self.tx, &self.events).await.map_err(db_failed)?;
-        self.changed.clear();
-        self.events.clear();
-        Ok(())
-    }
-
-    pub async fn commit(self) -> Result<(), ProcessorError> {
-        self.tx.commit().await.map_err(db_failed)
-    }
-
-    /// Undoes the call and lets go of its locks at once.
-    pub async fn rollback(self) -> Result<(), ProcessorError> {
-        self.tx.rollback().await.map_err(db_failed)
+    /// Writes everything the call did in one statement: the objects it changed and the
+    /// events it recorded, with `result` (fingerprint, response) stored under the call's key,
+    /// provided the objects it read are unchanged. A call that changed nothing and stores
+    /// nothing writes nothing.
+    pub async fn write(&self, result: Option<(&str, &str)>) -> Result<Applied, ProcessorError> {
+        let idempotency: Vec<KeptRow<'_>> = match (self.idempotency_key.as_deref(), result) {
+            (Some(key), Some((fingerprint, response))) => {
+                vec![KeptRow { key, fingerprint, response, created: self.now }]
+            }
+            _ => Vec::new(),
+        };
+        if idempotency.is_empty() && self.changed.is_empty() && self.events.is_empty() {
+            return Ok(Applied::Written);
+        }
+        let guards = self
+            .guarded
+            .iter()
+            .filter_map(|id| self.read_versions.get(id).map(|&version| Guard { id, version }))
+            .collect();
+        let objects = self.changed.iter().filter_map(|id| self.rows.get(id)).map(WriteRow::from).collect();
+        let writes = Writes { guards, idempotency, objects, events: &self.events };
+        db::apply(&self.store, &writes).await.map_err(db_failed)
     }
 }
 
