@@ -86,6 +86,19 @@ async fn each_processor_call_of_a_checkout_is_one_write_statement_without_a_tran
     assert!(pi.is_ok());
     assert_eq!((trips, begins), (1, 0));
 
+    // A delivery round: one statement claims the due events (customer.created and
+    // payment_intent.succeeded), one lets go of them all, delivered or to be retried.
+    let acknowledged = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, acknowledged).await.unwrap() });
+    let http = reqwest::Client::new();
+    let (stats, trips, begins) = cost(tp.deliver_due(&http, &url, false)).await;
+    assert_eq!((stats.unwrap().delivered, trips, begins), (2, 2, 0));
+    // Nothing due: the claim finds nothing, and that is all.
+    let (stats, trips, _) = cost(tp.deliver_due(&http, &url, false)).await;
+    assert_eq!((stats.unwrap().claimed, trips), (0, 1));
+
     store.close().await;
     if let Some((admin, schema)) = schema {
         kassa_store::sql::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(admin.writer()).await.unwrap();
