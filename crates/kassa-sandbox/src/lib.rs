@@ -93,6 +93,8 @@ pub struct TestProcessor {
     store: Store,
     config: Arc<TestProcessorConfig>,
     switches: Arc<Switches>,
+    /// The objects this process wrote last ([`work::Known`]).
+    known: Arc<work::Known>,
 }
 
 /// Misbehaviours a test (or a demo) switches on to see how Kassa copes. They apply to this
@@ -140,7 +142,7 @@ impl TestProcessor {
             ignore_idempotency_keys: AtomicBool::new(false),
             stalled: tokio::sync::watch::Sender::new(false),
         };
-        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches) }
+        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches), known: Arc::default() }
     }
 
     /// The webhook signing secret all servers on this database share: created by the first
@@ -269,8 +271,10 @@ impl TestProcessor {
 
     /// Starts (one attempt of) a call under an idempotency key (when given): its first load
     /// looks the key up, and a stored result answers the call (see [`Self::close`]).
-    pub(crate) fn open(&self, key: Option<&str>) -> Work {
-        Work::begin(&self.store, self.now(), self.now_ms(), key)
+    /// A first attempt may start from the objects this process wrote; a later one (an object
+    /// changed under the one before) reads everything from the database.
+    pub(crate) fn open(&self, key: Option<&str>, attempt: u32) -> Work {
+        Work::begin(&self.store, &self.known, attempt == 1, self.now(), self.now_ms(), key)
     }
 
     /// Ends an attempt of a call. Answers with the key's stored result when its first load
@@ -347,7 +351,7 @@ macro_rules! call {
         let mut attempt = 1;
         loop {
             #[allow(unused_mut)]
-            let mut $w = $tp.open($key);
+            let mut $w = $tp.open($key, attempt);
             let outcome = $body;
             match $tp.close($w, $key, $fingerprint, outcome).await? {
                 $crate::Closed::Answer(result) => break result,
