@@ -51,9 +51,12 @@ impl Known {
         ids.iter().map(|id| rows.get(*id).cloned()).collect()
     }
 
+    /// Keeps the objects a later call starts from without children: ConfirmationTokens,
+    /// customers and payment methods (what a new PaymentIntent is made with).
     pub(crate) fn remember(&self, written: impl IntoIterator<Item = ObjectRow>) {
         let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        for row in written {
+        let kept = [o::ConfirmationToken::KIND, o::Customer::KIND, o::PaymentMethod::KIND];
+        for row in written.into_iter().filter(|r| kept.contains(&r.kind.as_str())) {
             if rows.len() >= KNOWN_CAPACITY {
                 rows.clear();
             }
