@@ -25,4 +25,5 @@ mod operations;
 mod rate_limits;
 mod system;
 mod test_processor;
+mod webhook_round_trips;
 mod webhooks_out;
