@@ -95,10 +95,78 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result
     Ok(sql::query_as(&format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1")).bind(id).fetch_optional(db).await?)
 }
 
+/// What paying a cart reads before it writes, in one statement: the cart, whether it has
+/// lines, its customer's processor customer and its latest payment attempt's id.
+pub struct PayView {
+    pub cart: CartRow,
+    pub has_lines: bool,
+    pub processor_customer: Option<String>,
+    pub latest_payment: Option<String>,
+}
+
+pub async fn pay_view<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<PayView>> {
+    use sqlx::{FromRow, Row};
+    let statement = format!(
+        "SELECT {CART_COLUMNS}, \
+            EXISTS (SELECT 1 FROM cart_lines l WHERE l.cart = carts.id) AS has_lines, \
+            (SELECT cu.processor_customer FROM customers cu WHERE cu.id = carts.customer) AS processor_customer, \
+            (SELECT p.id FROM payments p WHERE p.cart = carts.id \
+             ORDER BY p.cart_version DESC, p.attempt DESC LIMIT 1) AS latest_payment \
+         FROM carts WHERE id = $1"
+    );
+    let Some(row) = sql::query(&statement).bind(id).fetch_optional(db).await? else { return Ok(None) };
+    Ok(Some(PayView {
+        cart: CartRow::from_row(&row)?,
+        has_lines: row.try_get::<sql::DbBool, _>("has_lines")?.into(),
+        processor_customer: row.try_get("processor_customer")?,
+        latest_payment: row.try_get("latest_payment")?,
+    }))
+}
+
 /// Reads the cart and locks it for the rest of the transaction: changes to one cart queue.
 pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<CartRow>> {
     let sql = format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1{}", tx.for_update());
     Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+/// Reads the cart with its lines (in their order) and locks the cart, in one statement; the
+/// statement also observes the configuration version (see `config_cache`), so that the
+/// change's regions, shipping options and prices come from memory without another statement.
+pub async fn lock_with_lines(tx: &mut Tx, id: &str) -> Result<Option<(CartRow, Vec<LineRow>)>> {
+    use sqlx::{FromRow, Row};
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR UPDATE OF c",
+        crate::Backend::Sqlite => "",
+    };
+    let line_columns: Vec<String> = LINE_COLUMNS.split(", ").map(|c| format!("l.{c} AS line_{c}")).collect();
+    let statement = format!(
+        "SELECT {}, (SELECT version FROM config_version WHERE id = 1) AS config_version, {} \
+         FROM carts c LEFT JOIN cart_lines l ON l.cart = c.id WHERE c.id = $1 ORDER BY l.position, l.id{lock}",
+        sql::qualified("c", CART_COLUMNS),
+        line_columns.join(", ")
+    );
+    let rows = sql::query(&statement).bind(id).fetch_all(tx.conn()).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let cart = CartRow::from_row(first)?;
+    tx.observe_config_version(first.try_get("config_version")?);
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(line_id) = row.try_get::<Option<String>, _>("line_id")? else { continue };
+        lines.push(LineRow {
+            id: line_id,
+            cart: row.try_get("line_cart")?,
+            price: row.try_get("line_price")?,
+            product: row.try_get("line_product")?,
+            name: row.try_get("line_name")?,
+            quantity: row.try_get("line_quantity")?,
+            unit_amount: row.try_get("line_unit_amount")?,
+            reserved: row.try_get("line_reserved")?,
+            created: row.try_get("line_created")?,
+            updated: row.try_get("line_updated")?,
+            position: row.try_get("line_position")?,
+        });
+    }
+    Ok(Some((cart, lines)))
 }
 
 /// Writes the cart's mutable fields back (the caller holds its lock and bumped its version).

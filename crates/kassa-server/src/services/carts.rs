@@ -149,9 +149,8 @@ pub struct Known {
 impl Known {
     async fn region(&mut self, tx: &mut Tx, id: &str) -> ApiResult<&RegionRow> {
         if self.region.as_ref().is_none_or(|r| r.id != id) {
-            let r = catalog::get_region(tx.conn(), id)
-                .await?
-                .ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+            let r =
+                catalog::region_cached(tx, id).await?.ok_or_else(|| ApiError::invalid("region", "No such region."))?;
             self.region = Some(r);
         }
         Ok(self.region.as_ref().expect("just set"))
@@ -164,7 +163,7 @@ impl Known {
     async fn shipping_amount(&mut self, tx: &mut Tx, id: Option<&str>) -> ApiResult<i64> {
         let Some(id) = id else { return Ok(0) };
         if self.shipping.as_ref().is_none_or(|s| s.id != id) {
-            self.shipping = catalog::get_shipping_option(tx.conn(), id).await?;
+            self.shipping = catalog::shipping_option_cached(tx, id).await?;
         }
         Ok(self.shipping.as_ref().map(|s| s.amount).unwrap_or(0))
     }
@@ -233,7 +232,7 @@ async fn add_units(
     }
     let price_param = format!("{param}.price");
     let found =
-        if IdKind::Price.matches(price_id) { catalog::price_with_product(tx.conn(), price_id).await? } else { None };
+        if IdKind::Price.matches(price_id) { catalog::price_with_product_cached(tx, price_id).await? } else { None };
     let (price, product) =
         found.ok_or_else(|| ApiError::invalid(&price_param, format!("No such price: '{price_id}'")))?;
     if !price.active {
@@ -271,13 +270,14 @@ async fn add_units(
     let mut reserved = existing.map(|i| lines[i].reserved).unwrap_or(0);
     if product.track_inventory {
         if !db::reserve(tx, &product.id, quantity, now).await? {
+            // The figures of a copy from memory are not current: read them for the message.
+            let available = catalog::get_product(tx.conn(), &product.id)
+                .await?
+                .map(|p| p.inventory_quantity - p.inventory_reserved)
+                .unwrap_or(0);
             return Err(ApiError::conflict(
                 "insufficient_inventory",
-                format!(
-                    "Only {} of '{}' are available.",
-                    product.inventory_quantity - product.inventory_reserved,
-                    product.name
-                ),
+                format!("Only {available} of '{}' are available.", product.name),
             ));
         }
         reserved += quantity;
@@ -361,17 +361,20 @@ async fn set_quantity(
     Ok(())
 }
 
-/// Locks an open cart the actor may change.
-async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
+/// Locks an open cart the actor may change; returns it with its lines.
+async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<(CartRow, Vec<LineRow>)> {
     validate::id(IdKind::Cart, "cart", id)?;
-    let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.caller())).ok_or_else(|| not_found(id))?;
+    let (cart, lines) = db::lock_with_lines(tx, id)
+        .await?
+        .filter(|(c, _)| may_access(c, actor.caller()))
+        .ok_or_else(|| not_found(id))?;
     if cart.status != CartStatus::Open {
         return Err(ApiError::conflict(
             "cart_not_open",
             format!("This cart is {}; it can no longer change.", cart.status),
         ));
     }
-    Ok(cart)
+    Ok((cart, lines))
 }
 
 /// Whether the cart's row is in the database yet.
@@ -444,11 +447,8 @@ async fn set_shipping_option(
     cart.shipping_option = match option {
         None => None,
         Some(id) => {
-            let o = if IdKind::ShippingOption.matches(id) {
-                catalog::get_shipping_option(tx.conn(), id).await?
-            } else {
-                None
-            };
+            let o =
+                if IdKind::ShippingOption.matches(id) { catalog::shipping_option_cached(tx, id).await? } else { None };
             let o = o.filter(|o| o.active && o.region == cart.region).ok_or_else(|| {
                 ApiError::invalid("shipping_option", "No active shipping option with this id in the cart's region.")
             })?;
@@ -470,7 +470,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         return Err(ApiError::invalid("items", format!("A cart holds at most {MAX_LINES} lines.")));
     }
     let region =
-        if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
+        if IdKind::Region.matches(&input.region) { catalog::region_cached(tx, &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
     let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
     let mut known = Known { region: Some(region.clone()), shipping: None };
@@ -534,12 +534,11 @@ pub async fn update(
     input: UpdateCart,
     new: &mut NewCustomers,
 ) -> ApiResult<Cart> {
-    let mut cart = lock_open(tx, id, actor).await?;
-    let lines = db::lines(tx.conn(), &cart.id).await?;
+    let (mut cart, lines) = lock_open(tx, id, actor).await?;
     let mut known = Known::default();
     if let Some(region_id) = &input.region {
         let region =
-            if IdKind::Region.matches(region_id) { catalog::get_region(tx.conn(), region_id).await? } else { None };
+            if IdKind::Region.matches(region_id) { catalog::region_cached(tx, region_id).await? } else { None };
         let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{region_id}'")))?;
         if region.currency != cart.currency && !lines.is_empty() {
             return Err(ApiError::invalid(
@@ -577,8 +576,7 @@ pub async fn update(
 }
 
 pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
-    let cart = lock_open(tx, id, actor).await?;
-    let mut lines = db::lines(tx.conn(), &cart.id).await?;
+    let (cart, mut lines) = lock_open(tx, id, actor).await?;
     add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor).await.map_err(|e| {
         match e {
             // Single-item endpoint: the params are top-level.
@@ -594,8 +592,7 @@ pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) ->
 }
 
 pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
-    let cart = lock_open(tx, id, actor).await?;
-    let mut lines = db::lines(tx.conn(), &cart.id).await?;
+    let (cart, mut lines) = lock_open(tx, id, actor).await?;
     set_quantity(tx, &mut lines, line, quantity, actor).await?;
     finish(tx, cart, lines, &mut Known::default(), actor).await
 }

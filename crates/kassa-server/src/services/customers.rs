@@ -34,7 +34,7 @@ const PROCESSOR_RETRY_SECS: i64 = 60;
 pub async fn create(tx: &mut Tx, now: i64, draft: CustomerDraft) -> ApiResult<(CustomerRow, bool)> {
     let model = match &draft.pricing_model {
         Some(id) => catalog::get_pricing_model(tx.conn(), id).await?,
-        None => catalog::default_pricing_model(tx.conn()).await?,
+        None => catalog::default_pricing_model_cached(tx).await?,
     };
     let id = IdKind::Customer.new_id();
     let Some(customer) = db::insert(tx, &id, &draft, model.as_ref().map(|m| m.id.as_str()), now).await? else {
@@ -136,9 +136,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
     let key = crate::services::processor_keys::customer(&customer.id);
     match state.processor.create_customer(&req, &key).await {
         Ok(pc) => {
-            let mut tx = state.store.begin().await?;
-            let stored = db::set_processor_customer(&mut tx, &customer.id, &pc.id).await?;
-            tx.commit().await?;
+            let stored = db::set_processor_customer(state.store.writer(), &customer.id, &pc.id).await?;
             stored.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("processor customer not stored")))
         }
         Err(e) => {
@@ -151,7 +149,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
 
 // ---------------------------------------------------------------- admin
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomerInput {
     #[schema(format = Email)]
@@ -165,7 +163,7 @@ pub struct CreateCustomerInput {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomerInput {
     #[schema(format = Email)]
