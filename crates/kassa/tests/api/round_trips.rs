@@ -24,7 +24,8 @@ const MAX_TRANSACTIONS: u64 = 11;
 struct Server {
     child: Child,
     address: String,
-    keys: (String, String),
+    /// The first API keys, printed by the server that created the database.
+    keys: Option<(String, String)>,
 }
 
 impl Drop for Server {
@@ -58,7 +59,7 @@ fn start(db_url: &str) -> Server {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    Server { child, address, keys: keys.expect("a fresh database prints its keys") }
+    Server { child, address, keys }
 }
 
 /// `(round trips, write transactions)` the server has made so far.
@@ -91,7 +92,8 @@ async fn checkout(app: &Api, region: &str, shipping: &str, prices: (&str, &str),
 async fn a_seven_request_checkout_stays_within_its_round_trips() {
     let (_db, url) = TestDb::fresh().await;
     let server = start(&url);
-    let app = remote(&server.address, &server.keys.0, &server.keys.1);
+    let (sk, pk) = server.keys.clone().expect("a fresh database prints its keys");
+    let app = remote(&server.address, &sk, &pk);
     let shop = shop(&app, 1_000).await;
     let prices = (shop.tracked.1.as_str(), shop.untracked.1.as_str());
     // The first checkout fills what a running server keeps in memory (keys, configuration).
@@ -121,8 +123,9 @@ async fn configuration_changed_on_another_server_is_charged_at_once() {
     let (_db, url) = TestDb::fresh().await;
     let a = start(&url);
     let b = start(&url);
-    let api_a = remote(&a.address, &a.keys.0, &a.keys.1);
-    let api_b = remote(&b.address, &a.keys.0, &a.keys.1);
+    let (sk, pk) = a.keys.clone().expect("a fresh database prints its keys");
+    let api_a = remote(&a.address, &sk, &pk);
+    let api_b = remote(&b.address, &sk, &pk);
     let shop = shop(&api_a, 100).await;
     let (_, mug) = api_a.product_with_price("Mug", 1_000, None).await;
     // B reads (and keeps) the configuration: 1 sticker (400) + 500 shipping, 8.875 % tax.
