@@ -188,23 +188,23 @@ pub async fn update(tx: &mut Tx, id: &str, patch: &CustomerPatch, now: i64) -> R
 }
 
 /// Takes the lease to create the processor customer, unless it exists or another request
-/// holds a live lease. Returns whether this caller holds it.
+/// holds a live lease. Returns the customer when this caller holds it (one statement: the
+/// holder needs the row for the processor call).
 pub async fn claim_processor_customer<'e, E: Executor<'e, Database = Any>>(
     db: E,
     id: &str,
     now: i64,
     until: i64,
-) -> Result<bool> {
-    let done = sql::query(
+) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!(
         "UPDATE customers SET processor_claim_until = $3 WHERE id = $1 AND processor_customer IS NULL \
-         AND (processor_claim_until IS NULL OR processor_claim_until < $2)",
-    )
+         AND (processor_claim_until IS NULL OR processor_claim_until < $2) RETURNING {COLUMNS}"
+    ))
     .bind(id)
     .bind(now)
     .bind(until)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Customers without a processor customer whose creation nobody holds a live lease for,

@@ -213,11 +213,14 @@ async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &m
 }
 
 /// Adds `quantity` of `price` to the cart (merging with an existing line of that price),
-/// reserving tracked stock. `lines` are the cart's lines, kept up to date.
+/// reserving tracked stock. `lines` are the cart's lines, kept up to date; a new line is not
+/// inserted here but listed in `new_lines`, for [`finish_as`] to write with the cart.
+#[allow(clippy::too_many_arguments)] // The change's state, threaded through each item.
 async fn add_units(
     tx: &mut Tx,
     cart: &CartRow,
     lines: &mut Vec<LineRow>,
+    new_lines: &mut Vec<String>,
     price_id: &str,
     quantity: i64,
     param: &str,
@@ -284,7 +287,10 @@ async fn add_units(
     }
     match existing.map(|i| &mut lines[i]) {
         Some(l) => {
-            db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
+            // A line this change adds is written with the cart at the end.
+            if !new_lines.contains(&l.id) {
+                db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
+            }
             l.quantity = new_quantity;
             l.reserved = reserved;
             l.updated = now;
@@ -304,7 +310,7 @@ async fn add_units(
                 // After every line the cart holds (`lines` are all of them, read this request).
                 position: lines.iter().map(|l| l.position + 1).max().unwrap_or(0),
             };
-            db::insert_line(tx, &line).await?;
+            new_lines.push(line.id.clone());
             lines.push(line);
         }
     }
@@ -385,15 +391,24 @@ enum Saved {
     Stored,
 }
 
-/// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
-async fn finish(tx: &mut Tx, cart: CartRow, lines: Vec<LineRow>, known: &mut Known, actor: &Actor) -> ApiResult<Cart> {
-    finish_as(tx, cart, lines, known, actor, Saved::Stored).await
+/// Recomputes, bumps the version, saves (with the lines listed in `new_lines`, inserted in
+/// the same statement where the database allows), and returns the cart as the API shows it.
+async fn finish(
+    tx: &mut Tx,
+    cart: CartRow,
+    lines: Vec<LineRow>,
+    new_lines: &[String],
+    known: &mut Known,
+    actor: &Actor,
+) -> ApiResult<Cart> {
+    finish_as(tx, cart, lines, new_lines, known, actor, Saved::Stored).await
 }
 
 async fn finish_as(
     tx: &mut Tx,
     mut cart: CartRow,
     lines: Vec<LineRow>,
+    new_lines: &[String],
     known: &mut Known,
     actor: &Actor,
     saved: Saved,
@@ -412,9 +427,10 @@ async fn finish_as(
     cart.version += 1;
     cart.last_activity = actor.now;
     cart.updated = actor.now;
+    let added: Vec<LineRow> = lines.iter().filter(|l| new_lines.contains(&l.id)).cloned().collect();
     match saved {
-        Saved::New => db::insert(tx, &cart).await?,
-        Saved::Stored => db::save(tx, &cart).await?,
+        Saved::New => db::insert_with_lines(tx, &cart, &added).await?,
+        Saved::Stored => db::save_with_lines(tx, &cart, &added).await?,
     }
     Ok(Cart::from_rows(cart, lines, None, actor.ttl_secs))
 }
@@ -504,23 +520,16 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         set_email(tx, &mut cart, e, actor, new).await?;
     }
     set_shipping_option(tx, &mut cart, input.shipping_option.as_deref(), &mut known).await?;
-    // Lines refer to their cart: a cart with items is inserted first and saved with its totals
-    // at the end; an empty one is inserted once, complete, by `finish`.
-    let saved = if input.items.is_empty() {
-        Saved::New
-    } else {
-        db::insert(tx, &cart).await?;
-        Saved::Stored
-    };
+    // The cart is inserted once, complete, with its lines, by `finish_as`.
     // Reservations below go in item order; the product rows are locked first, in id order.
     let prices: Vec<&str> = input.items.iter().map(|i| i.price.as_str()).filter(|p| IdKind::Price.matches(p)).collect();
     db::lock_products_of(tx, &prices).await?;
-    let mut lines = Vec::new();
+    let (mut lines, mut new_lines) = (Vec::new(), Vec::new());
     for (i, item) in input.items.iter().enumerate() {
-        add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor)
-            .await?;
+        let (price, quantity, param) = (&item.price, item.quantity.unwrap_or(1), format!("items[{i}]"));
+        add_units(tx, &cart, &mut lines, &mut new_lines, price, quantity, &param, actor).await?;
     }
-    let mut cart = finish_as(tx, cart, lines, &mut known, actor, saved).await?;
+    let mut cart = finish_as(tx, cart, lines, &new_lines, &mut known, actor, Saved::New).await?;
     events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
     // Shown once, in this answer only (never in events: only the guest gets it).
     cart.client_secret = Some(secret);
@@ -572,12 +581,14 @@ pub async fn update(
         validate::metadata(m)?;
         cart.metadata = metadata_json(m);
     }
-    finish(tx, cart, lines, &mut known, actor).await
+    finish(tx, cart, lines, &[], &mut known, actor).await
 }
 
 pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
     let (cart, mut lines) = lock_open(tx, id, actor).await?;
-    add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor).await.map_err(|e| {
+    let mut new_lines = Vec::new();
+    let quantity = input.quantity.unwrap_or(1);
+    add_units(tx, &cart, &mut lines, &mut new_lines, &input.price, quantity, "item", actor).await.map_err(|e| {
         match e {
             // Single-item endpoint: the params are top-level.
             ApiError::InvalidRequest { code, message, param } => ApiError::InvalidRequest {
@@ -588,13 +599,13 @@ pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) ->
             other => other,
         }
     })?;
-    finish(tx, cart, lines, &mut Known::default(), actor).await
+    finish(tx, cart, lines, &new_lines, &mut Known::default(), actor).await
 }
 
 pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
     let (cart, mut lines) = lock_open(tx, id, actor).await?;
     set_quantity(tx, &mut lines, line, quantity, actor).await?;
-    finish(tx, cart, lines, &mut Known::default(), actor).await
+    finish(tx, cart, lines, &[], &mut Known::default(), actor).await
 }
 
 pub async fn get(store: &Store, caller: Caller<'_>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {

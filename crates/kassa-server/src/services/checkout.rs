@@ -122,7 +122,7 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
     // Never a "Guest" payment at the processor: the processor customer exists first.
     let processor_customer = match view.processor_customer {
         Some(pc) => pc,
-        None => customers::ensure_processor_customer(state, &customer).await?,
+        None => customers::create_lacking_processor_customer(state, &customer).await?,
     };
 
     // An earlier attempt may still be open (a crash, a 3-D Secure challenge, a double click).

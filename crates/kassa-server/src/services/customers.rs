@@ -96,6 +96,12 @@ pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> A
     if let Some(pc) = db::get(state.store.reader(), customer_id).await?.and_then(|c| c.processor_customer) {
         return Ok(pc);
     }
+    create_lacking_processor_customer(state, customer_id).await
+}
+
+/// [`ensure_processor_customer`] for a caller that just read that the customer lacks one (the
+/// payment's first read, the job's scan): goes straight to the lease.
+pub async fn create_lacking_processor_customer(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let result = state
         .processor_customers
         .run(customer_id, || {
@@ -111,15 +117,18 @@ pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> A
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(PROCESSOR_CLAIM_SECS as u64 + 5);
     loop {
+        let now = state.clock.now();
+        // The lease first: in the common case (nobody else creating it) that is the one read.
+        if let Some(customer) =
+            db::claim_processor_customer(state.store.writer(), customer_id, now, now + PROCESSOR_CLAIM_SECS).await?
+        {
+            return create_processor_customer(state, &customer).await;
+        }
         let customer = db::get(state.store.reader(), customer_id)
             .await?
             .ok_or_else(|| ApiError::not_found("customer", customer_id))?;
         if let Some(pc) = customer.processor_customer {
             return Ok(pc);
-        }
-        let now = state.clock.now();
-        if db::claim_processor_customer(state.store.writer(), customer_id, now, now + PROCESSOR_CLAIM_SECS).await? {
-            return create_processor_customer(state, &customer).await;
         }
         if tokio::time::Instant::now() > deadline {
             return Err(ApiError::ProcessorUnavailable("the processor customer is still being created".into()));
