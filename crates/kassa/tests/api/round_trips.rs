@@ -15,9 +15,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most: 73 to 77
-/// measured on both databases (the background work a checkout wakes overlaps it differently).
-const MAX_ROUND_TRIPS: u64 = 77;
+/// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most: 72 to 77
+/// measured on both databases on a quiet machine, 78 under load — the API-key lookup (once a
+/// second) and the guest's processor customer (created by a woken job, or by pay if it gets
+/// there first) overlap a checkout differently from run to run.
+const MAX_ROUND_TRIPS: u64 = 80;
 /// Write transactions per checkout, at most.
 const MAX_TRANSACTIONS: u64 = 11;
 
