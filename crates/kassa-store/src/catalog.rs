@@ -527,18 +527,16 @@ pub async fn list_shipping_options<'e, E: Executor<'e, Database = Any>>(
 
 // ---------------------------------------------------------------- from memory
 
-use crate::config_cache::{Entry, Key};
-
 /// [`get_region`], from memory when this transaction's configuration version allows (see
 /// `config_cache`).
 pub async fn region_cached(tx: &mut Tx, id: &str) -> Result<Option<RegionRow>> {
     let v = tx.config_version().await?;
-    if let Some(Entry::Region(r)) = tx.config().get(v, Key::Region(id)) {
+    if let Some(r) = tx.config().get::<RegionRow>(v, "region", id) {
         return Ok(Some(r));
     }
     let row = get_region(tx.conn(), id).await?;
     if let Some(r) = &row {
-        tx.config().put(v, Entry::Region(r.clone()));
+        tx.config().put(v, "region", id, r.clone());
     }
     Ok(row)
 }
@@ -546,12 +544,12 @@ pub async fn region_cached(tx: &mut Tx, id: &str) -> Result<Option<RegionRow>> {
 /// [`get_shipping_option`], from memory when this transaction's configuration version allows.
 pub async fn shipping_option_cached(tx: &mut Tx, id: &str) -> Result<Option<ShippingOptionRow>> {
     let v = tx.config_version().await?;
-    if let Some(Entry::Shipping(s)) = tx.config().get(v, Key::Shipping(id)) {
+    if let Some(s) = tx.config().get::<ShippingOptionRow>(v, "shipping_option", id) {
         return Ok(Some(s));
     }
     let row = get_shipping_option(tx.conn(), id).await?;
     if let Some(s) = &row {
-        tx.config().put(v, Entry::Shipping(s.clone()));
+        tx.config().put(v, "shipping_option", id, s.clone());
     }
     Ok(row)
 }
@@ -561,12 +559,12 @@ pub async fn shipping_option_cached(tx: &mut Tx, id: &str) -> Result<Option<Ship
 /// callers reserve stock with a conditional update, never by these figures.
 pub async fn price_with_product_cached(tx: &mut Tx, price: &str) -> Result<Option<(PriceRow, ProductRow)>> {
     let v = tx.config_version().await?;
-    if let Some(Entry::Price(p)) = tx.config().get(v, Key::Price(price)) {
-        return Ok(Some(*p));
+    if let Some(p) = tx.config().get::<(PriceRow, ProductRow)>(v, "price", price) {
+        return Ok(Some(p));
     }
     let row = price_with_product(tx.conn(), price).await?;
     if let Some(p) = &row {
-        tx.config().put(v, Entry::Price(Box::new(p.clone())));
+        tx.config().put(v, "price", price, p.clone());
     }
     Ok(row)
 }
@@ -574,10 +572,10 @@ pub async fn price_with_product_cached(tx: &mut Tx, price: &str) -> Result<Optio
 /// [`default_pricing_model`], from memory when this transaction's configuration version allows.
 pub async fn default_pricing_model_cached(tx: &mut Tx) -> Result<Option<PricingModelRow>> {
     let v = tx.config_version().await?;
-    if let Some(Entry::DefaultPricingModel(m)) = tx.config().get(v, Key::DefaultPricingModel) {
+    if let Some(m) = tx.config().get::<Option<PricingModelRow>>(v, "default_pricing_model", "") {
         return Ok(m);
     }
     let row = default_pricing_model(tx.conn()).await?;
-    tx.config().put(v, Entry::DefaultPricingModel(row.clone()));
+    tx.config().put(v, "default_pricing_model", "", row.clone());
     Ok(row)
 }

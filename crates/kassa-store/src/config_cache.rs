@@ -11,14 +11,15 @@
 //! itself a moment earlier. So a price, tax rate or shipping amount is never applied stale
 //! once its change committed before the request's first statement.
 
-use crate::catalog::{PriceRow, PricingModelRow, ProductRow, RegionRow, ShippingOptionRow};
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Entries kept per kind at most (an unbounded catalog must not grow memory without bound;
-/// past this the kind is emptied and refilled on demand).
-const MAX_ENTRIES: usize = 10_000;
+/// Entries kept at most (an unbounded catalog must not grow memory without bound; past this
+/// the copies are dropped and read again on demand).
+const MAX_ENTRIES: usize = 40_000;
 
+/// Copies of rows by kind (`"region"`, …) and id, each a clone of what the store read.
 #[derive(Default)]
 pub struct ConfigCache {
     inner: Mutex<Inner>,
@@ -28,67 +29,35 @@ pub struct ConfigCache {
 struct Inner {
     /// The version every entry below was read at (or after).
     version: i64,
-    regions: HashMap<String, RegionRow>,
-    shipping: HashMap<String, ShippingOptionRow>,
-    prices: HashMap<String, (PriceRow, ProductRow)>,
-    /// `Some(None)`: read, and there is no default model.
-    default_pricing_model: Option<Option<PricingModelRow>>,
-}
-
-/// One kind of cached configuration.
-pub(crate) enum Entry {
-    Region(RegionRow),
-    Shipping(ShippingOptionRow),
-    Price(Box<(PriceRow, ProductRow)>),
-    DefaultPricingModel(Option<PricingModelRow>),
-}
-
-pub(crate) enum Key<'a> {
-    Region(&'a str),
-    Shipping(&'a str),
-    Price(&'a str),
-    DefaultPricingModel,
+    entries: HashMap<(&'static str, String), Box<dyn Any + Send + Sync>>,
 }
 
 impl ConfigCache {
     fn current(&self, observed: i64) -> std::sync::MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if observed > inner.version {
-            *inner = Inner { version: observed, ..Inner::default() };
+            *inner = Inner { version: observed, entries: HashMap::new() };
         }
         inner
     }
 
-    /// The entry, if one read at `observed` or later is kept.
-    pub(crate) fn get(&self, observed: i64, key: Key<'_>) -> Option<Entry> {
+    /// The copy of `kind`/`id`, if one read at `observed` or later is kept.
+    pub(crate) fn get<T: Clone + 'static>(&self, observed: i64, kind: &'static str, id: &str) -> Option<T> {
         let inner = self.current(observed);
-        match key {
-            Key::Region(id) => inner.regions.get(id).cloned().map(Entry::Region),
-            Key::Shipping(id) => inner.shipping.get(id).cloned().map(Entry::Shipping),
-            Key::Price(id) => inner.prices.get(id).cloned().map(|p| Entry::Price(Box::new(p))),
-            Key::DefaultPricingModel => inner.default_pricing_model.clone().map(Entry::DefaultPricingModel),
-        }
+        inner.entries.get(&(kind, id.to_string())).and_then(|v| v.downcast_ref::<T>()).cloned()
     }
 
-    /// Keeps `entry`, read after `observed` was observed — unless a newer version was seen
-    /// meanwhile (then the entry may be older than the copies filed under that one).
-    pub(crate) fn put(&self, observed: i64, entry: Entry) {
+    /// Keeps a copy read after `observed` was observed — unless a newer version was seen
+    /// meanwhile (then the copy may be older than the ones filed under that one).
+    pub(crate) fn put<T: Send + Sync + 'static>(&self, observed: i64, kind: &'static str, id: &str, value: T) {
         let mut inner = self.current(observed);
         if inner.version != observed {
             return;
         }
-        fn bounded<V>(map: &mut HashMap<String, V>, id: String, value: V) {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(id, value);
+        if inner.entries.len() >= MAX_ENTRIES {
+            inner.entries.clear();
         }
-        match entry {
-            Entry::Region(r) => bounded(&mut inner.regions, r.id.clone(), r),
-            Entry::Shipping(s) => bounded(&mut inner.shipping, s.id.clone(), s),
-            Entry::Price(p) => bounded(&mut inner.prices, p.0.id.clone(), *p),
-            Entry::DefaultPricingModel(m) => inner.default_pricing_model = Some(m),
-        }
+        inner.entries.insert((kind, id.to_string()), Box::new(value));
     }
 }
 
@@ -96,43 +65,27 @@ impl ConfigCache {
 mod tests {
     use super::*;
 
-    fn region(id: &str, name: &str) -> RegionRow {
-        RegionRow {
-            id: id.into(),
-            name: name.into(),
-            currency: "usd".into(),
-            countries: "[]".into(),
-            tax_rates: "[]".into(),
-            tax_inclusive: false,
-            created: 0,
-            updated: 0,
-        }
-    }
-
-    fn name(e: Option<Entry>) -> Option<String> {
-        match e {
-            Some(Entry::Region(r)) => Some(r.name),
-            _ => None,
-        }
+    fn name(c: &ConfigCache, observed: i64) -> Option<String> {
+        c.get::<String>(observed, "region", "reg_1")
     }
 
     #[test]
     fn a_newer_version_empties_the_copies() {
         let c = ConfigCache::default();
-        c.put(3, Entry::Region(region("reg_1", "old")));
-        assert_eq!(name(c.get(3, Key::Region("reg_1"))).as_deref(), Some("old"));
-        assert!(c.get(4, Key::Region("reg_1")).is_none());
+        c.put(3, "region", "reg_1", "old".to_string());
+        assert_eq!(name(&c, 3).as_deref(), Some("old"));
+        assert!(name(&c, 4).is_none());
     }
 
     #[test]
     fn a_copy_read_under_an_older_version_is_not_kept() {
         let c = ConfigCache::default();
-        assert!(c.get(5, Key::Region("reg_1")).is_none());
+        assert!(name(&c, 5).is_none());
         // A request that observed 4 (before 5 was seen) read its copy: it may predate change 5.
-        c.put(4, Entry::Region(region("reg_1", "maybe stale")));
-        assert!(c.get(5, Key::Region("reg_1")).is_none());
+        c.put(4, "region", "reg_1", "maybe stale".to_string());
+        assert!(name(&c, 5).is_none());
         // A request still at 4 may use copies read at 5: they are newer than what it saw.
-        c.put(5, Entry::Region(region("reg_1", "new")));
-        assert_eq!(name(c.get(4, Key::Region("reg_1"))).as_deref(), Some("new"));
+        c.put(5, "region", "reg_1", "new".to_string());
+        assert_eq!(name(&c, 4).as_deref(), Some("new"));
     }
 }
