@@ -1,6 +1,8 @@
+use crate::config_cache::ConfigCache;
 use crate::{Result, StoreError, sql};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,10 @@ pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    /// Configuration kept in memory (see `config_cache`), shared by this store's clones.
+    config: Arc<ConfigCache>,
+    /// Transactions with events this store committed (see [`Store::events_committed`]).
+    events_committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Options for [`Store::connect`].
@@ -55,20 +61,32 @@ impl Store {
                     .acquire_timeout(opts.acquire_timeout)
                     .connect(&opts.url)
                     .await?;
-                Ok(Store { backend, writer: pool.clone(), reader: pool })
+                Ok(Store {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                    config: Arc::default(),
+                    events_committed: Arc::default(),
+                })
             }
             Backend::Sqlite => {
                 let url = sqlite_url_creating(&opts.url);
                 let full = opts.sqlite_full_sync;
                 let writer = sqlite_pool(1, opts.acquire_timeout, full).connect(&url).await?;
                 let reader = sqlite_pool(opts.max_connections.max(1), opts.acquire_timeout, full).connect(&url).await?;
-                Ok(Store { backend, writer, reader })
+                Ok(Store { backend, writer, reader, config: Arc::default(), events_committed: Arc::default() })
             }
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many transactions that recorded events this store has committed: a request after
+    /// which it did not move has no event for the webhook dispatcher to send.
+    pub fn events_committed(&self) -> u64 {
+        self.events_committed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pool for statements that only read.
@@ -90,7 +108,15 @@ impl Store {
             Backend::Postgres => self.writer.begin().await?,
         };
         sql::count_transaction();
-        Ok(Tx { inner: Some(inner), backend: self.backend, outcomes: Vec::new() })
+        Ok(Tx {
+            inner: Some(inner),
+            backend: self.backend,
+            outcomes: Vec::new(),
+            events: Vec::new(),
+            config: self.config.clone(),
+            config_version: None,
+            events_committed: self.events_committed.clone(),
+        })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -227,6 +253,13 @@ pub struct Tx {
     /// The events recorded in this transaction, logged once it commits (one `info` line per
     /// business outcome, never for work that rolled back).
     outcomes: Vec<crate::events::Outcome>,
+    /// Events recorded in this transaction, inserted together (one statement) just before it
+    /// commits: nothing reads an event in the transaction that records it.
+    events: Vec<crate::events::Pending>,
+    config: Arc<ConfigCache>,
+    /// The configuration version this transaction observed (see `config_cache`).
+    config_version: Option<i64>,
+    events_committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Tx {
@@ -249,9 +282,14 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        crate::events::insert_all(self.conn(), &events).await?;
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;
+        if !events.is_empty() {
+            self.events_committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for outcome in &self.outcomes {
             outcome.log();
         }
@@ -260,6 +298,32 @@ impl Tx {
 
     pub(crate) fn record_outcome(&mut self, outcome: crate::events::Outcome) {
         self.outcomes.push(outcome);
+    }
+
+    pub(crate) fn defer_event(&mut self, event: crate::events::Pending) {
+        self.events.push(event);
+    }
+
+    pub(crate) fn config(&self) -> &ConfigCache {
+        &self.config
+    }
+
+    /// Notes the configuration version read within one of this transaction's statements; the
+    /// first observation counts (later ones may only be newer, and the transaction's copies
+    /// are at least as new as the first).
+    pub(crate) fn observe_config_version(&mut self, version: i64) {
+        self.config_version.get_or_insert(version);
+    }
+
+    /// The configuration version this transaction observed, reading it now if it has not.
+    pub(crate) async fn config_version(&mut self) -> Result<i64> {
+        if let Some(v) = self.config_version {
+            return Ok(v);
+        }
+        let v: i64 =
+            sql::query_scalar("SELECT version FROM config_version WHERE id = 1").fetch_one(self.conn()).await?;
+        self.config_version = Some(v);
+        Ok(v)
     }
 
     /// Rolls back now. Dropping a `Tx` also rolls back, but only when its connection is next

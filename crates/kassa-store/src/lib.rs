@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod carts;
 pub mod catalog;
 pub mod checkout_sessions;
+pub mod config_cache;
 pub mod credits;
 pub mod customers;
 pub mod dashboard;

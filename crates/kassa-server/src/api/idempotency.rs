@@ -106,22 +106,22 @@ impl IdemRequest {
     pub async fn local<R, F>(self, state: &AppState, scope: &str, work: F) -> ApiResult<Response>
     where
         R: Serialize,
-        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>> + Clone,
     {
         Ok(self.local_returning(state, scope, work).await?.0)
     }
 
     /// Like [`IdemRequest::local`], and also hands back the value when the work ran now
-    /// (`None` for a replay), for follow-up work after the commit. Runs once: a transaction the
-    /// database aborts for a concurrent one answers 409 `lock_timeout` (see
-    /// [`IdemRequest::local_retrying`] for work that can run again).
+    /// (`None` for a replay), for follow-up work after the commit. A transaction the database
+    /// aborts for a concurrent one (a deadlock, a serialization failure) runs again, from a
+    /// fresh copy of the work, up to [`LOCAL_ATTEMPTS`] times in all (see
+    /// [`IdemRequest::local_retrying`]); only then the answer is 409 `lock_timeout`, never a 500.
     pub async fn local_returning<R, F>(self, state: &AppState, scope: &str, work: F) -> ApiResult<(Response, Option<R>)>
     where
         R: Serialize,
-        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>> + Clone,
     {
-        let mut work = Some(work);
-        self.local_retrying(state, scope, 1, move |tx| (work.take().expect("one attempt runs the work once"))(tx)).await
+        self.local_retrying(state, scope, LOCAL_ATTEMPTS, move |tx| (work.clone())(tx)).await
     }
 
     /// Runs local work like [`IdemRequest::local_returning`], and runs the whole transaction

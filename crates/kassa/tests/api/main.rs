@@ -23,6 +23,7 @@ mod idempotency;
 mod localstripe;
 mod operations;
 mod rate_limits;
+mod round_trips;
 mod system;
 mod test_processor;
 mod webhook_round_trips;
