@@ -187,3 +187,26 @@ fn a_validly_signed_payload_that_is_not_an_event_is_malformed() {
     let header = stripe_sign(&python, payload, SECRET, now);
     assert!(matches!(processor(&[SECRET]).parse_event(payload, &header, now), Err(EventError::Malformed(_))));
 }
+
+#[test]
+#[ignore = "needs the stripe npm package: set KASSA_TEST_STRIPE_NODE (see README Testing)"]
+fn kassas_signature_verifies_in_stripe_node() {
+    let Some(node) = support::stripe_node_modules() else { return };
+    let now = support::now();
+    let header = signature::sign(SECRET, now, EVENT);
+    let verify =
+        |payload: &[u8], secret: &str, header: &str| support::stripe_node_verify(&node, payload, secret, header);
+    assert_eq!(verify(EVENT, SECRET, &header), "ok evt_3QPmZ2AbCdEfGhIj1EvtSucc payment_intent.succeeded");
+    assert!(verify(EVENT, "whsec_someone_else", &header).starts_with("refused: No signatures found"));
+    let tampered = String::from_utf8(EVENT.to_vec()).unwrap().replace("2000", "2001");
+    assert!(verify(tampered.as_bytes(), SECRET, &header).starts_with("refused: No signatures found"));
+    let old = signature::sign(SECRET, now - 301, EVENT);
+    assert!(verify(EVENT, SECRET, &old).starts_with("refused: Timestamp outside the tolerance zone"));
+    // A header stripe-node makes (`generateTestHeaderString`) verifies in Kassa.
+    let theirs = support::stripe_node(
+        &node,
+        json!({"mode": "sign", "secret": SECRET, "timestamp": now, "payload_hex": hex::encode(EVENT)}),
+    );
+    assert_eq!(theirs, header, "the same header both ways");
+    assert_eq!(signature::verify(SECRET, EVENT, Some(&theirs), now, DEFAULT_TOLERANCE_SECS), Ok(()));
+}

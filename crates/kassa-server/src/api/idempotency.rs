@@ -194,12 +194,12 @@ impl IdemRequest {
                 && let Outcome::Replay { status, body } =
                     idempotency::claim(&mut tx, scope, key, &self.fingerprint, now).await?
             {
-                return Ok(Err((status, answers.from_stored(body)?)));
+                return Ok(Err((status, answers.replayed(body)?)));
             }
             let value = work(&mut tx).await?;
             let body = to_body(&value)?;
             if let Some(key) = &self.key {
-                idempotency::complete_in(&mut tx, scope, key, 200, &answers.to_stored(&body)?).await?;
+                idempotency::complete_in(&mut tx, scope, key, 200, &answers.stored(&body)?).await?;
             }
             Ok(Ok((body, value)))
         }

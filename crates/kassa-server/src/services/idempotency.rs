@@ -23,20 +23,20 @@ pub enum Outcome {
 /// idempotency table never holds it in clear (`webhook_endpoints::SealedSecretAnswer`).
 pub trait StoredAnswer: Send + Sync {
     /// What is stored for the answer `body`.
-    fn to_stored(&self, body: &str) -> ApiResult<String>;
+    fn stored(&self, body: &str) -> ApiResult<String>;
     /// The answer to replay from what was stored.
-    fn from_stored(&self, stored: String) -> ApiResult<String>;
+    fn replayed(&self, stored: String) -> ApiResult<String>;
 }
 
 /// Answers stored as they are sent.
 pub struct AsIs;
 
 impl StoredAnswer for AsIs {
-    fn to_stored(&self, body: &str) -> ApiResult<String> {
+    fn stored(&self, body: &str) -> ApiResult<String> {
         Ok(body.to_string())
     }
 
-    fn from_stored(&self, stored: String) -> ApiResult<String> {
+    fn replayed(&self, stored: String) -> ApiResult<String> {
         Ok(stored)
     }
 }

@@ -386,7 +386,7 @@ impl SealedSecretAnswer {
 }
 
 impl StoredAnswer for SealedSecretAnswer {
-    fn to_stored(&self, body: &str) -> ApiResult<String> {
+    fn stored(&self, body: &str) -> ApiResult<String> {
         let (bound_to, secret) = Self::fields(body)?;
         let Some(secret) = secret else { return Ok(body.to_string()) };
         let sealed = self.0.seal(&secret, &bound_to);
@@ -394,7 +394,7 @@ impl StoredAnswer for SealedSecretAnswer {
         Ok(body.replacen(&format!("\"secret\":\"{secret}\""), &format!("\"secret\":\"{sealed}\""), 1))
     }
 
-    fn from_stored(&self, stored: String) -> ApiResult<String> {
+    fn replayed(&self, stored: String) -> ApiResult<String> {
         let (bound_to, sealed) = Self::fields(&stored)?;
         let Some(sealed) = sealed else { return Ok(stored) };
         let secret = self.0.open(&sealed, &bound_to).map_err(|e| anyhow::anyhow!(e))?;
