@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 
 /// `kassa` with a clean environment (a developer's `RUST_LOG` or `DATABASE_URL` must not leak
 /// in), in `dir`.
+///
+/// The binary is this build's, or `KASSA_TEST_BIN` (e.g. `target/release/kassa`, to check the
+/// release profile: `KASSA_TEST_BIN=target/release/kassa cargo test -p kassa --test api operations`).
 fn kassa(dir: &Path, db_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa"));
+    let bin = std::env::var_os("KASSA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_kassa").into());
+    let mut cmd = Command::new(bin);
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

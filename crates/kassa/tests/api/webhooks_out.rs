@@ -327,6 +327,12 @@ async fn a_failing_endpoint_gets_the_event_on_attempt_four_after_backoff() {
     assert!(failed["data"].as_array().unwrap().iter().all(|a| a["succeeded"] == false && a["error"].is_string()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 4, "no attempt after the success");
+    // Counted per endpoint (an id no other test has) and by outcome.
+    let metrics = app.get("/metrics", As::Nobody).await.text;
+    let failures =
+        format!("kassa_webhook_endpoint_failures_total{{endpoint=\"{}\"}} 3", endpoint["id"].as_str().unwrap());
+    assert!(metrics.contains(&failures), "{failures}: {metrics}");
+    assert!(metrics.contains("kassa_webhook_attempts_total{outcome=\"retrying\"}"), "{metrics}");
 }
 
 #[tokio::test]
