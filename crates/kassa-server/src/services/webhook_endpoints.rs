@@ -39,7 +39,9 @@ pub const MAX_ENDPOINTS: i64 = 16;
 pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("cart.created", "Cart"),
     ("cart.expired", "Cart"),
+    ("checkout.session.completed", "CheckoutSession"),
     ("checkout.session.created", "CheckoutSession"),
+    ("checkout.session.expired", "CheckoutSession"),
     ("credits.added", "CreditEntry"),
     ("credits.adjusted", "CreditEntry"),
     ("credits.debited", "CreditEntry"),
@@ -651,6 +653,43 @@ mod tests {
             SecretBox { key: None }.open(&SecretBox { key: None }.seal("whsec_x", "we_1"), "we_1").unwrap(),
             "whsec_x"
         );
+    }
+
+    /// Every event type written as a literal where events are recorded (the lifecycles'
+    /// effects, the services, the jobs) is in the catalogue, so an endpoint can subscribe to it
+    /// and the OpenAPI document lists it.
+    #[test]
+    fn every_recorded_event_type_is_in_the_catalogue() {
+        let sources = [
+            include_str!("../../../kassa-domain/src/lifecycle/cart.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/checkout_session.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/order.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/payment.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/refund.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/webhook_endpoint.rs"),
+            include_str!("catalog.rs"),
+            include_str!("carts.rs"),
+            include_str!("checkout_sessions.rs"),
+            include_str!("credits.rs"),
+            include_str!("customers.rs"),
+            include_str!("settlement.rs"),
+        ];
+        let objects: Vec<&str> = EVENT_TYPES.iter().map(|(k, _)| k.split('.').next().unwrap()).collect();
+        let mut seen = 0;
+        for source in sources {
+            for literal in source.split('"').skip(1).step_by(2) {
+                let object = literal.split('.').next().unwrap_or_default();
+                let is_event = objects.contains(&object)
+                    && literal.contains('.')
+                    && literal.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                    && !literal.ends_with('.');
+                if is_event {
+                    seen += 1;
+                    assert!(is_known_type(literal), "{literal} is recorded but not in EVENT_TYPES");
+                }
+            }
+        }
+        assert!(seen > 20, "the scan found only {seen} event types");
     }
 
     #[test]
