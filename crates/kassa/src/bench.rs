@@ -382,10 +382,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         run,
     };
     setup(&mut ctx, args.scenario).await?;
-    let hooks = match args.webhooks {
-        true => Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?),
-        false => None,
-    };
+    let hooks = if args.webhooks { Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?) } else { None };
     let track_events = args.webhooks;
 
     let warmup_end = Instant::now() + Duration::from_secs(args.warmup);
