@@ -121,6 +121,7 @@ impl Store {
             backend: self.backend,
             outcomes: Vec::new(),
             events: Vec::new(),
+            flushed_events: false,
             config: self.config.clone(),
             config_version: None,
             events_committed: self.events_committed.clone(),
@@ -262,8 +263,10 @@ pub struct Tx {
     /// business outcome, never for work that rolled back).
     outcomes: Vec<crate::events::Outcome>,
     /// Events recorded in this transaction, inserted together (one statement) just before it
-    /// commits: nothing reads an event in the transaction that records it.
+    /// commits; a statement that refers to them first calls [`Tx::flush_events`].
     events: Vec<crate::events::Pending>,
+    /// Whether [`Tx::flush_events`] inserted some already (the commit still counts them).
+    flushed_events: bool,
     config: Arc<ConfigCache>,
     /// The configuration version this transaction observed (see `config_cache`).
     config_version: Option<i64>,
@@ -295,7 +298,7 @@ impl Tx {
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;
-        if !events.is_empty() {
+        if !events.is_empty() || self.flushed_events {
             self.events_committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for outcome in &self.outcomes {
@@ -310,6 +313,17 @@ impl Tx {
 
     pub(crate) fn defer_event(&mut self, event: crate::events::Pending) {
         self.events.push(event);
+    }
+
+    /// Inserts the events recorded so far now rather than at commit: for a statement of the
+    /// same transaction that refers to them (marking an event fanned out, its first delivery).
+    pub(crate) async fn flush_events(&mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        crate::events::insert_all(self.conn(), &events).await?;
+        if !events.is_empty() {
+            self.flushed_events = true;
+        }
+        Ok(())
     }
 
     pub(crate) fn config(&self) -> &ConfigCache {
