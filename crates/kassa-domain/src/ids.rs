@@ -36,6 +36,8 @@ pub enum IdKind {
     WebhookEndpoint,
     WebhookDelivery,
     WebhookAttempt,
+    Invoice,
+    TestClock,
 }
 
 impl IdKind {
@@ -65,6 +67,8 @@ impl IdKind {
             IdKind::WebhookEndpoint => "we",
             IdKind::WebhookDelivery => "whdel",
             IdKind::WebhookAttempt => "whatt",
+            IdKind::Invoice => "in",
+            IdKind::TestClock => "clock",
         }
     }
 
