@@ -505,6 +505,37 @@ impl Processor for TestProcessor {
         self.send(move |tp| async move { payments::list_payment_methods(&tp.store, &customer).await }).await
     }
 
+    async fn attach_payment_method(
+        &self,
+        payment_method: &str,
+        customer: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let (pm, customer, key) = (payment_method.to_string(), customer.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("attach_payment_method", &(&pm, &customer)));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = payments::attach_payment_method(&mut w, &pm, &customer).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
+    }
+
+    async fn detach_payment_method(
+        &self,
+        payment_method: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let (pm, key) = (payment_method.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("detach_payment_method", &pm));
+            let mut w = open_call!(tp, key, &fp);
+            let outcome = payments::detach_payment_method(&mut w, &pm).await;
+            tp.close(w, key, &fp, outcome).await
+        })
+        .await
+    }
+
     async fn create_checkout_session(
         &self,
         req: &CreateCheckoutSession,

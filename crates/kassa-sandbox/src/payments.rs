@@ -507,6 +507,67 @@ pub(super) async fn list_payment_intents(
     Ok(PaymentIntentPage { data, has_more })
 }
 
+/// Saves a payment method with `customer` (Stripe's attach). A shortcut makes a fresh one; a
+/// stored one must not belong to anyone else yet.
+pub(super) async fn attach_payment_method(
+    w: &mut Work,
+    payment_method: &str,
+    customer: &str,
+) -> Result<Committed<PaymentMethod>, ProcessorError> {
+    let mut ids = vec![customer];
+    if TestCard::by_shortcut(payment_method).is_none() {
+        ids.push(payment_method);
+    }
+    w.load(&ids, false, true).await?;
+    if w.get::<o::Customer>(customer)?.is_none() {
+        return Err(no_such("customer", "customer", customer));
+    }
+    let mut pm = match TestCard::by_shortcut(payment_method) {
+        Some(card) => {
+            let (year, _) = cards::year_month(w.now);
+            card_payment_method(w.now, card, 12, year + 3)
+        }
+        None => w.get(payment_method)?.ok_or_else(|| no_such("payment method", "payment_method", payment_method))?,
+    };
+    match pm.customer.as_deref() {
+        Some(owner) if owner == customer => {}
+        Some(_) => {
+            return Err(invalid(
+                "payment_method_unexpected_state",
+                Some("payment_method"),
+                format!("The PaymentMethod '{payment_method}' belongs to another customer."),
+            ));
+        }
+        None => {
+            pm.customer = Some(customer.to_string());
+            w.put(&pm);
+            w.emit("payment_method.attached", &pm);
+        }
+    }
+    Ok(Committed::Done(o::payment_method_neutral(&pm)))
+}
+
+/// Forgets a saved payment method: it belongs to no customer and pays nothing again.
+pub(super) async fn detach_payment_method(
+    w: &mut Work,
+    payment_method: &str,
+) -> Result<Committed<PaymentMethod>, ProcessorError> {
+    w.load(&[payment_method], false, true).await?;
+    let mut pm: o::PaymentMethod =
+        w.get(payment_method)?.ok_or_else(|| no_such("payment method", "payment_method", payment_method))?;
+    if pm.customer.is_none() {
+        return Err(invalid(
+            "payment_method_unexpected_state",
+            Some("payment_method"),
+            format!("The PaymentMethod '{payment_method}' is not attached to a customer."),
+        ));
+    }
+    pm.customer = None;
+    w.put(&pm);
+    w.emit("payment_method.detached", &pm);
+    Ok(Committed::Done(o::payment_method_neutral(&pm)))
+}
+
 pub(super) async fn list_payment_methods(store: &Store, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
     let rows = db::list_by_customer(store.reader(), customer, o::PaymentMethod::KIND).await.map_err(db_failed)?;
     if rows.is_empty() {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  incomplete ──(first invoice paid)──▶ active ◀──(invoice paid)── past_due ──(retries used up)──▶ canceled | unpaid
-//!  trialing ──(trial ends, invoice paid)──▶ active ──(renewal fails / needs the customer)──▶ past_due
+//!  trialing ──(trial ends)──▶ active ──(renewal fails / needs the customer)──▶ past_due
 //!  any but canceled ──(cancel now, or the period ends with cancel_at_period_end)──▶ canceled
 //! ```
 //!
@@ -86,7 +86,8 @@ pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Res
     let canceled = current.status == S::Canceled;
     match input {
         SubscriptionInput::InvoicePaid => {
-            if !canceled && current.status != S::Active {
+            // A trial's own (zero) invoice leaves it trialing; the trial ends with its period.
+            if matches!(current.status, S::Incomplete | S::PastDue | S::Unpaid) {
                 next.status = S::Active;
                 effects.push(E::Record("subscription.updated"));
             }
@@ -117,6 +118,10 @@ pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Res
                 effects.push(E::StopBilling);
                 effects.push(E::Record("subscription.deleted"));
             } else {
+                if current.status == S::Trialing {
+                    next.status = S::Active;
+                    effects.push(E::Record("subscription.updated"));
+                }
                 effects.push(E::Renew);
             }
         }

@@ -9,6 +9,7 @@ use crate::services::validate;
 use crate::state::AppState;
 use kassa_domain::billing::{Interval, period_end};
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::subscription::SubscriptionStatus;
 use kassa_processors::CreateCustomer;
 use kassa_store::catalog::PricingModelRow;
 pub use kassa_store::customers::CustomerRow;
@@ -69,11 +70,20 @@ async fn free_default_subscription(
         id: IdKind::Subscription.new_id(),
         customer: customer.id.clone(),
         price: price.id,
-        status: "active".into(),
+        status: SubscriptionStatus::Active.as_str().into(),
         current_period_start: now,
         current_period_end: end,
         created: now,
         updated: now,
+        quantity: 1,
+        billing_cycle_anchor: Some(now),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        default_payment_method: None,
+        latest_invoice: None,
+        pending_price: None,
+        pending_quantity: None,
     }))
 }
 
