@@ -349,3 +349,28 @@ pub async fn credits_per_period<'e, E: Executor<'e, Database = Any>>(db: E, pric
         .await?
         .unwrap_or(0))
 }
+
+/// The earliest moment work falls due for the customers on `clock`: a period end of a
+/// subscription in one of `statuses`, or the next attempt of an invoice in `invoice_status`.
+pub async fn next_due_on_clock<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    clock: &str,
+    statuses: &[&str],
+    invoice_status: &str,
+) -> Result<Option<i64>> {
+    let status_list = sql::placeholders(3, statuses.len());
+    let sql = format!(
+        "SELECT MIN(t) FROM (\
+            SELECT MIN(current_period_end) AS t FROM subscriptions WHERE status IN ({status_list}) \
+              AND customer IN (SELECT id FROM customers WHERE test_clock = $1) \
+            UNION ALL \
+            SELECT MIN(next_payment_attempt) AS t FROM invoices WHERE status = $2 \
+              AND next_payment_attempt IS NOT NULL \
+              AND customer IN (SELECT id FROM customers WHERE test_clock = $1)) AS due"
+    );
+    let mut q = sql::query_scalar::<Option<i64>>(&sql).bind(clock).bind(invoice_status);
+    for s in statuses {
+        q = q.bind(*s);
+    }
+    Ok(q.fetch_one(db).await?)
+}

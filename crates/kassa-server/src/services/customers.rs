@@ -173,6 +173,9 @@ pub struct CreateCustomerInput {
     pub pricing_model: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// A test clock (test processor only): the customer lives at its frozen time, and its
+    /// subscriptions renew when the clock is advanced.
+    pub test_clock: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -212,6 +215,12 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
     let external_id = validate::optional_text("external_id", input.external_id.as_deref(), 255)?;
     validate::metadata(&input.metadata)?;
     check_pricing_model(tx, &input.pricing_model).await?;
+    let clock = match &input.test_clock {
+        Some(id) => Some((id.clone(), crate::services::test_clocks::existing(tx, id).await?)),
+        None => None,
+    };
+    // A customer on a test clock is created at the clock's time (its first periods start there).
+    let now = clock.as_ref().map_or(now, |(_, t)| *t);
     let draft = CustomerDraft {
         email,
         name,
@@ -221,12 +230,16 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
         pricing_model: input.pricing_model,
         metadata: metadata_json(&input.metadata),
     };
-    let (row, created) = create(tx, now, draft).await?;
+    let (mut row, created) = create(tx, now, draft).await?;
     if !created {
         return Err(ApiError::conflict(
             "customer_exists",
             format!("Customer {} already has external_id '{}'.", row.id, external_id.unwrap_or_default()),
         ));
+    }
+    if let Some((clock, _)) = clock {
+        kassa_store::billing::set_customer_test_clock(tx, &row.id, &clock).await?;
+        row.test_clock = Some(clock);
     }
     Ok(row.into())
 }

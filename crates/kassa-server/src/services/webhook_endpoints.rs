@@ -45,6 +45,13 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("credits.reversed", "CreditEntry"),
     ("customer.created", "Customer"),
     ("customer.updated", "Customer"),
+    ("invoice.created", "Invoice"),
+    ("invoice.finalized", "Invoice"),
+    ("invoice.marked_uncollectible", "Invoice"),
+    ("invoice.paid", "Invoice"),
+    ("invoice.payment_action_required", "Invoice"),
+    ("invoice.payment_failed", "Invoice"),
+    ("invoice.voided", "Invoice"),
     ("order.canceled", "Order"),
     ("order.captured", "Order"),
     ("order.created", "Order"),
@@ -71,6 +78,8 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("shipping_option.created", "ShippingOption"),
     ("shipping_option.updated", "ShippingOption"),
     ("subscription.created", "Subscription"),
+    ("subscription.deleted", "Subscription"),
+    ("subscription.updated", "Subscription"),
     ("webhook_endpoint.disabled", "WebhookEndpoint"),
 ];
 
