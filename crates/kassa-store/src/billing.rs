@@ -177,7 +177,10 @@ pub async fn insert_invoice(tx: &mut Tx, r: &InvoiceRow) -> Result<bool> {
 }
 
 pub async fn get_invoice<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<InvoiceRow>> {
-    Ok(sql::query_as(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1")).bind(id).fetch_optional(db).await?)
+    Ok(sql::query_as(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn lock_invoice(tx: &mut Tx, id: &str) -> Result<Option<InvoiceRow>> {
@@ -226,7 +229,8 @@ pub async fn claim_due_invoices(
     clock: Option<&str>,
     limit: i64,
 ) -> Result<Vec<InvoiceRow>> {
-    let on_clock = if clock.is_some() { " AND customer IN (SELECT id FROM customers WHERE test_clock = $5)" } else { "" };
+    let on_clock =
+        if clock.is_some() { " AND customer IN (SELECT id FROM customers WHERE test_clock = $5)" } else { "" };
     let sql = format!(
         "UPDATE invoices SET lease_until = $2 WHERE id IN (\
             SELECT id FROM invoices WHERE status = $3 AND next_payment_attempt IS NOT NULL \
@@ -245,7 +249,13 @@ pub async fn claim_due_invoices(
 
 /// Claims one invoice in `status` for a payment attempt now (the first invoice of a new
 /// subscription); `None` when another claim holds it or it is not in `status`.
-pub async fn claim_invoice(store: &Store, id: &str, status: &str, now: i64, lease_until: i64) -> Result<Option<InvoiceRow>> {
+pub async fn claim_invoice(
+    store: &Store,
+    id: &str,
+    status: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<InvoiceRow>> {
     Ok(sql::query_as(&format!(
         "UPDATE invoices SET lease_until = $3 WHERE id = $1 AND status = $4 \
          AND (lease_until IS NULL OR lease_until < $2) RETURNING {INVOICE_COLUMNS}"
@@ -320,14 +330,15 @@ pub async fn update_test_clock(tx: &mut Tx, r: &TestClockRow) -> Result<()> {
 
 /// The time a customer lives at: its test clock's frozen time, else `None` (real time).
 pub async fn customer_time<'e, E: Executor<'e, Database = Any>>(db: E, customer: &str) -> Result<Option<i64>> {
-    Ok(sql::query_scalar::<Option<i64>>(&format!("SELECT {}", clock_of("$1")))
-        .bind(customer)
-        .fetch_one(db)
-        .await?)
+    Ok(sql::query_scalar::<Option<i64>>(&format!("SELECT {}", clock_of("$1"))).bind(customer).fetch_one(db).await?)
 }
 
 pub async fn set_customer_test_clock(tx: &mut Tx, customer: &str, clock: &str) -> Result<()> {
-    sql::query("UPDATE customers SET test_clock = $2 WHERE id = $1").bind(customer).bind(clock).execute(tx.conn()).await?;
+    sql::query("UPDATE customers SET test_clock = $2 WHERE id = $1")
+        .bind(customer)
+        .bind(clock)
+        .execute(tx.conn())
+        .await?;
     Ok(())
 }
 

@@ -145,22 +145,24 @@ const PRICE_COLUMNS: &str = "id, product, pricing_model, currency, unit_amount, 
     recurring_interval, recurring_interval_count, active, nickname, created, credits_per_period";
 
 pub async fn insert_price(tx: &mut Tx, p: &PriceRow) -> Result<()> {
-    sql::query(&format!("INSERT INTO prices ({PRICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
-        .bind(&p.id)
-        .bind(&p.product)
-        .bind(&p.pricing_model)
-        .bind(&p.currency)
-        .bind(p.unit_amount)
-        .bind(&p.kind)
-        .bind(&p.recurring_interval)
-        .bind(p.recurring_interval_count)
-        .bind(p.active)
-        .bind(&p.nickname)
-        .bind(p.created)
-        .bind(p.credits_per_period)
-        .execute(tx.conn())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    sql::query(&format!(
+        "INSERT INTO prices ({PRICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&p.id)
+    .bind(&p.product)
+    .bind(&p.pricing_model)
+    .bind(&p.currency)
+    .bind(p.unit_amount)
+    .bind(&p.kind)
+    .bind(&p.recurring_interval)
+    .bind(p.recurring_interval_count)
+    .bind(p.active)
+    .bind(&p.nickname)
+    .bind(p.created)
+    .bind(p.credits_per_period)
+    .execute(tx.conn())
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 

@@ -57,8 +57,7 @@ pub struct SubscriptionRow {
     pub pending_quantity: Option<i64>,
 }
 
-pub(crate) const SUBSCRIPTION_COLUMNS: &str =
-    "id, customer, price, status, current_period_start, current_period_end, created, updated, quantity, \
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "id, customer, price, status, current_period_start, current_period_end, created, updated, quantity, \
      billing_cycle_anchor, cancel_at_period_end, canceled_at, trial_end, default_payment_method, latest_invoice, \
      pending_price, pending_quantity";
 
@@ -140,7 +139,7 @@ pub async fn insert_subscription(tx: &mut Tx, row: &SubscriptionRow) -> Result<(
     .bind(&row.pending_price)
     .bind(row.pending_quantity)
     .execute(tx.conn())
-        .await?;
+    .await?;
     Ok(())
 }
 

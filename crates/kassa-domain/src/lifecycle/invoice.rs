@@ -35,7 +35,9 @@ pub enum InvoiceInput {
     /// A payment attempt succeeded.
     Paid,
     /// A payment attempt was declined or needs the customer (`action_required`).
-    AttemptFailed { action_required: bool },
+    AttemptFailed {
+        action_required: bool,
+    },
     /// The retries are used up.
     GiveUp,
     Void,

@@ -47,10 +47,15 @@ pub enum SubscriptionInput {
     InvoicePaid,
     /// An invoice payment was declined or needs the customer's authentication; `retries_left`
     /// says whether the schedule tries again.
-    InvoiceFailed { retries_left: bool, after_last: AfterLastRetry },
+    InvoiceFailed {
+        retries_left: bool,
+        after_last: AfterLastRetry,
+    },
     /// The current period ended: renew, or end it when it was to be canceled at the period end.
     PeriodEnded,
-    Cancel { at_period_end: bool },
+    Cancel {
+        at_period_end: bool,
+    },
     /// Undo a cancel at the period end.
     Resume,
     /// Price or quantity changed.
@@ -214,6 +219,9 @@ mod tests {
         let paid = transition(&t.next, &SubscriptionInput::InvoicePaid).unwrap();
         assert_eq!(paid.next.status, SubscriptionStatus::Active);
         let at_end = SubscriptionState { status: SubscriptionStatus::Active, cancel_at_period_end: true };
-        assert_eq!(transition(&at_end, &SubscriptionInput::PeriodEnded).unwrap().next.status, SubscriptionStatus::Canceled);
+        assert_eq!(
+            transition(&at_end, &SubscriptionInput::PeriodEnded).unwrap().next.status,
+            SubscriptionStatus::Canceled
+        );
     }
 }

@@ -252,7 +252,10 @@ impl Processor for StripeProcessor {
     ) -> Result<PaymentMethod, ProcessorError> {
         let form = requests::attach_payment_method(customer);
         let segments = ["v1", "payment_methods", payment_method, "attach"];
-        self.client.post::<objects::PaymentMethod>("attach a payment method", &segments, &form, key).await?.into_neutral()
+        self.client
+            .post::<objects::PaymentMethod>("attach a payment method", &segments, &form, key)
+            .await?
+            .into_neutral()
     }
 
     async fn detach_payment_method(

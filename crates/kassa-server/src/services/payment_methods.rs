@@ -43,12 +43,21 @@ fn refused(param: &str, e: ProcessorError) -> ApiError {
 }
 
 /// Saves a payment method with the customer at the processor.
-pub async fn attach(state: &AppState, customer_id: &str, request: &str, input: AttachInput) -> ApiResult<PaymentMethod> {
+pub async fn attach(
+    state: &AppState,
+    customer_id: &str,
+    request: &str,
+    input: AttachInput,
+) -> ApiResult<PaymentMethod> {
     let c = customer(state, customer_id).await?;
     payment_method_id("payment_method", &input.payment_method)?;
     let pc = customers::ensure_processor_customer(state, &c.id).await?;
     let key = processor_keys::attach_payment_method(&c.id, request);
-    let pm = state.processor.attach_payment_method(&input.payment_method, &pc, &key).await.map_err(|e| refused("payment_method", e))?;
+    let pm = state
+        .processor
+        .attach_payment_method(&input.payment_method, &pc, &key)
+        .await
+        .map_err(|e| refused("payment_method", e))?;
     let mut default = c.default_payment_method.clone();
     if input.default.unwrap_or(false) || default.is_none() {
         let mut tx = state.store.begin().await?;

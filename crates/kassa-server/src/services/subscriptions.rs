@@ -15,7 +15,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::billing::{Invoice, InvoiceLine, LinePeriod};
 use crate::objects::customer::Subscription;
-use crate::services::invoices::{self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, customer_now};
+use crate::services::invoices::{
+    self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, customer_now, filter_id,
+};
 use crate::services::{payment_methods, validate};
 use crate::state::AppState;
 use kassa_domain::billing::{Interval, boundary_after, cycle_boundary, proration};
@@ -107,7 +109,7 @@ async fn billable(state: &AppState, items: &[ItemInput]) -> ApiResult<Billable> 
         [one] => one,
         _ => return Err(ApiError::invalid("items", "A subscription has one item for now.")),
     };
-    let param = "items[0][price]";
+    let param = "items[0].price";
     let price = if IdKind::Price.matches(&item.price) {
         catalog::get_price(state.store.reader(), &item.price).await?
     } else {
@@ -123,17 +125,18 @@ async fn billable(state: &AppState, items: &[ItemInput]) -> ApiResult<Billable> 
     if !price.active {
         return Err(ApiError::invalid(param, "The price is archived (not active)."));
     }
-    let quantity = validate::int_in("items[0][quantity]", item.quantity.unwrap_or(1), 1..=MAX_QUANTITY)?;
+    let quantity = validate::int_in("items[0].quantity", item.quantity.unwrap_or(1), 1..=MAX_QUANTITY)?;
     let max = state.settings.checkout.max_amount;
     let total = price.unit_amount.checked_mul(quantity).filter(|t| *t <= max).ok_or_else(|| {
-        ApiError::invalid("items[0][quantity]", format!("price × quantity may be at most {max} (minor units)."))
+        ApiError::invalid("items[0].quantity", format!("price × quantity may be at most {max} (minor units)."))
     })?;
     let count = u32::try_from(price.recurring_interval_count.unwrap_or(1).max(1)).unwrap_or(1);
     Ok(Billable { price, interval, count, quantity, total })
 }
 
 async fn customer(state: &AppState, param: &str, id: &str) -> ApiResult<CustomerRow> {
-    let found = if IdKind::Customer.matches(id) { kassa_store::customers::get(state.store.reader(), id).await? } else { None };
+    let found =
+        if IdKind::Customer.matches(id) { kassa_store::customers::get(state.store.reader(), id).await? } else { None };
     found.ok_or_else(|| ApiError::invalid(param, format!("No such customer: '{id}'")))
 }
 
@@ -142,7 +145,15 @@ fn describe(price: &PriceRow, quantity: i64) -> String {
     format!("{quantity} × {name}")
 }
 
-fn line(description: String, price: &str, quantity: i64, amount: i64, proration: bool, start: i64, end: i64) -> InvoiceLine {
+fn line(
+    description: String,
+    price: &str,
+    quantity: i64,
+    amount: i64,
+    proration: bool,
+    start: i64,
+    end: i64,
+) -> InvoiceLine {
     InvoiceLine {
         object: "line_item".into(),
         description,
@@ -235,7 +246,7 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
         (SubscriptionStatus::Trialing, end, end, Some(end))
     } else {
         let end = cycle_boundary(now, b.interval, b.count, 1)
-            .ok_or_else(|| ApiError::invalid("items[0][price]", "The period would end past the year 9999."))?;
+            .ok_or_else(|| ApiError::invalid("items[0].price", "The period would end past the year 9999."))?;
         (SubscriptionStatus::Incomplete, now, end, None)
     };
     let mut sub = SubscriptionRow {
@@ -265,7 +276,8 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
         (b.total, b.price.credits_per_period.saturating_mul(b.quantity), describe(&b.price, b.quantity))
     };
     let lines = vec![line(description, &b.price.id, b.quantity, amount, false, now, end)];
-    let new = NewInvoice { sub: &sub, reason: REASON_CREATE, currency: &b.price.currency, lines, credits, start: now, end };
+    let new =
+        NewInvoice { sub: &sub, reason: REASON_CREATE, currency: &b.price.currency, lines, credits, start: now, end };
     let mut inv = open_invoice(&mut tx, new, now)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a new subscription's first invoice exists already")))?;
@@ -286,14 +298,20 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
 
 pub async fn get(state: &AppState, id: &str) -> ApiResult<Subscription> {
     validate::id(IdKind::Subscription, "subscription", id)?;
-    let row = db::get_subscription(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("subscription", id))?;
+    let row =
+        db::get_subscription(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("subscription", id))?;
     Ok(row.into())
 }
 
-pub async fn list(state: &AppState, customer: Option<&str>, status: Option<&str>, page: &Page) -> ApiResult<Listed<Subscription>> {
+pub async fn list(
+    state: &AppState,
+    customer: Option<&str>,
+    status: Option<&str>,
+    page: &Page,
+) -> ApiResult<Listed<Subscription>> {
     let mut filters = Vec::new();
     if let Some(c) = customer {
-        validate::id(IdKind::Customer, "customer", c)?;
+        filter_id(IdKind::Customer, "customer", c)?;
         filters.push(("customer", c));
     }
     if let Some(s) = status {
@@ -322,7 +340,12 @@ async fn void_open_invoices(tx: &mut Tx, sub: &SubscriptionRow, now: i64) -> Api
     Ok(())
 }
 
-async fn carry_out(tx: &mut Tx, sub: &mut SubscriptionRow, effects: Vec<SubscriptionEffect>, now: i64) -> ApiResult<()> {
+async fn carry_out(
+    tx: &mut Tx,
+    sub: &mut SubscriptionRow,
+    effects: Vec<SubscriptionEffect>,
+    now: i64,
+) -> ApiResult<()> {
     for effect in effects {
         match effect {
             SubscriptionEffect::StopBilling => void_open_invoices(tx, sub, now).await?,
@@ -359,7 +382,8 @@ pub async fn resume(state: &AppState, id: &str) -> ApiResult<Subscription> {
 /// the payment method.
 pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) -> ApiResult<Subscription> {
     validate::id(IdKind::Subscription, "subscription", id)?;
-    let current = db::get_subscription(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("subscription", id))?;
+    let current =
+        db::get_subscription(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("subscription", id))?;
     let next = match &input.items {
         Some(items) => Some(billable(state, items).await?),
         None => None,
@@ -386,7 +410,7 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
             && old.recurring_interval_count == b.price.recurring_interval_count;
         if !same_cycle {
             return Err(ApiError::invalid(
-                "items[0][price]",
+                "items[0].price",
                 "The new price must have the current price's currency and billing interval.",
             ));
         }
@@ -395,14 +419,38 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
             let (credit, charge) = proration(old_total, b.total, sub.current_period_start, sub.current_period_end, now);
             let (start, end) = (now.clamp(sub.current_period_start, sub.current_period_end), sub.current_period_end);
             let lines = vec![
-                line(format!("Unused time on {}", describe(&old, sub.quantity)), &old.id, sub.quantity, credit, true, start, end),
-                line(format!("Remaining time on {}", describe(&b.price, b.quantity)), &b.price.id, b.quantity, charge, true, start, end),
+                line(
+                    format!("Unused time on {}", describe(&old, sub.quantity)),
+                    &old.id,
+                    sub.quantity,
+                    credit,
+                    true,
+                    start,
+                    end,
+                ),
+                line(
+                    format!("Remaining time on {}", describe(&b.price, b.quantity)),
+                    &b.price.id,
+                    b.quantity,
+                    charge,
+                    true,
+                    start,
+                    end,
+                ),
             ];
             sub.price = b.price.id.clone();
             sub.quantity = b.quantity;
             sub.pending_price = None;
             sub.pending_quantity = None;
-            let new = NewInvoice { sub: &sub, reason: REASON_UPDATE, currency: &b.price.currency, lines, credits: 0, start, end };
+            let new = NewInvoice {
+                sub: &sub,
+                reason: REASON_UPDATE,
+                currency: &b.price.currency,
+                lines,
+                credits: 0,
+                start,
+                end,
+            };
             if let Some(mut inv) = open_invoice(&mut tx, new, now).await? {
                 sub.latest_invoice = Some(inv.id.clone());
                 settle_if_free(&mut tx, &mut inv, &mut sub, now).await?;

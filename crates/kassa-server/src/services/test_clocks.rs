@@ -70,7 +70,8 @@ pub async fn create(state: &AppState, input: CreateTestClockInput) -> ApiResult<
 
 pub async fn get(state: &AppState, id: &str) -> ApiResult<TestClock> {
     validate::id(IdKind::TestClock, "test_clock", id)?;
-    let row = db::get_test_clock(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("test_clock", id))?;
+    let row =
+        db::get_test_clock(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("test_clock", id))?;
     Ok(row.into())
 }
 
@@ -87,12 +88,19 @@ pub async fn existing(tx: &mut crate::services::Tx, id: &str) -> ApiResult<i64> 
 pub async fn advance(state: &AppState, id: &str, input: AdvanceInput) -> ApiResult<TestClock> {
     test_processor_only(state)?;
     validate::id(IdKind::TestClock, "test_clock", id)?;
-    let current = db::get_test_clock(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("test_clock", id))?;
+    let current =
+        db::get_test_clock(state.store.reader(), id).await?.ok_or_else(|| ApiError::not_found("test_clock", id))?;
     let target = input.frozen_time;
-    if target <= current.frozen_time || target > current.frozen_time.saturating_add(MAX_ADVANCE_SECS) || target > MAX_TIME {
+    if target <= current.frozen_time
+        || target > current.frozen_time.saturating_add(MAX_ADVANCE_SECS)
+        || target > MAX_TIME
+    {
         return Err(ApiError::invalid(
             "frozen_time",
-            format!("frozen_time must be later than the clock's time ({}) and at most five years later.", current.frozen_time),
+            format!(
+                "frozen_time must be later than the clock's time ({}) and at most five years later.",
+                current.frozen_time
+            ),
         ));
     }
     let deadline = tokio::time::Instant::now() + ADVANCE_DEADLINE;

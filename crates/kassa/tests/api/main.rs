@@ -22,6 +22,7 @@ mod idempotency;
 mod localstripe;
 mod operations;
 mod rate_limits;
+mod subscriptions;
 mod system;
 mod test_processor;
 mod webhooks_out;

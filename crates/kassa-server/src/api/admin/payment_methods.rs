@@ -18,10 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(attach, list))
-        .routes(routes!(detach))
-        .routes(routes!(make_default))
+    OpenApiRouter::new().routes(routes!(attach, list)).routes(routes!(detach)).routes(routes!(make_default))
 }
 
 fn no_body(body: &serde_json::Value) -> ApiResult<()> {

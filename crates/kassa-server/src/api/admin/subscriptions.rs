@@ -8,8 +8,8 @@ use crate::api::pagination::{List, to_page};
 use crate::error::{ApiResult, ErrorBody};
 use crate::objects::billing::Invoice;
 use crate::objects::customer::Subscription;
-use crate::services::subscriptions::{self, CancelInput, CreateSubscriptionInput, UpdateSubscriptionInput};
 use crate::services::invoices;
+use crate::services::subscriptions::{self, CancelInput, CreateSubscriptionInput, UpdateSubscriptionInput};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -75,7 +75,11 @@ async fn list_subscriptions(
 /// Retrieve a subscription.
 #[utoipa::path(get, path = "/admin/subscriptions/{id}", tag = "Subscriptions", security(("secret_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = Subscription), (status = "4XX", body = ErrorBody)))]
-async fn get_subscription(State(app): State<AppState>, _: Admin, Path(id): Path<String>) -> ApiResult<Json<Subscription>> {
+async fn get_subscription(
+    State(app): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscription>> {
     Ok(Json(subscriptions::get(&app, &id).await?))
 }
 

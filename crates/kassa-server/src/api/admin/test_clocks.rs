@@ -21,7 +21,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/admin/test-clocks", tag = "Test clocks", request_body = CreateTestClockInput,
     params(IdempotencyKeyHeader), security(("secret_key" = [])),
     responses((status = 200, body = TestClock), (status = "4XX", body = ErrorBody)))]
-async fn create_clock(State(app): State<AppState>, admin: Admin, req: Idempotent<CreateTestClockInput>) -> ApiResult<Response> {
+async fn create_clock(
+    State(app): State<AppState>,
+    admin: Admin,
+    req: Idempotent<CreateTestClockInput>,
+) -> ApiResult<Response> {
     let body = req.body;
     let work = async { test_clocks::create(&app, body).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
