@@ -216,7 +216,7 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
     validate::metadata(&input.metadata)?;
     check_pricing_model(tx, &input.pricing_model).await?;
     let clock = match &input.test_clock {
-        Some(id) => Some((id.clone(), crate::services::test_clocks::existing(tx, id).await?)),
+        Some(id) => Some((id.clone(), test_clock_time(tx, id).await?)),
         None => None,
     };
     // A customer on a test clock is created at the clock's time (its first periods start there).
@@ -242,6 +242,14 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
         row.test_clock = Some(clock);
     }
     Ok(row.into())
+}
+
+/// The frozen time of the test clock a new customer is put on; 400 naming `test_clock` when
+/// there is no such clock.
+async fn test_clock_time(tx: &mut Tx, id: &str) -> ApiResult<i64> {
+    let row =
+        if IdKind::TestClock.matches(id) { kassa_store::billing::get_test_clock(tx.conn(), id).await? } else { None };
+    row.map(|r| r.frozen_time).ok_or_else(|| ApiError::invalid("test_clock", format!("No such test clock: '{id}'")))
 }
 
 pub async fn update_from_admin(tx: &mut Tx, now: i64, id: &str, input: UpdateCustomerInput) -> ApiResult<Customer> {

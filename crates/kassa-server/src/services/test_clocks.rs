@@ -75,13 +75,6 @@ pub async fn get(state: &AppState, id: &str) -> ApiResult<TestClock> {
     Ok(row.into())
 }
 
-/// Checks a `test_clock` parameter (customer creation): 400 naming it when there is no such
-/// clock. Returns its frozen time.
-pub async fn existing(tx: &mut crate::services::Tx, id: &str) -> ApiResult<i64> {
-    let row = if IdKind::TestClock.matches(id) { db::get_test_clock(tx.conn(), id).await? } else { None };
-    row.map(|r| r.frozen_time).ok_or_else(|| ApiError::invalid("test_clock", format!("No such test clock: '{id}'")))
-}
-
 /// Moves the clock forward to `frozen_time`, stopping at every moment billing work falls due
 /// for its customers (a period end, a retry) to do that work at that moment, so a year
 /// advanced at once bills as a year lived through. Returns when all of it is done.
