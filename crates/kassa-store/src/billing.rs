@@ -247,27 +247,6 @@ pub async fn claim_due_invoices(
     Ok(q.fetch_all(store.writer()).await?)
 }
 
-/// Claims one invoice in `status` for a payment attempt now (the first invoice of a new
-/// subscription); `None` when another claim holds it or it is not in `status`.
-pub async fn claim_invoice(
-    store: &Store,
-    id: &str,
-    status: &str,
-    now: i64,
-    lease_until: i64,
-) -> Result<Option<InvoiceRow>> {
-    Ok(sql::query_as(&format!(
-        "UPDATE invoices SET lease_until = $3 WHERE id = $1 AND status = $4 \
-         AND (lease_until IS NULL OR lease_until < $2) RETURNING {INVOICE_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(now)
-    .bind(lease_until)
-    .bind(status)
-    .fetch_optional(store.writer())
-    .await?)
-}
-
 /// Gives a claim back without an outcome (the processor could not be reached).
 pub async fn release_invoice<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, attempt_count: i64) -> Result<()> {
     sql::query("UPDATE invoices SET lease_until = NULL WHERE id = $1 AND attempt_count = $2")

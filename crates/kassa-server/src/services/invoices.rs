@@ -31,7 +31,7 @@ use kassa_store::sql::{Listed, Page};
 use kassa_store::{Tx, events};
 
 /// How long one server may hold an invoice's payment attempt before another may take over.
-const ATTEMPT_LEASE_SECS: i64 = 60;
+pub const ATTEMPT_LEASE_SECS: i64 = 60;
 
 /// `billing_reason` values (Stripe's).
 pub const REASON_CREATE: &str = "subscription_create";
@@ -102,14 +102,11 @@ pub async fn collect_due(state: &AppState, clock: Option<&str>, limit: i64) -> A
     Ok((claimed.len(), failed))
 }
 
-/// Pays one open invoice now (a new subscription's first), unless another attempt holds it.
-pub async fn pay_now(state: &AppState, id: &str) -> ApiResult<()> {
-    let now = state.clock.now();
-    let open = InvoiceStatus::Open.as_str();
-    if let Some(inv) = db::claim_invoice(&state.store, id, open, now, now + ATTEMPT_LEASE_SECS).await? {
-        attempt(state, &inv).await?;
-    }
-    Ok(())
+/// Pays an invoice the caller claimed when it made it (a new subscription's first, a
+/// proration): its lease keeps the job off it while this request pays, and hands it to the job
+/// should this request die.
+pub async fn pay_claimed(state: &AppState, inv: &InvoiceRow) -> ApiResult<()> {
+    attempt(state, inv).await
 }
 
 /// One payment attempt of a claimed invoice: the processor call, then its outcome.

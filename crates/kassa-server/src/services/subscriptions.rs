@@ -176,8 +176,14 @@ struct NewInvoice<'a> {
 }
 
 /// Inserts an open invoice, due at once, with its `invoice.created` event; `None` when the
-/// subscription has its invoice for that period already.
-async fn open_invoice(tx: &mut Tx, n: NewInvoice<'_>, now: i64) -> ApiResult<Option<InvoiceRow>> {
+/// subscription has its invoice for that period already. With `claimed_until`, the caller
+/// holds its first payment attempt until then (server time).
+async fn open_invoice(
+    tx: &mut Tx,
+    n: NewInvoice<'_>,
+    now: i64,
+    claimed_until: Option<i64>,
+) -> ApiResult<Option<InvoiceRow>> {
     let amount_due = n.lines.iter().try_fold(0i64, |a, l| a.checked_add(l.amount)).unwrap_or(i64::MAX).max(0);
     let row = InvoiceRow {
         id: IdKind::Invoice.new_id(),
@@ -197,7 +203,7 @@ async fn open_invoice(tx: &mut Tx, n: NewInvoice<'_>, now: i64) -> ApiResult<Opt
         payment_method: None,
         payment_intent: None,
         last_payment_error: None,
-        lease_until: None,
+        lease_until: claimed_until,
         paid_at: None,
         created: now,
         updated: now,
@@ -278,7 +284,7 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
     let lines = vec![line(description, &b.price.id, b.quantity, amount, false, now, end)];
     let new =
         NewInvoice { sub: &sub, reason: REASON_CREATE, currency: &b.price.currency, lines, credits, start: now, end };
-    let mut inv = open_invoice(&mut tx, new, now)
+    let mut inv = open_invoice(&mut tx, new, now, Some(state.clock.now() + invoices::ATTEMPT_LEASE_SECS))
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a new subscription's first invoice exists already")))?;
     sub.latest_invoice = Some(inv.id.clone());
@@ -286,7 +292,7 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
     settle_if_free(&mut tx, &mut inv, &mut sub, now).await?;
     tx.commit().await?;
     if inv.amount_due > 0
-        && let Err(e) = invoices::pay_now(state, &inv.id).await
+        && let Err(e) = invoices::pay_claimed(state, &inv).await
     {
         // The attempt had no outcome (the processor unreachable): the renewal job makes it
         // again with the same key. The subscription exists; answering an error here would
@@ -451,11 +457,13 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
                 start,
                 end,
             };
-            if let Some(mut inv) = open_invoice(&mut tx, new, now).await? {
+            if let Some(mut inv) =
+                open_invoice(&mut tx, new, now, Some(state.clock.now() + invoices::ATTEMPT_LEASE_SECS)).await?
+            {
                 sub.latest_invoice = Some(inv.id.clone());
                 settle_if_free(&mut tx, &mut inv, &mut sub, now).await?;
                 if inv.amount_due > 0 {
-                    to_pay = Some(inv.id);
+                    to_pay = Some(inv);
                 }
             }
         } else if b.total > old_total || behavior == ProrationBehavior::None {
@@ -472,7 +480,7 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
     db::update_subscription(&mut tx, &sub).await?;
     tx.commit().await?;
     if let Some(inv) = to_pay
-        && let Err(e) = invoices::pay_now(state, &inv).await
+        && let Err(e) = invoices::pay_claimed(state, &inv).await
     {
         tracing::warn!(subscription = %sub.id, error = %e, "proration invoice not paid yet; the job retries it");
     }
@@ -505,7 +513,7 @@ async fn renew(tx: &mut Tx, sub: &mut SubscriptionRow, now: i64) -> ApiResult<()
     sub.current_period_start = start;
     sub.current_period_end = end;
     let new = NewInvoice { sub, reason: REASON_CYCLE, currency: &price.currency, lines, credits, start, end };
-    let created = open_invoice(tx, new, start).await?;
+    let created = open_invoice(tx, new, start, None).await?;
     if let Some(inv) = &created {
         sub.latest_invoice = Some(inv.id.clone());
     }

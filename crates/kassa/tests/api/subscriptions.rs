@@ -316,6 +316,39 @@ async fn a_card_that_declines_goes_past_due_retries_on_schedule_then_cancels() {
     );
 }
 
+/// A card that always asks for 3-D Secure cannot pay off-session: the renewal records
+/// `invoice.payment_action_required` and the subscription goes past due.
+#[tokio::test]
+async fn a_renewal_needing_authentication_asks_for_the_customer() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1500, 0).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    attach(&app, &customer, "pm_card_threeDSecure2Required").await;
+    let sub = app
+        .post(
+            "/admin/subscriptions",
+            As::Admin,
+            json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 1}),
+        )
+        .await
+        .ok();
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    advance(&app, &clock, JAN_31_2027 + DAY).await;
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["status"], "past_due");
+    let inv_id = sub["latest_invoice"].as_str().unwrap().to_string();
+    let inv = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!(inv["last_payment_error"]["code"], "authentication_required");
+    assert_eq!(inv["status"], "open");
+    let kinds = app.get(&format!("/admin/events?object={inv_id}&limit=100"), As::Admin).await.ok();
+    let kinds: BTreeSet<&str> = kinds["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains("invoice.payment_action_required"), "{kinds:?}");
+    assert!(kinds.contains("invoice.payment_failed"), "{kinds:?}");
+    let past_due = app.get(&format!("/admin/subscriptions?status=past_due&customer={customer}"), As::Admin).await.ok();
+    assert_eq!(past_due["data"][0]["id"], sub_id.as_str());
+}
+
 #[tokio::test]
 async fn an_upgrade_mid_period_is_prorated_to_the_second_and_a_downgrade_waits_for_the_period_end() {
     let app = spawn_app().await;
@@ -456,7 +489,8 @@ async fn bad_input_names_the_parameter_and_stores_nothing() {
 /// every period is invoiced once and charged once.
 #[tokio::test]
 async fn two_servers_racing_never_charge_a_period_twice() {
-    let app = spawn_app().await;
+    // The test processor's chaos mode on: its webhooks arrive twice, late and out of order.
+    let app = crate::helpers::spawn_app_with(|s| s.processor.test.chaos = true).await;
     let mut settings: Settings = (*app.state.settings).clone();
     settings.server.port = 0;
     let second = Application::build(settings, BuildOptions::default()).await.expect("second server builds");
