@@ -421,7 +421,11 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
             ));
         }
         let old_total = old.unit_amount.saturating_mul(sub.quantity);
-        if b.total > old_total && behavior == ProrationBehavior::CreateProrations {
+        if b.price.id == sub.price && b.quantity == sub.quantity {
+            // What it is already: a change waiting for the period end is dropped.
+            sub.pending_price = None;
+            sub.pending_quantity = None;
+        } else if b.total > old_total && behavior == ProrationBehavior::CreateProrations {
             let (credit, charge) = proration(old_total, b.total, sub.current_period_start, sub.current_period_end, now);
             let (start, end) = (now.clamp(sub.current_period_start, sub.current_period_end), sub.current_period_end);
             let lines = vec![
@@ -540,7 +544,10 @@ pub async fn renew_due(state: &AppState, clock: Option<&str>, limit: i64) -> Api
             tx.rollback().await?;
             break;
         };
-        let Some(mut sub) = db::lock_subscription(&mut tx, &id).await? else { continue };
+        let Some(mut sub) = db::lock_subscription(&mut tx, &id).await? else {
+            tx.rollback().await?;
+            continue;
+        };
         let now = customer_now(state, &mut tx, &sub.customer).await?;
         if sub.current_period_end > now || !statuses.contains(&sub.status.as_str()) {
             tx.rollback().await?;

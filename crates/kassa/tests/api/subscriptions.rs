@@ -545,3 +545,25 @@ async fn two_servers_racing_never_charge_a_period_twice() {
     let _ = stop.send(());
     let _ = second.await;
 }
+
+/// A create sent twice with one `Idempotency-Key` (a client retrying after a timeout) starts
+/// one subscription and charges once.
+#[tokio::test]
+async fn a_retried_create_starts_one_subscription_and_charges_once() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1200, 0).await;
+    let customer = customer_on(&app, None).await;
+    attach(&app, &customer, "pm_card_visa").await;
+    let body = json!({"customer": customer, "items": [{"price": price, "quantity": 2}]});
+    let first = app.post_idem("/admin/subscriptions", As::Admin, body.clone(), "create-sub-1").await.ok();
+    let again = app.post_idem("/admin/subscriptions", As::Admin, body, "create-sub-1").await.ok();
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["status"], "active");
+    assert_eq!(first["items"]["data"][0]["quantity"], 2);
+    let listed = app.get(&format!("/admin/subscriptions?customer={customer}"), As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let invoices = invoices_of(&app, first["id"].as_str().unwrap()).await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["amount_paid"], 2400);
+    assert_eq!(charges_by_invoice(&app).await.get(invoices[0]["id"].as_str().unwrap()), Some(&1));
+}
