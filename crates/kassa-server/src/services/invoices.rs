@@ -32,6 +32,8 @@ use kassa_store::{Tx, events};
 
 /// How long one server may hold an invoice's payment attempt before another may take over.
 pub const ATTEMPT_LEASE_SECS: i64 = 60;
+/// Payment attempts one round makes at once.
+const ATTEMPTS_AT_ONCE: usize = 16;
 
 /// `billing_reason` values (Stripe's).
 pub const REASON_CREATE: &str = "subscription_create";
@@ -92,11 +94,15 @@ pub async fn collect_due(state: &AppState, clock: Option<&str>, limit: i64) -> A
     let now = state.clock.now();
     let open = InvoiceStatus::Open.as_str();
     let claimed = db::claim_due_invoices(&state.store, open, now, now + ATTEMPT_LEASE_SECS, clock, limit).await?;
+    // Attempts of different invoices are independent: several at once, bounded.
     let mut failed = 0;
-    for inv in &claimed {
-        if let Err(e) = attempt(state, inv).await {
-            tracing::warn!(invoice = %inv.id, error = %e, "invoice payment attempt without outcome; retried later");
-            failed += 1;
+    for chunk in claimed.chunks(ATTEMPTS_AT_ONCE) {
+        let outcomes = futures::future::join_all(chunk.iter().map(|inv| attempt(state, inv))).await;
+        for (inv, outcome) in chunk.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                tracing::warn!(invoice = %inv.id, error = %e, "invoice payment attempt without outcome; retried later");
+                failed += 1;
+            }
         }
     }
     Ok((claimed.len(), failed))

@@ -46,7 +46,6 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("customer.created", "Customer"),
     ("customer.updated", "Customer"),
     ("invoice.created", "Invoice"),
-    ("invoice.finalized", "Invoice"),
     ("invoice.marked_uncollectible", "Invoice"),
     ("invoice.paid", "Invoice"),
     ("invoice.payment_action_required", "Invoice"),
