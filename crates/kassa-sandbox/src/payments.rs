@@ -116,7 +116,10 @@ fn resolve_source(
             }
             let pm: o::PaymentMethod = w.get(id)?.ok_or_else(|| no_such("payment method", "payment_method", id))?;
             match &pm.customer {
-                Some(owner) if Some(owner) == pi.customer.as_ref() => Ok((pm, true)),
+                Some(owner) if Some(owner) == pi.customer.as_ref() => {
+                    let set_up = !pm.metadata.contains_key(NOT_SET_UP);
+                    Ok((pm, set_up))
+                }
                 Some(_) => Err(invalid(
                     "payment_method_unexpected_state",
                     Some("payment_method"),
@@ -507,6 +510,11 @@ pub(super) async fn list_payment_intents(
     Ok(PaymentIntentPage { data, has_more })
 }
 
+/// Metadata of a card attached directly (not saved through an authenticated payment with
+/// `setup_future_usage`): like Stripe's, a card that authenticates unless set up
+/// (4000 0025 0000 3155) still asks for authentication off-session then.
+pub(super) const NOT_SET_UP: &str = "test_processor_not_set_up_for_off_session";
+
 /// Saves a payment method with `customer` (Stripe's attach). A shortcut makes a fresh one; a
 /// stored one must not belong to anyone else yet.
 pub(super) async fn attach_payment_method(
@@ -540,6 +548,7 @@ pub(super) async fn attach_payment_method(
         }
         None => {
             pm.customer = Some(customer.to_string());
+            pm.metadata.insert(NOT_SET_UP.into(), "true".into());
             w.put(&pm);
             w.emit("payment_method.attached", &pm);
         }

@@ -567,3 +567,27 @@ async fn a_retried_create_starts_one_subscription_and_charges_once() {
     assert_eq!(invoices[0]["amount_paid"], 2400);
     assert_eq!(charges_by_invoice(&app).await.get(invoices[0]["id"].as_str().unwrap()), Some(&1));
 }
+
+/// 4000 0025 0000 3155 asks for authentication unless it was set up for off-session use; one
+/// attached directly was not, so the first off-session charge needs the customer: the
+/// subscription stays `incomplete`, its invoice open, and nothing is charged.
+#[tokio::test]
+async fn a_card_not_set_up_for_off_session_leaves_the_subscription_incomplete() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 900, 0).await;
+    let customer = customer_on(&app, None).await;
+    attach(&app, &customer, "pm_card_authenticationRequiredOnSetup").await;
+    let sub = app
+        .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": price}]}))
+        .await
+        .ok();
+    assert_eq!(sub["status"], "incomplete");
+    let inv = app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!((inv["status"].as_str(), inv["attempt_count"].as_i64()), (Some("open"), Some(1)));
+    assert_eq!(inv["last_payment_error"]["code"], "authentication_required");
+    assert_eq!(inv["next_payment_attempt"], Value::Null, "a first invoice is not retried by itself");
+    let events =
+        app.get(&format!("/admin/events?object={}&limit=100", inv["id"].as_str().unwrap()), As::Admin).await.ok();
+    assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.payment_action_required"));
+    assert!(charges_by_invoice(&app).await.is_empty());
+}
