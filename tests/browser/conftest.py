@@ -43,8 +43,10 @@ MERCHANT_NAME = "Ada's Tea & Mugs"
 class Kassa:
     """A running `kassa serve --demo` and thin clients of its store and admin APIs."""
 
-    def __init__(self, proc, url, secret_key, publishable_key, log_path):
+    def __init__(self, proc, url, secret_key, publishable_key, log_path, dashboard=None):
         self.proc = proc
+        # (url, email, password) of the demo owner `serve --demo` printed.
+        self.dashboard = dashboard
         self.url = url
         self.secret_key = secret_key
         self.publishable_key = publishable_key
@@ -136,7 +138,8 @@ def kassa():
             pytest.exit(f"kassa did not start with fresh keys (exit {proc.poll()}); its output:\n{text}", 2)
         time.sleep(0.05)
     try:
-        yield Kassa(proc, url, keys[0], keys[1], log_path)
+        m = re.search(r"dashboard: (\S+) user (\S+) password (\S+)", log_path.read_text(errors="replace"))
+        yield Kassa(proc, url, keys[0], keys[1], log_path, m.groups() if m else None)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

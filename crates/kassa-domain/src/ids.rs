@@ -38,6 +38,8 @@ pub enum IdKind {
     WebhookAttempt,
     Invoice,
     TestClock,
+    /// A person who signs in to the merchant's dashboard.
+    DashboardUser,
 }
 
 impl IdKind {
@@ -69,6 +71,7 @@ impl IdKind {
             IdKind::WebhookAttempt => "whatt",
             IdKind::Invoice => "in",
             IdKind::TestClock => "clock",
+            IdKind::DashboardUser => "user",
         }
     }
 

@@ -6,7 +6,7 @@ use crate::db;
 use crate::objects::{self as o};
 use crate::payments::{self, card_payment_method};
 use crate::work::{Work, db_failed, decode, invalid, no_such};
-use crate::{Committed, TestProcessor, cards, open_call};
+use crate::{Committed, TestProcessor, call, cards};
 use kassa_domain::Currency;
 use kassa_domain::ids::new_id;
 use kassa_processors::types::{
@@ -61,13 +61,13 @@ fn not_open(session: &o::CheckoutSession, now: i64) -> Option<ProcessorError> {
     ))
 }
 
-/// Loads a session with the objects hanging off it (its PaymentIntent), locked.
+/// Loads a session with the objects hanging off it (its PaymentIntent); the call writes only
+/// if they are still as read.
 ///
 /// The PaymentIntent the session names is read again when the first statement did not return
-/// it: on PostgreSQL (READ COMMITTED) a statement that waited for the session's lock sees the
-/// session as the transaction it waited for left it, but not the rows that transaction
-/// inserted (its snapshot is older). Without the second read, a payment posted twice at once
-/// would find the first attempt's PaymentIntent missing and start a second one.
+/// it (it hangs off the session from its first write, so one statement sees both; the second
+/// read is a safety net that costs nothing when unused). Without it, a payment posted twice at
+/// once could find the first attempt's PaymentIntent missing and start a second one.
 async fn load_session(w: &mut Work, id: &str) -> Result<o::CheckoutSession, ProcessorError> {
     w.load(&[id], true, true).await?;
     let session: o::CheckoutSession = w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
@@ -274,9 +274,7 @@ impl TestProcessor {
     pub async fn pay_checkout_session(&self, id: &str, card: &CardInput) -> Result<CheckoutPayment, ProcessorError> {
         self.check_available()?;
         let checked = card.check(self.now())?;
-        let mut w = open_call!(self, None, "");
-        let outcome = self.pay_with_card_in(&mut w, id, checked).await;
-        self.close(w, None, "", outcome).await
+        call!(self, None, "", |w| self.pay_with_card_in(&mut w, id, checked).await)
     }
 
     /// Pays a session by a simulated bank debit that settles later
@@ -284,18 +282,14 @@ impl TestProcessor {
     /// is `processing`.
     pub async fn pay_checkout_session_by_bank_debit(&self, id: &str) -> Result<CheckoutPayment, ProcessorError> {
         self.check_available()?;
-        let mut w = open_call!(self, None, "");
-        let outcome = self.pay_by_bank_debit_in(&mut w, id).await;
-        self.close(w, None, "", outcome).await
+        call!(self, None, "", |w| self.pay_by_bank_debit_in(&mut w, id).await)
     }
 
     /// Settles a session's bank debit: `succeeded` pays it
     /// (`checkout.session.async_payment_succeeded`), otherwise it fails
     /// (`checkout.session.async_payment_failed`). Returns the session as Stripe's JSON.
     pub async fn settle_async(&self, id: &str, succeeded: bool) -> Result<o::CheckoutSession, ProcessorError> {
-        let mut w = open_call!(self, None, "");
-        let outcome = self.settle_async_in(&mut w, id, succeeded).await;
-        self.close(w, None, "", outcome).await
+        call!(self, None, "", |w| self.settle_async_in(&mut w, id, succeeded).await)
     }
 
     /// Completes (`approve`) or fails the 3-D Secure challenge of a PaymentIntent in
@@ -306,9 +300,7 @@ impl TestProcessor {
         approve: bool,
     ) -> Result<AuthenticationResult, ProcessorError> {
         self.check_available()?;
-        let mut w = open_call!(self, None, "");
-        let outcome = self.complete_authentication_in(&mut w, pi_id, approve).await;
-        self.close(w, None, "", outcome).await
+        call!(self, None, "", |w| self.complete_authentication_in(&mut w, pi_id, approve).await)
     }
 
     /// The PaymentIntent a challenge page shows.
@@ -358,13 +350,11 @@ impl TestProcessor {
         if !db::any_due(self.store.reader(), "checkout_session", self.now()).await.map_err(db_failed)? {
             return Ok(0);
         }
-        let mut w = open_call!(self, None, "");
-        let outcome = self.expire_overdue_sessions_in(&mut w).await;
-        self.close(w, None, "", outcome).await
+        call!(self, None, "", |w| self.expire_overdue_sessions_in(&mut w).await)
     }
 }
 
-/// The work of each hosted-page call, inside its transaction.
+/// The work of each hosted-page call (written in one statement at its end).
 impl TestProcessor {
     async fn pay_with_card_in(
         &self,
@@ -473,8 +463,8 @@ impl TestProcessor {
         pi_id: &str,
         approve: bool,
     ) -> Result<Committed<AuthenticationResult>, ProcessorError> {
-        // Find the session first, then lock session and PaymentIntent in one statement (in
-        // id order, as a payment on the session page does).
+        // Find the session first, then read session and PaymentIntent in one statement (the
+        // write checks both are unchanged, as a payment on the session page does).
         w.load(&[pi_id], false, false).await?;
         let session_id = w.parent_of(pi_id).filter(|p| p.starts_with("cs_"));
         let mut ids = vec![pi_id];
@@ -532,7 +522,7 @@ impl TestProcessor {
 
     async fn expire_overdue_sessions_in(&self, w: &mut Work) -> Result<Committed<usize>, ProcessorError> {
         let now = w.now;
-        let ids = db::due(w.tx(), "checkout_session", now, EXPIRY_BATCH).await.map_err(db_failed)?;
+        let ids = db::due(w.store().reader(), "checkout_session", now, EXPIRY_BATCH).await.map_err(db_failed)?;
         if ids.is_empty() {
             return Ok(Committed::Done(0));
         }

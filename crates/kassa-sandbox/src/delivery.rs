@@ -8,7 +8,7 @@
 //! order, twice, or late.
 
 use crate::TestProcessor;
-use crate::db::{self as db, EventRow};
+use crate::db::{self as db, EventRow, Settled};
 use crate::work::db_failed;
 use futures::StreamExt;
 use kassa_processors::ProcessorError;
@@ -110,15 +110,10 @@ impl TestProcessor {
             .map_err(db_failed)?;
         let mut stats = DeliveryStats { claimed: events.len(), ..Default::default() };
         let plan = if chaos_mode { chaos(events, now_ms) } else { plain(events) };
-        let mut sendable = Vec::new();
-        for p in plan {
-            if let Some(until) = p.defer_until_ms {
-                db::reschedule(&self.store, &p.event.id, until, false).await.map_err(db_failed)?;
-                stats.deferred += 1;
-            } else {
-                sendable.push(p);
-            }
-        }
+        // Held back events keep their claim until the round ends: let go of with the others.
+        let (deferred, sendable): (Vec<Planned>, Vec<Planned>) =
+            plan.into_iter().partition(|p| p.defer_until_ms.is_some());
+        stats.deferred = deferred.len();
         // Plain rounds send side by side (the receiver handles each event on its own); chaos
         // rounds keep their shuffled order, one after the other.
         let parallel = if chaos_mode { 1 } else { 8 };
@@ -136,20 +131,23 @@ impl TestProcessor {
             .buffered(parallel)
             .collect()
             .await;
-        let mut delivered = Vec::new();
+        let mut settled: Vec<(&str, Settled)> = deferred
+            .iter()
+            .map(|p| (p.event.id.as_str(), Settled::Deferred { at_ms: p.defer_until_ms.unwrap_or(now_ms) }))
+            .collect();
         for (p, acknowledged) in &outcomes {
             stats.duplicates += p.sends - 1;
             if *acknowledged {
-                delivered.push(p.event.id.as_str());
+                stats.delivered += 1;
+                settled.push((p.event.id.as_str(), Settled::Delivered));
             } else {
-                let next = self.now_ms() + self.backoff_ms(p.event.attempts);
-                db::reschedule(&self.store, &p.event.id, next, true).await.map_err(db_failed)?;
                 stats.failed += 1;
+                let at_ms = self.now_ms() + self.backoff_ms(p.event.attempts);
+                settled.push((p.event.id.as_str(), Settled::Retry { at_ms }));
             }
         }
         // One statement for the whole round.
-        stats.delivered = delivered.len();
-        db::mark_delivered(&self.store, &delivered, self.now()).await.map_err(db_failed)?;
+        db::settle(&self.store, &settled, self.now()).await.map_err(db_failed)?;
         Ok(stats)
     }
 

@@ -7,8 +7,10 @@
 //! persisted idempotency keys, hosted checkout sessions, and webhook events signed like
 //! Stripe's and delivered at least once ([`TestProcessor::deliver_due`]).
 //!
-//! Every mutating call is one write transaction: idempotency check, the objects it locked and
-//! changed, its events and its stored result commit together or not at all.
+//! Every mutating call reads what it needs (its idempotency key with the first read) and then
+//! writes in ONE statement, without `BEGIN`/`COMMIT`: the objects it changed, its events and its
+//! stored result, together or not at all, and only if the objects it read are unchanged (else
+//! it runs again on fresh reads). See [`db`] for why and how.
 //!
 //! The whole processor is this crate (named for what it is, a sandbox; the configuration kind
 //! stays `test`): the processor ([`TestProcessor`]), its tables' data access ([`db`]) and
@@ -34,6 +36,7 @@ pub use delivery::DeliveryStats;
 pub use tokens::TokenSource;
 
 use async_trait::async_trait;
+use db::Applied;
 use kassa_processors::signature::{self, DEFAULT_TOLERANCE_SECS};
 use kassa_processors::*;
 use kassa_store::{Store, settings};
@@ -90,6 +93,8 @@ pub struct TestProcessor {
     store: Store,
     config: Arc<TestProcessorConfig>,
     switches: Arc<Switches>,
+    /// The objects this process wrote last ([`work::Known`]).
+    known: Arc<work::Known>,
 }
 
 /// Misbehaviours a test (or a demo) switches on to see how Kassa copes. They apply to this
@@ -137,7 +142,7 @@ impl TestProcessor {
             ignore_idempotency_keys: AtomicBool::new(false),
             stalled: tokio::sync::watch::Sender::new(false),
         };
-        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches) }
+        TestProcessor { store, config: Arc::new(config), switches: Arc::new(switches), known: Arc::default() }
     }
 
     /// The webhook signing secret all servers on this database share: created by the first
@@ -264,44 +269,39 @@ impl TestProcessor {
         serde_json::from_str(&row.data).map_err(|e| ProcessorError::Unavailable(e.to_string()))
     }
 
-    /// Starts a call as one write transaction under an idempotency key (when given): the same
-    /// key and `fingerprint` replay the first result (the same key with another fingerprint
-    /// is refused with `idempotency_error`); otherwise the call runs on the returned work and
-    /// ends with [`Self::close`].
-    pub(crate) async fn open<T: DeserializeOwned>(
-        &self,
-        key: Option<&str>,
-        fingerprint: &str,
-    ) -> Result<Opened<T>, ProcessorError> {
-        let mut work = Work::begin(&self.store, self.now(), self.now_ms(), key).await?;
-        if let Some(key) = key
-            && let Some(row) = db::get_idempotency(work.tx().conn(), key).await.map_err(db_failed)?
-        {
-            work.rollback().await?;
-            return Ok(Opened::Replayed(replay(&row, fingerprint)));
-        }
-        Ok(Opened::Fresh(work))
+    /// Starts (one attempt of) a call under an idempotency key (when given): its first load
+    /// looks the key up, and a stored result answers the call (see [`Self::close`]).
+    /// A first attempt may start from the objects this process wrote; a later one (an object
+    /// changed under the one before) reads everything from the database.
+    pub(crate) fn open(&self, key: Option<&str>, attempt: u32) -> Work {
+        Work::begin(&self.store, &self.known, attempt == 1, self.now(), self.now_ms(), key)
     }
 
-    /// Ends a call: commits what it did with its result under the key, or rolls back a
-    /// refused request (which keeps nothing, as at Stripe).
+    /// Ends an attempt of a call. Answers with the key's stored result when its first load
+    /// found one (the same key and `fingerprint` replay the first result, the same key with
+    /// another fingerprint is refused with `idempotency_error`). Otherwise writes what the
+    /// call did with its result under the key, in one statement; a refused request writes
+    /// nothing (as at Stripe, it did nothing). When an object the call read changed meanwhile
+    /// nothing is written and the call is to run again ([`Closed::Again`]).
     pub(crate) async fn close<T: Serialize + DeserializeOwned>(
         &self,
-        mut work: Work,
+        work: Work,
         key: Option<&str>,
         fingerprint: &str,
         outcome: Result<Committed<T>, ProcessorError>,
-    ) -> Result<T, ProcessorError> {
+    ) -> Result<Closed<T>, ProcessorError> {
+        if let Some(row) = &work.replayed {
+            return Ok(Closed::Answer(replay(row, fingerprint)));
+        }
         let committed = match outcome {
             Ok(c) => c,
             Err(e) => {
-                work.rollback().await?;
-                // A concurrent call with this key may have committed while this one waited
-                // for a lock and then found the objects changed: answer as it did.
-                return match self.stored_result(key, fingerprint).await? {
+                // A concurrent call with this key may have written its result while this one
+                // read the objects it had changed: answer as it did.
+                return Ok(Closed::Answer(match self.stored_result(key, fingerprint).await? {
                     Some(replayed) => replayed,
                     None => Err(e),
-                };
+                }));
             }
         };
         let kept = match committed {
@@ -310,29 +310,16 @@ impl TestProcessor {
                 KeptResult::PaymentFailed { error, payment_intent: Some(payment_intent) }
             }
         };
-        if let Err(e) = work.flush().await {
-            work.rollback().await?;
-            return Err(e);
+        let response = key.map(|_| serde_json::to_string(&kept).expect("results serialize"));
+        match work.write(response.as_deref().map(|r| (fingerprint, r))).await? {
+            Applied::Written => Ok(Closed::Answer(kept.into_result())),
+            Applied::Conflict => Ok(Closed::Again),
+            // A concurrent call with the same key wrote first: this one did nothing, and
+            // answers with the first one's result.
+            Applied::KeyTaken => Ok(Closed::Answer(self.stored_result(key, fingerprint).await?.unwrap_or_else(|| {
+                Err(ProcessorError::Unavailable("the idempotency key's stored result vanished".into()))
+            }))),
         }
-        if let Some(key) = key {
-            let response = serde_json::to_string(&kept).expect("results serialize");
-            let now = work.now;
-            match db::insert_idempotency(work.tx(), key, fingerprint, &response, now).await {
-                Ok(()) => {}
-                // A concurrent call with the same key committed first: this one did nothing,
-                // and answers with the first one's result.
-                Err(e) if e.is_constraint() => {
-                    work.rollback().await?;
-                    return self.stored_result(key.into(), fingerprint).await?.unwrap_or_else(|| Err(db_failed(e)));
-                }
-                Err(e) => {
-                    work.rollback().await?;
-                    return Err(db_failed(e));
-                }
-            }
-        }
-        work.commit().await?;
-        kept.into_result()
     }
 
     async fn stored_result<T: DeserializeOwned>(
@@ -341,27 +328,48 @@ impl TestProcessor {
         fingerprint: &str,
     ) -> Result<Option<Result<T, ProcessorError>>, ProcessorError> {
         let Some(key) = key else { return Ok(None) };
-        let row = db::get_idempotency(self.store.writer(), key).await.map_err(db_failed)?;
+        let row = db::get_idempotency(self.store.reader(), key).await.map_err(db_failed)?;
         Ok(row.map(|row| replay(&row, fingerprint)))
     }
 }
 
-/// How a call starts: with the stored result of its idempotency key, or with work to do.
-pub(crate) enum Opened<T> {
-    Replayed(Result<T, ProcessorError>),
-    Fresh(Work),
+/// How an attempt of a call ended.
+pub(crate) enum Closed<T> {
+    Answer(Result<T, ProcessorError>),
+    /// An object it read changed before it could write: it wrote nothing and runs again.
+    Again,
 }
 
-/// Opens a call (see [`TestProcessor::open`]), returning early with a replayed result.
-macro_rules! open_call {
-    ($tp:expr, $key:expr, $fingerprint:expr) => {
-        match $tp.open($key, $fingerprint).await? {
-            $crate::Opened::Fresh(work) => work,
-            $crate::Opened::Replayed(result) => return result,
+/// Attempts of a call whose objects keep changing under it before it gives up (as
+/// unavailable: the caller may retry with the same key).
+pub(crate) const MAX_ATTEMPTS: u32 = 25;
+
+/// Runs a call — `$body`, which works on the [`Work`] `$w` — until it ends without meeting a
+/// concurrent change (see [`TestProcessor::close`]), and evaluates to its answer.
+macro_rules! call {
+    ($tp:expr, $key:expr, $fingerprint:expr, |$w:ident| $body:expr) => {{
+        let mut attempt = 1;
+        loop {
+            #[allow(unused_mut)]
+            let mut $w = $tp.open($key, attempt);
+            let outcome = $body;
+            match $tp.close($w, $key, $fingerprint, outcome).await? {
+                $crate::Closed::Answer(result) => break result,
+                $crate::Closed::Again if attempt < $crate::MAX_ATTEMPTS => {
+                    attempt += 1;
+                    // Let the call that won get ahead, then read again.
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+                }
+                $crate::Closed::Again => {
+                    break Err(kassa_processors::ProcessorError::Unavailable(
+                        "the test processor's objects kept changing under this call; try again".into(),
+                    ));
+                }
+            }
         }
-    };
+    }};
 }
-pub(crate) use open_call;
+pub(crate) use call;
 
 fn replay<T: DeserializeOwned>(row: &db::IdempotencyRow, fingerprint: &str) -> Result<T, ProcessorError> {
     if row.fingerprint != fingerprint {
@@ -403,9 +411,7 @@ impl Processor for TestProcessor {
         let (req, key) = (req.clone(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("create_customer", &req));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = Ok(Committed::Done(payments::create_customer(&mut w, &req)));
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| Ok(Committed::Done(payments::create_customer(&mut w, &req))))
         })
         .await
     }
@@ -418,9 +424,7 @@ impl Processor for TestProcessor {
         let (req, key) = (req.clone(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("create_payment_intent", &req));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = tp.create_payment_intent_in(&mut w, &req).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| tp.create_payment_intent_in(&mut w, &req).await)
         })
         .await
     }
@@ -434,9 +438,7 @@ impl Processor for TestProcessor {
         let (id, req, key) = (id.to_string(), req.clone(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("confirm_payment_intent", &(&id, &req)));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = tp.confirm_payment_intent_in(&mut w, &id, &req).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| tp.confirm_payment_intent_in(&mut w, &id, &req).await)
         })
         .await
     }
@@ -471,9 +473,7 @@ impl Processor for TestProcessor {
         let (id, key) = (id.to_string(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("capture_payment_intent", &(&id, amount)));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = payments::capture(&mut w, &id, amount).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| payments::capture(&mut w, &id, amount).await)
         })
         .await
     }
@@ -482,9 +482,7 @@ impl Processor for TestProcessor {
         let (id, key) = (id.to_string(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("cancel_payment_intent", &id));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = payments::cancel(&mut w, &id).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| payments::cancel(&mut w, &id).await)
         })
         .await
     }
@@ -493,9 +491,7 @@ impl Processor for TestProcessor {
         let (req, key) = (req.clone(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("create_refund", &req));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = payments::refund(&mut w, &req).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| payments::refund(&mut w, &req).await)
         })
         .await
     }
@@ -514,9 +510,7 @@ impl Processor for TestProcessor {
         let (pm, customer, key) = (payment_method.to_string(), customer.to_string(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("attach_payment_method", &(&pm, &customer)));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = payments::attach_payment_method(&mut w, &pm, &customer).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| payments::attach_payment_method(&mut w, &pm, &customer).await)
         })
         .await
     }
@@ -529,9 +523,7 @@ impl Processor for TestProcessor {
         let (pm, key) = (payment_method.to_string(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("detach_payment_method", &pm));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = payments::detach_payment_method(&mut w, &pm).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| payments::detach_payment_method(&mut w, &pm).await)
         })
         .await
     }
@@ -544,9 +536,7 @@ impl Processor for TestProcessor {
         let (req, key) = (req.clone(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("create_checkout_session", &req));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = tp.create_checkout_session_in(&mut w, &req).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| tp.create_checkout_session_in(&mut w, &req).await)
         })
         .await
     }
@@ -561,9 +551,7 @@ impl Processor for TestProcessor {
         let (id, key) = (id.to_string(), key.clone());
         self.send(move |tp| async move {
             let (key, fp) = (tp.honored(&key), fingerprint("expire_checkout_session", &id));
-            let mut w = open_call!(tp, key, &fp);
-            let outcome = checkout::expire(&mut w, &id).await;
-            tp.close(w, key, &fp, outcome).await
+            call!(tp, key, &fp, |w| checkout::expire(&mut w, &id).await)
         })
         .await
     }

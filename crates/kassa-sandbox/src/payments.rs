@@ -343,7 +343,7 @@ impl TestProcessor {
     }
 }
 
-/// Loads a PaymentIntent with its charges, locked.
+/// Loads a PaymentIntent with its charges (the call writes only if they are unchanged).
 async fn load_payment_intent(w: &mut Work, id: &str) -> Result<(o::PaymentIntent, Option<o::Charge>), ProcessorError> {
     w.load(&[id], true, true).await?;
     let pi: o::PaymentIntent = w.get(id)?.ok_or_else(|| ProcessorError::NotFound(id.to_string()))?;
@@ -427,7 +427,8 @@ pub(super) async fn refund(w: &mut Work, req: &CreateRefund) -> Result<Committed
             ));
         }
     };
-    // The charge row is locked: nobody else refunds it between this read and the write.
+    // The charge is guarded: a refund of it between this read and the write makes this call
+    // run again on what that refund left.
     let captured = charge.amount_captured.unwrap_or(0);
     let refundable = captured - charge.amount_refunded;
     if refundable == 0 {

@@ -59,40 +59,94 @@ pub struct LineRow {
 const LINE_COLUMNS: &str =
     "id, cart, price, product, name, quantity, unit_amount, reserved, created, updated, position";
 
+type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+const INSERT_CART: &str = "INSERT INTO carts (id, customer, customer_signed_in, email, region, currency, shipping_option, \
+    shipping_address, billing_address, status, version, subtotal, discount_total, shipping_total, tax_total, total, \
+    metadata, last_activity, completed_at, created, updated, client_secret_hash) VALUES \
+    ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+
+/// Binds `$1…$22` of [`INSERT_CART`].
+fn bind_insert<'q>(q: Statement<'q>, c: &'q CartRow) -> Statement<'q> {
+    q.bind(&c.id)
+        .bind(&c.customer)
+        .bind(c.customer_signed_in)
+        .bind(&c.email)
+        .bind(&c.region)
+        .bind(&c.currency)
+        .bind(&c.shipping_option)
+        .bind(&c.shipping_address)
+        .bind(&c.billing_address)
+        .bind(c.status.as_str())
+        .bind(c.version)
+        .bind(c.subtotal)
+        .bind(c.discount_total)
+        .bind(c.shipping_total)
+        .bind(c.tax_total)
+        .bind(c.total)
+        .bind(&c.metadata)
+        .bind(c.last_activity)
+        .bind(c.completed_at)
+        .bind(c.created)
+        .bind(c.updated)
+        .bind(&c.client_secret_hash)
+}
+
 pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
-    sql::query(&format!(
-        "INSERT INTO carts ({CART_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
-    ))
-    .bind(&c.id)
-    .bind(&c.customer)
-    .bind(c.customer_signed_in)
-    .bind(&c.email)
-    .bind(&c.region)
-    .bind(&c.currency)
-    .bind(&c.shipping_option)
-    .bind(&c.shipping_address)
-    .bind(&c.billing_address)
-    .bind(c.status.as_str())
-    .bind(c.version)
-    .bind(c.subtotal)
-    .bind(c.discount_total)
-    .bind(c.shipping_total)
-    .bind(c.tax_total)
-    .bind(c.total)
-    .bind(&c.metadata)
-    .bind(c.last_activity)
-    .bind(c.completed_at)
-    .bind(c.created)
-    .bind(c.updated)
-    .bind(&c.client_secret_hash)
-    .execute(tx.conn())
-    .await?;
+    insert_with_lines(tx, c, &[]).await
+}
+
+/// Inserts a new cart and its lines: one statement on PostgreSQL (the lines' insert runs on
+/// the cart's, in a CTE; their foreign key is checked at the end of the statement), the cart
+/// and then all lines in one multi-row insert on SQLite (no data-modifying CTEs there).
+pub async fn insert_with_lines(tx: &mut Tx, c: &CartRow, lines: &[LineRow]) -> Result<()> {
+    if lines.is_empty() {
+        bind_insert(sql::query(INSERT_CART), c).execute(tx.conn()).await?;
+        return Ok(());
+    }
+    match tx.backend() {
+        crate::Backend::Postgres => {
+            let statement = format!("WITH new_cart AS ({INSERT_CART}) {}", insert_lines_sql(23, lines.len()));
+            bind_lines(bind_insert(sql::query(&statement), c), lines).execute(tx.conn()).await?;
+        }
+        crate::Backend::Sqlite => {
+            bind_insert(sql::query(INSERT_CART), c).execute(tx.conn()).await?;
+            insert_lines(tx, lines).await?;
+        }
+    }
     Ok(())
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<CartRow>> {
     Ok(sql::query_as(&format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1")).bind(id).fetch_optional(db).await?)
+}
+
+/// What paying a cart reads before it writes, in one statement: the cart, whether it has
+/// lines, its customer's processor customer and its latest payment attempt's id.
+pub struct PayView {
+    pub cart: CartRow,
+    pub has_lines: bool,
+    pub processor_customer: Option<String>,
+    pub latest_payment: Option<String>,
+}
+
+pub async fn pay_view<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<PayView>> {
+    use sqlx::{FromRow, Row};
+    let statement = format!(
+        "SELECT {CART_COLUMNS}, \
+            EXISTS (SELECT 1 FROM cart_lines l WHERE l.cart = carts.id) AS has_lines, \
+            (SELECT cu.processor_customer FROM customers cu WHERE cu.id = carts.customer) AS processor_customer, \
+            (SELECT p.id FROM payments p WHERE p.cart = carts.id \
+             ORDER BY p.cart_version DESC, p.attempt DESC LIMIT 1) AS latest_payment \
+         FROM carts WHERE id = $1"
+    );
+    let Some(row) = sql::query(&statement).bind(id).fetch_optional(db).await? else { return Ok(None) };
+    Ok(Some(PayView {
+        cart: CartRow::from_row(&row)?,
+        has_lines: row.try_get::<sql::DbBool, _>("has_lines")?.into(),
+        processor_customer: row.try_get("processor_customer")?,
+        latest_payment: row.try_get("latest_payment")?,
+    }))
 }
 
 /// Reads the cart and locks it for the rest of the transaction: changes to one cart queue.
@@ -101,37 +155,132 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<CartRow>> {
     Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
 }
 
+/// Reads the cart with its lines (in their order) and locks the cart, in one statement; the
+/// statement also observes the configuration version (see `config_cache`), so that the
+/// change's regions, shipping options and prices come from memory without another statement.
+pub async fn lock_with_lines(tx: &mut Tx, id: &str) -> Result<Option<(CartRow, Vec<LineRow>)>> {
+    use sqlx::{FromRow, Row};
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR UPDATE OF c",
+        crate::Backend::Sqlite => "",
+    };
+    let line_columns: Vec<String> = LINE_COLUMNS.split(", ").map(|c| format!("l.{c} AS line_{c}")).collect();
+    let statement = format!(
+        "SELECT {}, (SELECT version FROM config_version WHERE id = 1) AS config_version, {} \
+         FROM carts c LEFT JOIN cart_lines l ON l.cart = c.id WHERE c.id = $1 ORDER BY l.position, l.id{lock}",
+        sql::qualified("c", CART_COLUMNS),
+        line_columns.join(", ")
+    );
+    let rows = sql::query(&statement).bind(id).fetch_all(tx.conn()).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let cart = CartRow::from_row(first)?;
+    tx.observe_config_version(first.try_get("config_version")?);
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(line_id) = row.try_get::<Option<String>, _>("line_id")? else { continue };
+        lines.push(LineRow {
+            id: line_id,
+            cart: row.try_get("line_cart")?,
+            price: row.try_get("line_price")?,
+            product: row.try_get("line_product")?,
+            name: row.try_get("line_name")?,
+            quantity: row.try_get("line_quantity")?,
+            unit_amount: row.try_get("line_unit_amount")?,
+            reserved: row.try_get("line_reserved")?,
+            created: row.try_get("line_created")?,
+            updated: row.try_get("line_updated")?,
+            position: row.try_get("line_position")?,
+        });
+    }
+    Ok(Some((cart, lines)))
+}
+
+const SAVE_CART: &str = "UPDATE carts SET customer = $2, email = $3, region = $4, currency = $5, shipping_option = $6, \
+    shipping_address = $7, billing_address = $8, status = $9, version = $10, subtotal = $11, \
+    discount_total = $12, shipping_total = $13, tax_total = $14, total = $15, metadata = $16, \
+    last_activity = $17, completed_at = $18, updated = $19, customer_signed_in = $20 \
+    WHERE id = $1";
+
+/// Binds `$1…$20` of [`SAVE_CART`].
+fn bind_save<'q>(q: Statement<'q>, c: &'q CartRow) -> Statement<'q> {
+    q.bind(&c.id)
+        .bind(&c.customer)
+        .bind(&c.email)
+        .bind(&c.region)
+        .bind(&c.currency)
+        .bind(&c.shipping_option)
+        .bind(&c.shipping_address)
+        .bind(&c.billing_address)
+        .bind(c.status.as_str())
+        .bind(c.version)
+        .bind(c.subtotal)
+        .bind(c.discount_total)
+        .bind(c.shipping_total)
+        .bind(c.tax_total)
+        .bind(c.total)
+        .bind(&c.metadata)
+        .bind(c.last_activity)
+        .bind(c.completed_at)
+        .bind(c.updated)
+        .bind(c.customer_signed_in)
+}
+
 /// Writes the cart's mutable fields back (the caller holds its lock and bumped its version).
 pub async fn save(tx: &mut Tx, c: &CartRow) -> Result<()> {
-    sql::query(
-        "UPDATE carts SET customer = $2, email = $3, region = $4, currency = $5, shipping_option = $6, \
-            shipping_address = $7, billing_address = $8, status = $9, version = $10, subtotal = $11, \
-            discount_total = $12, shipping_total = $13, tax_total = $14, total = $15, metadata = $16, \
-            last_activity = $17, completed_at = $18, updated = $19, customer_signed_in = $20 \
-         WHERE id = $1",
-    )
-    .bind(&c.id)
-    .bind(&c.customer)
-    .bind(&c.email)
-    .bind(&c.region)
-    .bind(&c.currency)
-    .bind(&c.shipping_option)
-    .bind(&c.shipping_address)
-    .bind(&c.billing_address)
-    .bind(c.status.as_str())
-    .bind(c.version)
-    .bind(c.subtotal)
-    .bind(c.discount_total)
-    .bind(c.shipping_total)
-    .bind(c.tax_total)
-    .bind(c.total)
-    .bind(&c.metadata)
-    .bind(c.last_activity)
-    .bind(c.completed_at)
-    .bind(c.updated)
-    .bind(c.customer_signed_in)
-    .execute(tx.conn())
-    .await?;
+    save_with_lines(tx, c, &[]).await
+}
+
+/// [`save`] with new lines of the cart: one statement on PostgreSQL (a CTE), the lines in one
+/// multi-row insert and the cart's update on SQLite.
+pub async fn save_with_lines(tx: &mut Tx, c: &CartRow, lines: &[LineRow]) -> Result<()> {
+    if lines.is_empty() {
+        bind_save(sql::query(SAVE_CART), c).execute(tx.conn()).await?;
+        return Ok(());
+    }
+    match tx.backend() {
+        crate::Backend::Postgres => {
+            let statement = format!("WITH new_lines AS ({}) {SAVE_CART}", insert_lines_sql(21, lines.len()));
+            bind_lines(bind_save(sql::query(&statement), c), lines).execute(tx.conn()).await?;
+        }
+        crate::Backend::Sqlite => {
+            insert_lines(tx, lines).await?;
+            bind_save(sql::query(SAVE_CART), c).execute(tx.conn()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO cart_lines … VALUES (…), (…)` for `n` lines, placeholders from `$first`.
+fn insert_lines_sql(first: usize, n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("({})", sql::placeholders(first + i * 11, 11))).collect();
+    format!("INSERT INTO cart_lines ({LINE_COLUMNS}) VALUES {}", rows.join(", "))
+}
+
+fn bind_lines<'q>(mut q: Statement<'q>, lines: &'q [LineRow]) -> Statement<'q> {
+    for l in lines {
+        q = q
+            .bind(&l.id)
+            .bind(&l.cart)
+            .bind(&l.price)
+            .bind(&l.product)
+            .bind(&l.name)
+            .bind(l.quantity)
+            .bind(l.unit_amount)
+            .bind(l.reserved)
+            .bind(l.created)
+            .bind(l.updated)
+            .bind(l.position);
+    }
+    q
+}
+
+/// Inserts lines in one statement.
+pub async fn insert_lines(tx: &mut Tx, lines: &[LineRow]) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let statement = insert_lines_sql(1, lines.len());
+    bind_lines(sql::query(&statement), lines).execute(tx.conn()).await?;
     Ok(())
 }
 
@@ -143,23 +292,7 @@ pub async fn lines<'e, E: Executor<'e, Database = Any>>(db: E, cart: &str) -> Re
 }
 
 pub async fn insert_line(tx: &mut Tx, l: &LineRow) -> Result<()> {
-    sql::query(&format!(
-        "INSERT INTO cart_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    ))
-    .bind(&l.id)
-    .bind(&l.cart)
-    .bind(&l.price)
-    .bind(&l.product)
-    .bind(&l.name)
-    .bind(l.quantity)
-    .bind(l.unit_amount)
-    .bind(l.reserved)
-    .bind(l.created)
-    .bind(l.updated)
-    .bind(l.position)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
+    insert_lines(tx, std::slice::from_ref(l)).await
 }
 
 pub async fn update_line(tx: &mut Tx, id: &str, quantity: i64, reserved: i64, now: i64) -> Result<()> {

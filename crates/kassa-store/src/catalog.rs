@@ -530,3 +530,58 @@ pub async fn list_shipping_options<'e, E: Executor<'e, Database = Any>>(
     }
     sql::list_page(db, &select, &filters, page).await
 }
+
+// ---------------------------------------------------------------- from memory
+
+/// [`get_region`], from memory when this transaction's configuration version allows (see
+/// `config_cache`).
+pub async fn region_cached(tx: &mut Tx, id: &str) -> Result<Option<RegionRow>> {
+    let v = tx.config_version().await?;
+    if let Some(r) = tx.config().get::<RegionRow>(v, "region", id) {
+        return Ok(Some(r));
+    }
+    let row = get_region(tx.conn(), id).await?;
+    if let Some(r) = &row {
+        tx.config().put(v, "region", id, r.clone());
+    }
+    Ok(row)
+}
+
+/// [`get_shipping_option`], from memory when this transaction's configuration version allows.
+pub async fn shipping_option_cached(tx: &mut Tx, id: &str) -> Result<Option<ShippingOptionRow>> {
+    let v = tx.config_version().await?;
+    if let Some(s) = tx.config().get::<ShippingOptionRow>(v, "shipping_option", id) {
+        return Ok(Some(s));
+    }
+    let row = get_shipping_option(tx.conn(), id).await?;
+    if let Some(s) = &row {
+        tx.config().put(v, "shipping_option", id, s.clone());
+    }
+    Ok(row)
+}
+
+/// [`price_with_product`], from memory when this transaction's configuration version allows.
+/// The product's stock figures of a copy are not current (stock moves are not configuration):
+/// callers reserve stock with a conditional update, never by these figures.
+pub async fn price_with_product_cached(tx: &mut Tx, price: &str) -> Result<Option<(PriceRow, ProductRow)>> {
+    let v = tx.config_version().await?;
+    if let Some(p) = tx.config().get::<(PriceRow, ProductRow)>(v, "price", price) {
+        return Ok(Some(p));
+    }
+    let row = price_with_product(tx.conn(), price).await?;
+    if let Some(p) = &row {
+        tx.config().put(v, "price", price, p.clone());
+    }
+    Ok(row)
+}
+
+/// [`default_pricing_model`], from memory when this transaction's configuration version allows.
+pub async fn default_pricing_model_cached(tx: &mut Tx) -> Result<Option<PricingModelRow>> {
+    let v = tx.config_version().await?;
+    if let Some(m) = tx.config().get::<Option<PricingModelRow>>(v, "default_pricing_model", "") {
+        return Ok(m);
+    }
+    let row = default_pricing_model(tx.conn()).await?;
+    tx.config().put(v, "default_pricing_model", "", row.clone());
+    Ok(row)
+}

@@ -218,23 +218,23 @@ pub async fn update(tx: &mut Tx, id: &str, patch: &CustomerPatch, now: i64) -> R
 }
 
 /// Takes the lease to create the processor customer, unless it exists or another request
-/// holds a live lease. Returns whether this caller holds it.
+/// holds a live lease. Returns the customer when this caller holds it (one statement: the
+/// holder needs the row for the processor call).
 pub async fn claim_processor_customer<'e, E: Executor<'e, Database = Any>>(
     db: E,
     id: &str,
     now: i64,
     until: i64,
-) -> Result<bool> {
-    let done = sql::query(
+) -> Result<Option<CustomerRow>> {
+    Ok(sql::query_as(&format!(
         "UPDATE customers SET processor_claim_until = $3 WHERE id = $1 AND processor_customer IS NULL \
-         AND (processor_claim_until IS NULL OR processor_claim_until < $2)",
-    )
+         AND (processor_claim_until IS NULL OR processor_claim_until < $2) RETURNING {COLUMNS}"
+    ))
     .bind(id)
     .bind(now)
     .bind(until)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Customers without a processor customer whose creation nobody holds a live lease for,
@@ -256,19 +256,23 @@ pub async fn lacking_processor_customer<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Stores the processor customer id (once); returns the id that is stored.
-pub async fn set_processor_customer(tx: &mut Tx, id: &str, processor_customer: &str) -> Result<Option<String>> {
-    sql::query(
-        "UPDATE customers SET processor_customer = $2, processor_claim_until = NULL \
-         WHERE id = $1 AND processor_customer IS NULL",
+pub async fn set_processor_customer<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    processor_customer: &str,
+) -> Result<Option<String>> {
+    // One statement: keeps an id stored before (and its lease column as it is), else stores
+    // this one; answers the id that is stored now.
+    Ok(sql::query_scalar::<Option<String>>(
+        "UPDATE customers SET processor_customer = COALESCE(processor_customer, $2), \
+            processor_claim_until = CASE WHEN processor_customer IS NULL THEN NULL ELSE processor_claim_until END \
+         WHERE id = $1 RETURNING processor_customer",
     )
     .bind(id)
     .bind(processor_customer)
-    .execute(tx.conn())
-    .await?;
-    Ok(sql::query_scalar("SELECT processor_customer FROM customers WHERE id = $1")
-        .bind(id)
-        .fetch_one(tx.conn())
-        .await?)
+    .fetch_optional(db)
+    .await?
+    .flatten())
 }
 
 /// Gives up a lease after a failed processor call, so the next payment retries at once; the

@@ -1,6 +1,8 @@
+use crate::config_cache::ConfigCache;
 use crate::{Result, StoreError, sql};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,10 @@ pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    /// Configuration kept in memory (see `config_cache`), shared by this store's clones.
+    config: Arc<ConfigCache>,
+    /// Transactions with events this store committed (see [`Store::events_committed`]).
+    events_committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Options for [`Store::connect`].
@@ -55,20 +61,32 @@ impl Store {
                     .acquire_timeout(opts.acquire_timeout)
                     .connect(&opts.url)
                     .await?;
-                Ok(Store { backend, writer: pool.clone(), reader: pool })
+                Ok(Store {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                    config: Arc::default(),
+                    events_committed: Arc::default(),
+                })
             }
             Backend::Sqlite => {
                 let url = sqlite_url_creating(&opts.url);
                 let full = opts.sqlite_full_sync;
                 let writer = sqlite_pool(1, opts.acquire_timeout, full).connect(&url).await?;
                 let reader = sqlite_pool(opts.max_connections.max(1), opts.acquire_timeout, full).connect(&url).await?;
-                Ok(Store { backend, writer, reader })
+                Ok(Store { backend, writer, reader, config: Arc::default(), events_committed: Arc::default() })
             }
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many transactions that recorded events this store has committed: a request after
+    /// which it did not move has no event for the webhook dispatcher to send.
+    pub fn events_committed(&self) -> u64 {
+        self.events_committed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pool for statements that only read.
@@ -84,13 +102,29 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes never fails to
     /// upgrade its lock; on PostgreSQL it is a plain READ COMMITTED transaction.
+    ///
+    /// The wait is measured (sqlx does not expose a pool's waiters): tasks inside this call
+    /// are [`waiting_to_begin`], and each call's time — a writer connection from the pool
+    /// (and, on SQLite, the write lock) plus the BEGIN round trip — is the histogram
+    /// `kassa_db_begin_wait_seconds`. A long wait means the writer pool is exhausted.
     pub async fn begin(&self) -> Result<Tx> {
+        let waiting = WaitingToBegin::enter();
         let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
         };
+        metrics::histogram!("kassa_db_begin_wait_seconds").record(waiting.started.elapsed().as_secs_f64());
+        drop(waiting);
         sql::count_transaction();
-        Ok(Tx { inner: Some(inner), backend: self.backend, outcomes: Vec::new() })
+        Ok(Tx {
+            inner: Some(inner),
+            backend: self.backend,
+            outcomes: Vec::new(),
+            events: Vec::new(),
+            config: self.config.clone(),
+            config_version: None,
+            events_committed: self.events_committed.clone(),
+        })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -227,6 +261,13 @@ pub struct Tx {
     /// The events recorded in this transaction, logged once it commits (one `info` line per
     /// business outcome, never for work that rolled back).
     outcomes: Vec<crate::events::Outcome>,
+    /// Events recorded in this transaction, inserted together (one statement) just before it
+    /// commits: nothing reads an event in the transaction that records it.
+    events: Vec<crate::events::Pending>,
+    config: Arc<ConfigCache>,
+    /// The configuration version this transaction observed (see `config_cache`).
+    config_version: Option<i64>,
+    events_committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Tx {
@@ -249,9 +290,14 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        crate::events::insert_all(self.conn(), &events).await?;
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;
+        if !events.is_empty() {
+            self.events_committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for outcome in &self.outcomes {
             outcome.log();
         }
@@ -260,6 +306,32 @@ impl Tx {
 
     pub(crate) fn record_outcome(&mut self, outcome: crate::events::Outcome) {
         self.outcomes.push(outcome);
+    }
+
+    pub(crate) fn defer_event(&mut self, event: crate::events::Pending) {
+        self.events.push(event);
+    }
+
+    pub(crate) fn config(&self) -> &ConfigCache {
+        &self.config
+    }
+
+    /// Notes the configuration version read within one of this transaction's statements; the
+    /// first observation counts (later ones may only be newer, and the transaction's copies
+    /// are at least as new as the first).
+    pub(crate) fn observe_config_version(&mut self, version: i64) {
+        self.config_version.get_or_insert(version);
+    }
+
+    /// The configuration version this transaction observed, reading it now if it has not.
+    pub(crate) async fn config_version(&mut self) -> Result<i64> {
+        if let Some(v) = self.config_version {
+            return Ok(v);
+        }
+        let v: i64 =
+            sql::query_scalar("SELECT version FROM config_version WHERE id = 1").fetch_one(self.conn()).await?;
+        self.config_version = Some(v);
+        Ok(v)
     }
 
     /// Rolls back now. Dropping a `Tx` also rolls back, but only when its connection is next
@@ -291,3 +363,29 @@ pub fn skip_locked(backend: Backend) -> &'static str {
 
 /// Unix seconds.
 pub type Timestamp = i64;
+
+/// Tasks in [`Store::begin`] now, waiting for a writer connection (see there).
+static WAITING_TO_BEGIN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How many tasks of this process wait to begin a write transaction now.
+pub fn waiting_to_begin() -> i64 {
+    WAITING_TO_BEGIN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a task in [`WAITING_TO_BEGIN`] until dropped (also when its future is dropped).
+struct WaitingToBegin {
+    started: std::time::Instant,
+}
+
+impl WaitingToBegin {
+    fn enter() -> WaitingToBegin {
+        WAITING_TO_BEGIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WaitingToBegin { started: std::time::Instant::now() }
+    }
+}
+
+impl Drop for WaitingToBegin {
+    fn drop(&mut self) {
+        WAITING_TO_BEGIN.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -15,7 +15,8 @@ pub struct EventRow {
     pub created: i64,
 }
 
-/// Appends an event; `data` is the object as the API shows it after the change.
+/// Appends an event; `data` is the object as the API shows it after the change. It is written
+/// when the transaction commits, with the transaction's other events.
 pub async fn record<T: serde::Serialize>(
     tx: &mut Tx,
     kind: &str,
@@ -25,16 +26,39 @@ pub async fn record<T: serde::Serialize>(
 ) -> Result<String> {
     let id = IdKind::Event.new_id();
     let data = serde_json::to_value(data)?;
-    sql::query("INSERT INTO events (id, type, object_id, data, created) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(kind)
-        .bind(object_id)
-        .bind(sql::to_json(&data))
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
     tx.record_outcome(Outcome::of(&id, kind, object_id, &data));
+    tx.defer_event(Pending {
+        id: id.clone(),
+        kind: kind.into(),
+        object_id: object_id.into(),
+        data: sql::to_json(&data),
+        created: now,
+    });
     Ok(id)
+}
+
+/// An event recorded in a transaction and not inserted yet (see [`insert_all`]).
+pub(crate) struct Pending {
+    id: String,
+    kind: String,
+    object_id: String,
+    data: String,
+    created: i64,
+}
+
+/// Inserts the events a transaction recorded, in one statement, just before it commits.
+pub(crate) async fn insert_all(conn: &mut sqlx::AnyConnection, events: &[Pending]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..events.len()).map(|i| format!("({})", sql::placeholders(i * 5 + 1, 5))).collect();
+    let statement = format!("INSERT INTO events (id, type, object_id, data, created) VALUES {}", values.join(", "));
+    let mut q = sql::query(&statement);
+    for e in events {
+        q = q.bind(&e.id).bind(&e.kind).bind(&e.object_id).bind(&e.data).bind(e.created);
+    }
+    q.execute(conn).await?;
+    Ok(())
 }
 
 /// What the log says about a committed event: its type, object and the few fields an

@@ -7,12 +7,15 @@
 //! text: the Any driver decodes only those primitive types on both backends.
 
 pub mod api_keys;
+pub mod backlog;
 pub mod billing;
 pub mod carts;
 pub mod catalog;
 pub mod checkout_sessions;
+pub mod config_cache;
 pub mod credits;
 pub mod customers;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod events;

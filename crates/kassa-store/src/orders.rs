@@ -62,7 +62,7 @@ impl OrderRow {
     }
 }
 
-const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
+pub(crate) const COLUMNS: &str = "id, cart, payment, customer, email, region, currency, subtotal, discount_total, \
     shipping_total, tax_total, total, shipping_option, shipping_address, billing_address, status, payment_status, \
     fulfillment_status, amount_authorized, amount_captured, amount_refunded, metadata, created, updated";
 
@@ -106,64 +106,68 @@ pub struct RefundRow {
 const REFUND_COLUMNS: &str =
     "id, order_id, payment, amount, currency, status, reason, processor_refund, failure_message, created, updated";
 
+/// Inserts the order and its lines: one statement on PostgreSQL (the order's insert in a CTE;
+/// the lines' foreign key is checked at the end of the statement), two on SQLite (no
+/// data-modifying CTEs there), the lines in one multi-row insert either way.
 pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result<()> {
-    sql::query(&format!(
+    let order = format!(
         "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
          $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-    ))
-    .bind(&o.id)
-    .bind(&o.cart)
-    .bind(&o.payment)
-    .bind(&o.customer)
-    .bind(&o.email)
-    .bind(&o.region)
-    .bind(&o.currency)
-    .bind(o.subtotal)
-    .bind(o.discount_total)
-    .bind(o.shipping_total)
-    .bind(o.tax_total)
-    .bind(o.total)
-    .bind(&o.shipping_option)
-    .bind(&o.shipping_address)
-    .bind(&o.billing_address)
-    .bind(o.status.as_str())
-    .bind(o.payment_status.as_str())
-    .bind(o.fulfillment_status.as_str())
-    .bind(o.amount_authorized)
-    .bind(o.amount_captured)
-    .bind(o.amount_refunded)
-    .bind(&o.metadata)
-    .bind(o.created)
-    .bind(o.updated)
-    .execute(tx.conn())
-    .await?;
+    );
+    let one_statement = tx.backend() == crate::Backend::Postgres && !lines.is_empty();
+    let statement =
+        if one_statement { format!("WITH new_order AS ({order}) {}", lines_sql(25, lines.len())) } else { order };
+    let q = sql::query(&statement)
+        .bind(&o.id)
+        .bind(&o.cart)
+        .bind(&o.payment)
+        .bind(&o.customer)
+        .bind(&o.email)
+        .bind(&o.region)
+        .bind(&o.currency)
+        .bind(o.subtotal)
+        .bind(o.discount_total)
+        .bind(o.shipping_total)
+        .bind(o.tax_total)
+        .bind(o.total)
+        .bind(&o.shipping_option)
+        .bind(&o.shipping_address)
+        .bind(&o.billing_address)
+        .bind(o.status.as_str())
+        .bind(o.payment_status.as_str())
+        .bind(o.fulfillment_status.as_str())
+        .bind(o.amount_authorized)
+        .bind(o.amount_captured)
+        .bind(o.amount_refunded)
+        .bind(&o.metadata)
+        .bind(o.created)
+        .bind(o.updated);
+    if one_statement {
+        bind_lines(q, lines).execute(tx.conn()).await?;
+        return Ok(());
+    }
+    q.execute(tx.conn()).await?;
     if lines.is_empty() {
         return Ok(());
     }
-    // One statement for all lines.
-    let mut sql = String::from(
-        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked, position) VALUES ",
-    );
-    for i in 0..lines.len() {
-        let b = i * 9;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9
-        ));
-    }
-    let mut q = sql::query(&sql);
-    // Lines keep the order they are given in (their ids do not sort by creation).
+    let statement = lines_sql(1, lines.len());
+    bind_lines(sql::query(&statement), lines).execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// `INSERT INTO order_lines … VALUES (…), (…)` for `n` lines, placeholders from `$first`.
+fn lines_sql(first: usize, n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("({})", sql::placeholders(first + i * 9, 9))).collect();
+    format!(
+        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked, position) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the lines in the order they are given (their ids do not sort by creation).
+fn bind_lines<'q>(mut q: Statement<'q>, lines: &'q [OrderLineRow]) -> Statement<'q> {
     for (position, l) in lines.iter().enumerate() {
         q = q
             .bind(&l.id)
@@ -176,8 +180,7 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
             .bind(l.stocked)
             .bind(position as i64);
     }
-    q.execute(tx.conn()).await?;
-    Ok(())
+    q
 }
 
 pub async fn get<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<OrderRow>> {

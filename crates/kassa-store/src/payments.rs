@@ -128,6 +128,38 @@ pub async fn insert(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
     Ok(())
 }
 
+/// Inserts the payment of a cart attempt if the cart is still `open_status` at `cart_version`,
+/// in one statement outside any transaction; returns whether it did. On PostgreSQL the cart's
+/// row is locked for the statement (`FOR UPDATE` re-checks a cart changed concurrently against
+/// its newest version); on SQLite the statement runs under the database's write lock. Either
+/// way this is what locking the cart, checking it and inserting in one transaction did.
+pub async fn insert_for_cart_at(
+    store: &crate::Store,
+    p: &PaymentRow,
+    cart_version: i64,
+    open_status: &str,
+) -> Result<bool> {
+    let values = sql::placeholders(1, 25);
+    let statement = match store.backend() {
+        crate::Backend::Postgres => format!(
+            "WITH c AS (SELECT id FROM carts WHERE id = $26 AND version = $27 AND status = $28 FOR UPDATE) \
+             INSERT INTO payments ({COLUMNS}) SELECT {values} FROM c"
+        ),
+        crate::Backend::Sqlite => format!(
+            "INSERT INTO payments ({COLUMNS}) SELECT {values} \
+             WHERE EXISTS (SELECT 1 FROM carts WHERE id = $26 AND version = $27 AND status = $28)"
+        ),
+    };
+    let done = bind_all(sql::query(&statement), p)
+        .bind(&p.cart)
+        .bind(cart_version)
+        .bind(open_status)
+        .execute(store.writer())
+        .await
+        .map_err(crate::StoreError::from_sqlx)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Inserts a payment for a PaymentIntent no payment holds yet; returns whether it did (the
 /// unique PaymentIntent id makes this exactly-once under concurrent noticing).
 pub async fn insert_for_new_intent(tx: &mut Tx, p: &PaymentRow) -> Result<bool> {

@@ -4,6 +4,8 @@ mod backup;
 mod bench;
 mod keys;
 mod listen;
+mod users;
+mod webhooks;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,11 +49,22 @@ enum Command {
         /// The file to write; it must not exist yet.
         file: std::path::PathBuf,
     },
+    /// Create and list the people who sign in to the dashboard (`/dashboard`).
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Drive the HTTP API with concurrent clients and print throughput and latency.
     Bench(bench::BenchArgs),
     /// Print Kassa's events as they happen and forward them, signed, to a local URL (like
     /// `stripe listen`): registers a temporary webhook endpoint at a running server.
     Listen(listen::ListenArgs),
+    /// Webhook endpoints of a running server: `kassa webhooks test <endpoint>` sends it a
+    /// signed test event and prints what it answered.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +106,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
     let (command, settings) = match (cli.command, settings) {
         (Command::Bench(args), _) => return bench::run(args).await,
         (Command::Listen(args), _) => return listen::run(args).await,
+        (Command::Webhooks { command }, _) => return webhooks::run(command).await,
         (command, Some(settings)) => (command, settings),
         (_, None) => unreachable!("settings are loaded for every command but bench and listen"),
     };
@@ -106,6 +120,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys::run(settings, command).await,
+        Command::Users { command } => users::run(settings, command).await,
         Command::Backup { file } => backup::run(settings, &file).await,
         Command::Reconcile { days } => {
             let state = Application::offline_state(settings).await?;
@@ -114,6 +129,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(_) | Command::Listen(_) => unreachable!("handled above"),
+        Command::Webhooks { .. } => unreachable!("handled above"),
     }
 }
 
@@ -176,6 +192,13 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<()> {
         println!("  export KASSA_SECRET_KEY={} KASSA_PUBLISHABLE_KEY={}", secret.secret, publishable.secret);
     }
     let public_url = app.state().public_url.clone();
+    if demo {
+        let state = app.state();
+        let (email, password) = kassa_server::services::dashboard::users::demo_owner(&state.store, state.clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the demo dashboard user: {e}"))?;
+        println!("dashboard: {public_url}/dashboard user {email} password {password}");
+    }
     println!(
         "Kassa listening on {public_url} (database {db}, processor {processor}{}) — ready in {} ms",
         if demo { ", demo catalog" } else { "" },

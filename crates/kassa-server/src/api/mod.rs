@@ -111,6 +111,8 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request is counted.
     crate::metrics::handle();
     let (router, openapi) = routes().split_for_parts();
+    // The merchant's dashboard: pages, not API (no OpenAPI entries), under the same layers.
+    let router = router.merge(crate::dashboard::routes());
     let openapi = document(openapi, &state.settings);
     let cors = cors::layer(&state.settings.server);
     let router = if crate::failpoint::is_enabled("api.internal_error") {

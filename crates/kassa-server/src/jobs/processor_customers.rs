@@ -15,7 +15,7 @@ const BATCH: i64 = 50;
 pub async fn round(state: &AppState) -> anyhow::Result<Round> {
     let ids =
         kassa_store::customers::lacking_processor_customer(state.store.reader(), state.clock.now(), BATCH).await?;
-    let attempts = ids.iter().map(|id| customers::ensure_processor_customer(state, id));
+    let attempts = ids.iter().map(|id| customers::create_lacking_processor_customer(state, id));
     let failed = futures::future::join_all(attempts)
         .await
         .into_iter()

@@ -446,13 +446,15 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// Middleware: a request that may have recorded events (any write that succeeded) wakes this
-/// server's dispatcher, so its events go out at once. Other servers find them on their next
+/// Middleware: a request that recorded events (a transaction with events committed while it
+/// ran, counted by the store) wakes this server's dispatcher, so its events go out at once;
+/// one that recorded none costs the dispatcher no round. Other servers find them on their next
 /// round.
 pub async fn wake_after_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let before = state.store.events_committed();
     let res = next.run(req).await;
-    if write && res.status().is_success() {
+    if write && state.store.events_committed() != before {
         state.jobs.wake(DELIVERY_JOB);
     }
     res

@@ -149,9 +149,8 @@ pub struct Known {
 impl Known {
     async fn region(&mut self, tx: &mut Tx, id: &str) -> ApiResult<&RegionRow> {
         if self.region.as_ref().is_none_or(|r| r.id != id) {
-            let r = catalog::get_region(tx.conn(), id)
-                .await?
-                .ok_or_else(|| ApiError::invalid("region", "No such region."))?;
+            let r =
+                catalog::region_cached(tx, id).await?.ok_or_else(|| ApiError::invalid("region", "No such region."))?;
             self.region = Some(r);
         }
         Ok(self.region.as_ref().expect("just set"))
@@ -164,7 +163,7 @@ impl Known {
     async fn shipping_amount(&mut self, tx: &mut Tx, id: Option<&str>) -> ApiResult<i64> {
         let Some(id) = id else { return Ok(0) };
         if self.shipping.as_ref().is_none_or(|s| s.id != id) {
-            self.shipping = catalog::get_shipping_option(tx.conn(), id).await?;
+            self.shipping = catalog::shipping_option_cached(tx, id).await?;
         }
         Ok(self.shipping.as_ref().map(|s| s.amount).unwrap_or(0))
     }
@@ -214,11 +213,14 @@ async fn recompute(tx: &mut Tx, cart: &mut CartRow, lines: &[LineRow], known: &m
 }
 
 /// Adds `quantity` of `price` to the cart (merging with an existing line of that price),
-/// reserving tracked stock. `lines` are the cart's lines, kept up to date.
+/// reserving tracked stock. `lines` are the cart's lines, kept up to date; a new line is not
+/// inserted here but listed in `new_lines`, for [`finish_as`] to write with the cart.
+#[allow(clippy::too_many_arguments)] // The change's state, threaded through each item.
 async fn add_units(
     tx: &mut Tx,
     cart: &CartRow,
     lines: &mut Vec<LineRow>,
+    new_lines: &mut Vec<String>,
     price_id: &str,
     quantity: i64,
     param: &str,
@@ -233,7 +235,7 @@ async fn add_units(
     }
     let price_param = format!("{param}.price");
     let found =
-        if IdKind::Price.matches(price_id) { catalog::price_with_product(tx.conn(), price_id).await? } else { None };
+        if IdKind::Price.matches(price_id) { catalog::price_with_product_cached(tx, price_id).await? } else { None };
     let (price, product) =
         found.ok_or_else(|| ApiError::invalid(&price_param, format!("No such price: '{price_id}'")))?;
     if !price.active {
@@ -271,20 +273,24 @@ async fn add_units(
     let mut reserved = existing.map(|i| lines[i].reserved).unwrap_or(0);
     if product.track_inventory {
         if !db::reserve(tx, &product.id, quantity, now).await? {
+            // The figures of a copy from memory are not current: read them for the message.
+            let available = catalog::get_product(tx.conn(), &product.id)
+                .await?
+                .map(|p| p.inventory_quantity - p.inventory_reserved)
+                .unwrap_or(0);
             return Err(ApiError::conflict(
                 "insufficient_inventory",
-                format!(
-                    "Only {} of '{}' are available.",
-                    product.inventory_quantity - product.inventory_reserved,
-                    product.name
-                ),
+                format!("Only {available} of '{}' are available.", product.name),
             ));
         }
         reserved += quantity;
     }
     match existing.map(|i| &mut lines[i]) {
         Some(l) => {
-            db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
+            // A line this change adds is written with the cart at the end.
+            if !new_lines.contains(&l.id) {
+                db::update_line(tx, &l.id, new_quantity, reserved, now).await?;
+            }
             l.quantity = new_quantity;
             l.reserved = reserved;
             l.updated = now;
@@ -304,7 +310,7 @@ async fn add_units(
                 // After every line the cart holds (`lines` are all of them, read this request).
                 position: lines.iter().map(|l| l.position + 1).max().unwrap_or(0),
             };
-            db::insert_line(tx, &line).await?;
+            new_lines.push(line.id.clone());
             lines.push(line);
         }
     }
@@ -361,17 +367,20 @@ async fn set_quantity(
     Ok(())
 }
 
-/// Locks an open cart the actor may change.
-async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<CartRow> {
+/// Locks an open cart the actor may change; returns it with its lines.
+async fn lock_open(tx: &mut Tx, id: &str, actor: &Actor) -> ApiResult<(CartRow, Vec<LineRow>)> {
     validate::id(IdKind::Cart, "cart", id)?;
-    let cart = db::lock(tx, id).await?.filter(|c| may_access(c, actor.caller())).ok_or_else(|| not_found(id))?;
+    let (cart, lines) = db::lock_with_lines(tx, id)
+        .await?
+        .filter(|(c, _)| may_access(c, actor.caller()))
+        .ok_or_else(|| not_found(id))?;
     if cart.status != CartStatus::Open {
         return Err(ApiError::conflict(
             "cart_not_open",
             format!("This cart is {}; it can no longer change.", cart.status),
         ));
     }
-    Ok(cart)
+    Ok((cart, lines))
 }
 
 /// Whether the cart's row is in the database yet.
@@ -382,15 +391,24 @@ enum Saved {
     Stored,
 }
 
-/// Recomputes, bumps the version, saves, and returns the cart as the API shows it.
-async fn finish(tx: &mut Tx, cart: CartRow, lines: Vec<LineRow>, known: &mut Known, actor: &Actor) -> ApiResult<Cart> {
-    finish_as(tx, cart, lines, known, actor, Saved::Stored).await
+/// Recomputes, bumps the version, saves (with the lines listed in `new_lines`, inserted in
+/// the same statement where the database allows), and returns the cart as the API shows it.
+async fn finish(
+    tx: &mut Tx,
+    cart: CartRow,
+    lines: Vec<LineRow>,
+    new_lines: &[String],
+    known: &mut Known,
+    actor: &Actor,
+) -> ApiResult<Cart> {
+    finish_as(tx, cart, lines, new_lines, known, actor, Saved::Stored).await
 }
 
 async fn finish_as(
     tx: &mut Tx,
     mut cart: CartRow,
     lines: Vec<LineRow>,
+    new_lines: &[String],
     known: &mut Known,
     actor: &Actor,
     saved: Saved,
@@ -409,9 +427,10 @@ async fn finish_as(
     cart.version += 1;
     cart.last_activity = actor.now;
     cart.updated = actor.now;
+    let added: Vec<LineRow> = lines.iter().filter(|l| new_lines.contains(&l.id)).cloned().collect();
     match saved {
-        Saved::New => db::insert(tx, &cart).await?,
-        Saved::Stored => db::save(tx, &cart).await?,
+        Saved::New => db::insert_with_lines(tx, &cart, &added).await?,
+        Saved::Stored => db::save_with_lines(tx, &cart, &added).await?,
     }
     Ok(Cart::from_rows(cart, lines, None, actor.ttl_secs))
 }
@@ -444,11 +463,8 @@ async fn set_shipping_option(
     cart.shipping_option = match option {
         None => None,
         Some(id) => {
-            let o = if IdKind::ShippingOption.matches(id) {
-                catalog::get_shipping_option(tx.conn(), id).await?
-            } else {
-                None
-            };
+            let o =
+                if IdKind::ShippingOption.matches(id) { catalog::shipping_option_cached(tx, id).await? } else { None };
             let o = o.filter(|o| o.active && o.region == cart.region).ok_or_else(|| {
                 ApiError::invalid("shipping_option", "No active shipping option with this id in the cart's region.")
             })?;
@@ -470,7 +486,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         return Err(ApiError::invalid("items", format!("A cart holds at most {MAX_LINES} lines.")));
     }
     let region =
-        if IdKind::Region.matches(&input.region) { catalog::get_region(tx.conn(), &input.region).await? } else { None };
+        if IdKind::Region.matches(&input.region) { catalog::region_cached(tx, &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;
     let countries: Vec<String> = serde_json::from_str(&region.countries).unwrap_or_default();
     let mut known = Known { region: Some(region.clone()), shipping: None };
@@ -504,23 +520,16 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
         set_email(tx, &mut cart, e, actor, new).await?;
     }
     set_shipping_option(tx, &mut cart, input.shipping_option.as_deref(), &mut known).await?;
-    // Lines refer to their cart: a cart with items is inserted first and saved with its totals
-    // at the end; an empty one is inserted once, complete, by `finish`.
-    let saved = if input.items.is_empty() {
-        Saved::New
-    } else {
-        db::insert(tx, &cart).await?;
-        Saved::Stored
-    };
+    // The cart is inserted once, complete, with its lines, by `finish_as`.
     // Reservations below go in item order; the product rows are locked first, in id order.
     let prices: Vec<&str> = input.items.iter().map(|i| i.price.as_str()).filter(|p| IdKind::Price.matches(p)).collect();
     db::lock_products_of(tx, &prices).await?;
-    let mut lines = Vec::new();
+    let (mut lines, mut new_lines) = (Vec::new(), Vec::new());
     for (i, item) in input.items.iter().enumerate() {
-        add_units(tx, &cart, &mut lines, &item.price, item.quantity.unwrap_or(1), &format!("items[{i}]"), actor)
-            .await?;
+        let (price, quantity, param) = (&item.price, item.quantity.unwrap_or(1), format!("items[{i}]"));
+        add_units(tx, &cart, &mut lines, &mut new_lines, price, quantity, &param, actor).await?;
     }
-    let mut cart = finish_as(tx, cart, lines, &mut known, actor, saved).await?;
+    let mut cart = finish_as(tx, cart, lines, &new_lines, &mut known, actor, Saved::New).await?;
     events::record(tx, "cart.created", &cart.id, &cart, actor.now).await?;
     // Shown once, in this answer only (never in events: only the guest gets it).
     cart.client_secret = Some(secret);
@@ -534,12 +543,11 @@ pub async fn update(
     input: UpdateCart,
     new: &mut NewCustomers,
 ) -> ApiResult<Cart> {
-    let mut cart = lock_open(tx, id, actor).await?;
-    let lines = db::lines(tx.conn(), &cart.id).await?;
+    let (mut cart, lines) = lock_open(tx, id, actor).await?;
     let mut known = Known::default();
     if let Some(region_id) = &input.region {
         let region =
-            if IdKind::Region.matches(region_id) { catalog::get_region(tx.conn(), region_id).await? } else { None };
+            if IdKind::Region.matches(region_id) { catalog::region_cached(tx, region_id).await? } else { None };
         let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{region_id}'")))?;
         if region.currency != cart.currency && !lines.is_empty() {
             return Err(ApiError::invalid(
@@ -573,13 +581,14 @@ pub async fn update(
         validate::metadata(m)?;
         cart.metadata = metadata_json(m);
     }
-    finish(tx, cart, lines, &mut known, actor).await
+    finish(tx, cart, lines, &[], &mut known, actor).await
 }
 
 pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) -> ApiResult<Cart> {
-    let cart = lock_open(tx, id, actor).await?;
-    let mut lines = db::lines(tx.conn(), &cart.id).await?;
-    add_units(tx, &cart, &mut lines, &input.price, input.quantity.unwrap_or(1), "item", actor).await.map_err(|e| {
+    let (cart, mut lines) = lock_open(tx, id, actor).await?;
+    let mut new_lines = Vec::new();
+    let quantity = input.quantity.unwrap_or(1);
+    add_units(tx, &cart, &mut lines, &mut new_lines, &input.price, quantity, "item", actor).await.map_err(|e| {
         match e {
             // Single-item endpoint: the params are top-level.
             ApiError::InvalidRequest { code, message, param } => ApiError::InvalidRequest {
@@ -590,14 +599,13 @@ pub async fn add_line(tx: &mut Tx, actor: &Actor, id: &str, input: ItemInput) ->
             other => other,
         }
     })?;
-    finish(tx, cart, lines, &mut Known::default(), actor).await
+    finish(tx, cart, lines, &new_lines, &mut Known::default(), actor).await
 }
 
 pub async fn update_line(tx: &mut Tx, actor: &Actor, id: &str, line: &str, quantity: i64) -> ApiResult<Cart> {
-    let cart = lock_open(tx, id, actor).await?;
-    let mut lines = db::lines(tx.conn(), &cart.id).await?;
+    let (cart, mut lines) = lock_open(tx, id, actor).await?;
     set_quantity(tx, &mut lines, line, quantity, actor).await?;
-    finish(tx, cart, lines, &mut Known::default(), actor).await
+    finish(tx, cart, lines, &[], &mut Known::default(), actor).await
 }
 
 pub async fn get(store: &Store, caller: Caller<'_>, id: &str, ttl_secs: i64) -> ApiResult<Cart> {

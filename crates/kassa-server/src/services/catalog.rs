@@ -23,7 +23,7 @@ const MAX_COUNTRIES: usize = 250;
 
 // ---------------------------------------------------------------- products
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     #[schema(min_length = 1, max_length = 250)]
@@ -37,7 +37,7 @@ pub struct CreateProduct {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryInput {
     /// Whether stock is tracked (default true when `inventory` is given).
@@ -47,7 +47,7 @@ pub struct InventoryInput {
     pub quantity: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     #[schema(min_length = 1, max_length = 250)]
@@ -167,7 +167,7 @@ pub async fn list_products(store: &Store, page: &Page, storefront: bool) -> ApiR
 
 // ---------------------------------------------------------------- prices
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrice {
     pub product: String,
@@ -187,7 +187,7 @@ pub struct CreatePrice {
     pub credits_per_period: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePrice {
     pub active: Option<bool>,
@@ -265,7 +265,7 @@ pub async fn list_prices(
 
 // ---------------------------------------------------------------- pricing models
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePricingModel {
     #[schema(min_length = 1, max_length = 250)]
@@ -274,7 +274,7 @@ pub struct CreatePricingModel {
     pub default: Option<bool>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePricingModel {
     #[schema(min_length = 1, max_length = 250)]
@@ -364,7 +364,7 @@ pub async fn list_pricing_models(store: &Store, page: &Page) -> ApiResult<Listed
 
 // ---------------------------------------------------------------- regions
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
     #[schema(min_length = 1, max_length = 250)]
@@ -384,7 +384,7 @@ pub struct CreateRegion {
     pub tax_inclusive: bool,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegion {
     #[schema(min_length = 1, max_length = 250)]
@@ -487,7 +487,7 @@ pub async fn list_regions(store: &Store, page: &Page) -> ApiResult<Listed<Region
 
 // ---------------------------------------------------------------- shipping options
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShippingOption {
     #[schema(min_length = 1, max_length = 250)]
@@ -499,7 +499,7 @@ pub struct CreateShippingOption {
     pub active: Option<bool>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateShippingOption {
     #[schema(min_length = 1, max_length = 250)]

@@ -99,16 +99,18 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
     };
 
     validate::id(IdKind::Cart, "cart", cart_id)?;
-    let cart = carts::get(state.store.reader(), cart_id)
+    // One statement reads all that decides whether and how to pay (see `carts::pay_view`).
+    let view = carts::pay_view(state.store.reader(), cart_id)
         .await?
-        .filter(|c| may_access(c, shopper))
+        .filter(|v| may_access(&v.cart, shopper))
         .ok_or_else(|| ApiError::not_found("cart", cart_id))?;
+    let cart = view.cart;
     match cart.status {
         CartStatus::Open => {}
         CartStatus::Completed => return Err(paid_already(state, cart_id).await?),
         other => return Err(ApiError::conflict("cart_not_open", format!("This cart is {other}."))),
     }
-    if carts::lines(state.store.reader(), cart_id).await?.is_empty() {
+    if !view.has_lines {
         return Err(ApiError::conflict("cart_empty", "The cart has no items."));
     }
     if cart.total <= 0 {
@@ -118,10 +120,16 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         ApiError::invalid("email", "Set the cart's email (guests) or sign the customer in before paying.")
     })?;
     // Never a "Guest" payment at the processor: the processor customer exists first.
-    let processor_customer = customers::ensure_processor_customer(state, &customer).await?;
+    let processor_customer = match view.processor_customer {
+        Some(pc) => pc,
+        None => customers::create_lacking_processor_customer(state, &customer).await?,
+    };
 
     // An earlier attempt may still be open (a crash, a 3-D Secure challenge, a double click).
-    let prev = db::latest_for_cart(state.store.reader(), cart_id).await?;
+    let prev = match &view.latest_payment {
+        Some(id) => db::get(state.store.reader(), id).await?,
+        None => None,
+    };
     if let Some(prev) = &prev
         && let Some(done) = settle_previous(state, prev, cart.version, &attempt, &processor_customer).await?
     {
@@ -139,23 +147,25 @@ pub async fn pay(state: &AppState, shopper: Caller<'_>, cart_id: &str, input: Pa
         lease_until: Some(payments::lease_until(state, now, 1)),
         ..PaymentRow::pending(Purpose::Order, &customer, cart.total, &cart.currency, state.processor.name(), now)
     };
-    let mut tx = state.store.begin().await?;
-    let locked = carts::lock(&mut tx, cart_id).await?.ok_or_else(|| ApiError::not_found("cart", cart_id))?;
-    if locked.status == CartStatus::Completed {
-        // A concurrent payment completed it meanwhile.
-        tx.rollback().await?;
-        return Err(paid_already(state, cart_id).await?);
-    }
-    if locked.status != CartStatus::Open || locked.version != cart.version {
-        return Err(ApiError::conflict("cart_changed", "The cart changed while paying; review it and pay again."));
-    }
-    match db::insert(&mut tx, &payment).await {
-        Ok(()) => {}
+    // The attempt is recorded only while the cart is still open at the version it pays for,
+    // checked and written in one statement under the cart's lock.
+    match db::insert_for_cart_at(&state.store, &payment, cart.version, CartStatus::Open.as_str()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let now = carts::get(state.store.reader(), cart_id).await?;
+            return Err(match now.map(|c| c.status) {
+                None => ApiError::not_found("cart", cart_id),
+                // A concurrent payment completed it meanwhile.
+                Some(CartStatus::Completed) => paid_already(state, cart_id).await?,
+                Some(_) => {
+                    ApiError::conflict("cart_changed", "The cart changed while paying; review it and pay again.")
+                }
+            });
+        }
         // Another attempt for this cart version won the race for this attempt number.
         Err(e) if e.is_constraint() => return Err(in_progress()),
         Err(e) => return Err(e.into()),
     }
-    tx.commit().await?;
     issue(state, &payment, &attempt, &processor_customer).await
 }
 
@@ -285,7 +295,7 @@ async fn issue(
     match state.processor.create_payment_intent(&req, &key).await {
         Ok(pi) => {
             crate::failpoint::hit("pay.after_processor_confirm").await;
-            match payments::apply_returning_order(state, &payment.id, &pi).await? {
+            match payments::apply_returning_order(state, payment, &pi).await? {
                 // The common case answers from what the transaction wrote.
                 (p, Some(order)) => Ok(PayResult {
                     object: "cart_payment",

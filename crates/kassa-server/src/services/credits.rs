@@ -40,7 +40,7 @@ pub struct TopUpInput {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebitInput {
     /// Credits to spend: 1 to 999,999,999,999.
@@ -49,7 +49,7 @@ pub struct DebitInput {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustInput {
     /// Credits to add (positive) or remove (negative), at most 999,999,999,999 either way and

@@ -35,7 +35,7 @@ const PROCESSOR_RETRY_SECS: i64 = 60;
 pub async fn create(tx: &mut Tx, now: i64, draft: CustomerDraft) -> ApiResult<(CustomerRow, bool)> {
     let model = match &draft.pricing_model {
         Some(id) => catalog::get_pricing_model(tx.conn(), id).await?,
-        None => catalog::default_pricing_model(tx.conn()).await?,
+        None => catalog::default_pricing_model_cached(tx).await?,
     };
     let id = IdKind::Customer.new_id();
     let Some(customer) = db::insert(tx, &id, &draft, model.as_ref().map(|m| m.id.as_str()), now).await? else {
@@ -106,6 +106,12 @@ pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> A
     if let Some(pc) = db::get(state.store.reader(), customer_id).await?.and_then(|c| c.processor_customer) {
         return Ok(pc);
     }
+    create_lacking_processor_customer(state, customer_id).await
+}
+
+/// [`ensure_processor_customer`] for a caller that just read that the customer lacks one (the
+/// payment's first read, the job's scan): goes straight to the lease.
+pub async fn create_lacking_processor_customer(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let result = state
         .processor_customers
         .run(customer_id, || {
@@ -121,15 +127,18 @@ pub async fn ensure_processor_customer(state: &AppState, customer_id: &str) -> A
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(PROCESSOR_CLAIM_SECS as u64 + 5);
     loop {
+        let now = state.clock.now();
+        // The lease first: in the common case (nobody else creating it) that is the one read.
+        if let Some(customer) =
+            db::claim_processor_customer(state.store.writer(), customer_id, now, now + PROCESSOR_CLAIM_SECS).await?
+        {
+            return create_processor_customer(state, &customer).await;
+        }
         let customer = db::get(state.store.reader(), customer_id)
             .await?
             .ok_or_else(|| ApiError::not_found("customer", customer_id))?;
         if let Some(pc) = customer.processor_customer {
             return Ok(pc);
-        }
-        let now = state.clock.now();
-        if db::claim_processor_customer(state.store.writer(), customer_id, now, now + PROCESSOR_CLAIM_SECS).await? {
-            return create_processor_customer(state, &customer).await;
         }
         if tokio::time::Instant::now() > deadline {
             return Err(ApiError::ProcessorUnavailable("the processor customer is still being created".into()));
@@ -146,9 +155,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
     let key = crate::services::processor_keys::customer(&customer.id);
     match state.processor.create_customer(&req, &key).await {
         Ok(pc) => {
-            let mut tx = state.store.begin().await?;
-            let stored = db::set_processor_customer(&mut tx, &customer.id, &pc.id).await?;
-            tx.commit().await?;
+            let stored = db::set_processor_customer(state.store.writer(), &customer.id, &pc.id).await?;
             stored.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("processor customer not stored")))
         }
         Err(e) => {
@@ -161,7 +168,7 @@ async fn create_processor_customer(state: &AppState, customer: &CustomerRow) -> 
 
 // ---------------------------------------------------------------- admin
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomerInput {
     #[schema(format = Email)]
@@ -178,7 +185,7 @@ pub struct CreateCustomerInput {
     pub test_clock: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomerInput {
     #[schema(format = Email)]

@@ -8,6 +8,7 @@
 
 use crate::error::ApiResult;
 use crate::state::AppState;
+use kassa_domain::lifecycle::payment::PaymentStatus;
 use kassa_processors::Event;
 use kassa_store::{Store, Tx, processor_events};
 
@@ -25,6 +26,22 @@ pub async fn first_delivery(at: Record<'_>, event: &Event, now: i64) -> ApiResul
         Record::WithEffects(tx) => processor_events::record(tx.conn(), &event.id, &event.kind, now).await?,
         Record::Alone(store) => processor_events::record(store.writer(), &event.id, &event.kind, now).await?,
     })
+}
+
+/// Records `event` when it needs nothing done: a repeat, or an event about the PaymentIntent
+/// `intent` whose payment is in `settled` already. One statement, the whole work of the
+/// common webhook (the pay call settled the payment before the processor's event arrived).
+/// `Some(first delivery)` when recorded; `None` when the caller is to apply the event.
+pub async fn record_if_nothing_to_do(
+    state: &AppState,
+    event: &Event,
+    intent: &str,
+    settled: Option<PaymentStatus>,
+) -> ApiResult<Option<bool>> {
+    let status = settled.map(|s| s.as_str());
+    let now = state.clock.now();
+    Ok(processor_events::record_if_nothing_to_do(state.store.writer(), &event.id, &event.kind, now, intent, status)
+        .await?)
 }
 
 /// Whether `event` was handled before (a read first, so a repeat costs no processor call);

@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod checkout_sessions;
 pub mod credits;
 pub mod customers;
+pub mod dashboard;
 pub mod event_dedupe;
 pub mod events;
 pub mod idempotency;

@@ -104,30 +104,43 @@ pub async fn apply_intent(
 
 /// [`apply_intent`] inside the caller's transaction (which commits it with its own work).
 pub async fn apply_in(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> ApiResult<PaymentRow> {
-    Ok(apply(tx, payment_id, pi, now).await?.0)
+    Ok(apply(tx, payment_id, None, pi, now).await?.0)
 }
 
 /// [`apply_intent`] for the pay call, which answers with the order it created (without
-/// reading it back).
+/// reading it back). `payment` is the row the call was made for (its cart never changes, so
+/// it is not read again before the locks).
 pub async fn apply_returning_order(
     state: &AppState,
-    payment_id: &str,
+    payment: &PaymentRow,
     pi: &PaymentIntent,
 ) -> ApiResult<(PaymentRow, Option<Order>)> {
     let mut tx = state.store.begin().await?;
-    let applied = apply(&mut tx, payment_id, pi, state.clock.now()).await?;
+    let applied = apply(&mut tx, &payment.id, Some(payment.cart.as_deref()), pi, state.clock.now()).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> ApiResult<(PaymentRow, Option<Order>)> {
+/// `known_cart`: the payment's cart when the caller knows it (a payment's cart never changes).
+async fn apply(
+    tx: &mut Tx,
+    payment_id: &str,
+    known_cart: Option<Option<&str>>,
+    pi: &PaymentIntent,
+    now: i64,
+) -> ApiResult<(PaymentRow, Option<Order>)> {
     let tx = &mut *tx;
     // Lock order everywhere: cart, then payment, then order.
-    let unlocked =
-        payments::get(tx.conn(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
-    let mut cart = match &unlocked.cart {
-        Some(id) => carts::lock(tx, id).await?,
-        None => None,
+    let cart_id = match known_cart {
+        Some(cart) => cart.map(str::to_owned),
+        None => {
+            payments::get(tx.conn(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?.cart
+        }
+    };
+    // The cart's lines come with its lock: an order copies them.
+    let (mut cart, lines) = match &cart_id {
+        Some(id) => carts::lock_with_lines(tx, id).await?.unzip(),
+        None => (None, None),
     };
     let mut p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
     if let Some(kept) = &p.processor_payment_intent
@@ -167,7 +180,8 @@ async fn apply(tx: &mut Tx, payment_id: &str, pi: &PaymentIntent, now: i64) -> A
             PaymentEffect::CreateOrder => {
                 let cart =
                     cart.as_mut().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payment {} has no cart", p.id)))?;
-                created = Some(settlement::create_order(tx, cart, &p, pi.amount_received, now).await?);
+                let lines = lines.as_deref().unwrap_or_default();
+                created = Some(settlement::create_order(tx, cart, lines, &p, pi.amount_received, now).await?);
             }
             PaymentEffect::AddCredits => settlement::add_top_up_credits(tx, &p, now).await?,
             PaymentEffect::MarkOrderCaptured { amount_captured } => {

@@ -50,29 +50,47 @@ async fn handle(
         EventError::Malformed(m) => ApiError::InvalidRequest { code: "event_invalid", message: m, param: None },
     })?;
     *verified_kind = Some(event.kind.clone());
-    if event_dedupe::handled_before(state, &event).await? {
-        tracing::info!(event = %event.id, kind = %event.kind, "webhook received again; handled before");
-        return Ok(true);
-    }
-    tracing::info!(event = %event.id, kind = %event.kind, "webhook received");
     let kind = event.kind.as_str();
-    let handled = if kind.starts_with("payment_intent.") {
+    if kind.starts_with("payment_intent.") {
         on_payment_intent(state, &event, event.object_id()).await
     } else if kind.starts_with("charge.") {
         let pi = event.object.get("payment_intent").and_then(|v| v.as_str()).map(str::to_string);
         on_payment_intent(state, &event, pi.as_deref()).await
     } else if kind.starts_with("checkout.session.") {
-        checkout_sessions::on_event(state, &event).await
+        if event_dedupe::handled_before(state, &event).await? {
+            log_received(&event, true);
+            return Ok(true);
+        }
+        log_received(&event, false);
+        checkout_sessions::on_event(state, &event).await.map(|()| false)
     } else {
-        Ok(())
-    };
-    handled.map(|()| false)
+        // A type Kassa does not act on (`customer.created`, …): acknowledged, and nothing to
+        // remember, since a repeat does nothing either.
+        log_received(&event, false);
+        Ok(false)
+    }
 }
 
-/// Finds the payment (by PaymentIntent id, or by the `kassa_payment_id` metadata when Kassa
-/// died before storing the id) and applies the PaymentIntent's current state.
-async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>) -> ApiResult<()> {
+/// Applies an event about a PaymentIntent; answers whether it was a repeat.
+///
+/// The common case costs one statement: the pay call settled the payment before the
+/// processor's event arrived (or the event is a repeat), so the event is only recorded
+/// ([`event_dedupe::record_if_nothing_to_do`]). Otherwise the payment is found (by
+/// PaymentIntent id, or by the `kassa_payment_id` metadata when Kassa died before storing the
+/// id) and the PaymentIntent's current state, read from the processor, applied to it.
+async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>) -> ApiResult<bool> {
     let Some(intent) = intent else { return remember(state, event).await };
+    // The success the event reports is recorded already when the payment is in this status.
+    let settled = match event.kind.as_str() {
+        "payment_intent.succeeded" => Some(PaymentStatus::Succeeded),
+        "payment_intent.amount_capturable_updated" => Some(PaymentStatus::Authorized),
+        _ => None,
+    };
+    if let Some(first) = event_dedupe::record_if_nothing_to_do(state, event, intent, settled).await? {
+        log_received(event, !first);
+        return Ok(!first);
+    }
+    log_received(event, false);
     let mut payment = payment_db::by_intent(state.store.reader(), intent).await?;
     if payment.is_none()
         && let Some(id) = event.metadata("kassa_payment_id")
@@ -83,23 +101,23 @@ async fn on_payment_intent(state: &AppState, event: &Event, intent: Option<&str>
         // Hosted checkout payments are recorded from their checkout.session events.
         return remember(state, event).await;
     };
-    // The success the event reports is recorded already (the pay call or an earlier event got
-    // there first): nothing to ask the processor, nothing to change.
-    let recorded = matches!(
-        (event.kind.as_str(), payment.status),
-        ("payment_intent.succeeded", PaymentStatus::Succeeded)
-            | ("payment_intent.amount_capturable_updated", PaymentStatus::Authorized)
-    );
-    if recorded && payment.processor_payment_intent.as_deref() == Some(intent) {
-        return remember(state, event).await;
-    }
     let current = state.processor.retrieve_payment_intent(intent).await?;
-    payments::apply_intent(state, &payment.id, &current, Some(event)).await?;
-    Ok(())
+    let applied = payments::apply_intent(state, &payment.id, &current, Some(event)).await?;
+    // `None`: a concurrent delivery of the same event recorded it first.
+    Ok(applied.is_none())
 }
 
-/// Records an event that has no effects (one statement, no transaction around it).
-async fn remember(state: &AppState, event: &Event) -> ApiResult<()> {
-    event_dedupe::first_delivery(Record::Alone(&state.store), event, state.clock.now()).await?;
-    Ok(())
+fn log_received(event: &Event, repeat: bool) {
+    if repeat {
+        tracing::info!(event = %event.id, kind = %event.kind, "webhook received again; handled before");
+    } else {
+        tracing::info!(event = %event.id, kind = %event.kind, "webhook received");
+    }
+}
+
+/// Records an event that has no effects (one statement, no transaction around it); answers
+/// whether it was a repeat.
+async fn remember(state: &AppState, event: &Event) -> ApiResult<bool> {
+    let first = event_dedupe::first_delivery(Record::Alone(&state.store), event, state.clock.now()).await?;
+    Ok(!first)
 }

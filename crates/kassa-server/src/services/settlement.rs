@@ -28,18 +28,18 @@ const TOP_UP: &str = "top_up";
 /// The ledger kind of the entry that takes back a refunded top-up's credits.
 const REFUND_REVERSAL: &str = "refund_reversal";
 
-/// The money for `cart` is secured by `p` (and the cart can take it): create the order,
+/// The money for `cart` (holding `lines`) is secured by `p` (and the cart can take it): create the order,
 /// complete the cart and take its reserved stock, record `order.created`. Returns the order as
 /// the API shows it (the pay call answers with it without reading it back).
 pub async fn create_order(
     tx: &mut Tx,
     cart: &mut CartRow,
+    lines: &[carts::LineRow],
     p: &PaymentRow,
     amount_captured: i64,
     now: i64,
 ) -> ApiResult<Order> {
     let completed = cart::transition(cart.status, CartInput::Complete)?;
-    let lines = carts::lines(tx.conn(), &cart.id).await?;
     let state = OrderState::new(p.amount, amount_captured, p.status == PaymentStatus::Authorized);
     let order = OrderRow {
         id: IdKind::Order.new_id(),

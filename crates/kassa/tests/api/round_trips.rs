@@ -1,0 +1,176 @@
+//! Database round trips and write transactions of the standard 7-request checkout (the one
+//! `kassa bench --scenario checkout` runs), measured on a server of its own — the real binary,
+//! so that the process-wide counters of `/metrics` count that server alone while other tests
+//! run — and bounded, so that the figure cannot creep back (docs/benchmarks.md, issue 13).
+//!
+//! Counted: the 7 requests and the work they start (the guest's processor customer, the test
+//! processor's own statements). Jobs and the test processor's webhook deliveries poll once an
+//! hour here, so they add nothing but what a request wakes.
+
+use crate::carts::address;
+use crate::checkout::{VISA, card_token, shop};
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most: 72 to 77
+/// measured on both databases on a quiet machine, 78 under load — the API-key lookup (once a
+/// second) and the guest's processor customer (created by a woken job, or by pay if it gets
+/// there first) overlap a checkout differently from run to run.
+const MAX_ROUND_TRIPS: u64 = 80;
+/// Write transactions per checkout, at most.
+const MAX_TRANSACTIONS: u64 = 11;
+
+struct Server {
+    child: Child,
+    address: String,
+    /// The first API keys, printed by the server that created the database.
+    keys: Option<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(db_url: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("KASSA_SERVER__PORT", "0")
+        .env("KASSA_JOBS__INTERVAL_MS", "3600000")
+        .env("KASSA_PROCESSOR__TEST__DELIVERY_INTERVAL_MS", "3600000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the kassa binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut keys = None;
+    let address = loop {
+        let line = lines.next().expect("kassa prints its address").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
+            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
+            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
+        }
+        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    Server { child, address, keys }
+}
+
+/// `(round trips, write transactions)` the server has made so far.
+async fn counters(app: &Api) -> (u64, u64) {
+    let text = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let value = |line: &str| line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() as u64;
+    let round_trips = text.lines().filter(|l| l.starts_with("kassa_db_round_trips_total{")).map(value).sum();
+    let transactions = text.lines().find(|l| l.starts_with("kassa_db_transactions_total ")).map(value).unwrap();
+    (round_trips, transactions)
+}
+
+/// The 7 requests of `kassa bench --scenario checkout`.
+async fn checkout(app: &Api, region: &str, shipping: &str, prices: (&str, &str), n: usize) -> Value {
+    let cart = app.post("/store/carts", As::Store, json!({"region": region})).await.ok();
+    let id = cart["id"].as_str().unwrap().to_string();
+    let secret = secret_of(&cart);
+    let path = format!("/store/carts/{id}");
+    app.post(&format!("{path}/line-items"), As::Guest(&secret), json!({"price": prices.0})).await.ok();
+    app.post(&format!("{path}/line-items"), As::Guest(&secret), json!({"price": prices.1, "quantity": 2})).await.ok();
+    let guest = json!({"email": format!("round-trips-{n}@example.com"), "shipping_address": address()});
+    app.post(&path, As::Guest(&secret), guest).await.ok();
+    app.post(&path, As::Guest(&secret), json!({"shipping_option": shipping})).await.ok();
+    let token = card_token(app, VISA).await;
+    let paid = app.post(&format!("{path}/pay"), As::Guest(&secret), json!({"confirmation_token": token})).await.ok();
+    assert!(paid["order"]["id"].is_string(), "{paid}");
+    paid
+}
+
+#[tokio::test]
+async fn a_seven_request_checkout_stays_within_its_round_trips() {
+    let (_db, url) = TestDb::fresh().await;
+    let server = start(&url);
+    let (sk, pk) = server.keys.clone().expect("a fresh database prints its keys");
+    let app = remote(&server.address, &sk, &pk);
+    let shop = shop(&app, 1_000).await;
+    let prices = (shop.tracked.1.as_str(), shop.untracked.1.as_str());
+    // The first checkout fills what a running server keeps in memory (keys, configuration).
+    checkout(&app, &shop.region, &shop.shipping, prices, 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut worst = (0, 0);
+    for n in 1..=3 {
+        let before = counters(&app).await;
+        checkout(&app, &shop.region, &shop.shipping, prices, n).await;
+        // What the checkout woke (the guest's processor customer) finishes.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = counters(&app).await;
+        let used = (after.0 - before.0, after.1 - before.1);
+        eprintln!("checkout {n}: {} round trips, {} write transactions", used.0, used.1);
+        worst = (worst.0.max(used.0), worst.1.max(used.1));
+    }
+    assert!(worst.0 <= MAX_ROUND_TRIPS, "a checkout took {} round trips (at most {MAX_ROUND_TRIPS})", worst.0);
+    assert!(worst.1 <= MAX_TRANSACTIONS, "a checkout took {} write transactions (at most {MAX_TRANSACTIONS})", worst.1);
+}
+
+/// Configuration served from memory is never applied stale: server B keeps the region, the
+/// shipping option and the prices of its carts in memory; a tax rate, a shipping amount and
+/// a price changed through server A (same database) are what B's next cart change computes
+/// and what B's pay then charges.
+#[tokio::test]
+async fn configuration_changed_on_another_server_is_charged_at_once() {
+    let (_db, url) = TestDb::fresh().await;
+    let a = start(&url);
+    let b = start(&url);
+    let (sk, pk) = a.keys.clone().expect("a fresh database prints its keys");
+    let api_a = remote(&a.address, &sk, &pk);
+    let api_b = remote(&b.address, &sk, &pk);
+    let shop = shop(&api_a, 100).await;
+    let (_, mug) = api_a.product_with_price("Mug", 1_000, None).await;
+    // B reads (and keeps) the configuration: 1 sticker (400) + 500 shipping, 8.875 % tax.
+    let cart = api_b
+        .post(
+            "/store/carts",
+            As::Store,
+            json!({"region": shop.region, "email": "stale@example.com", "shipping_address": address(),
+                   "shipping_option": shop.shipping, "items": [{"price": shop.untracked.1}]}),
+        )
+        .await
+        .ok();
+    let id = cart["id"].as_str().unwrap().to_string();
+    let secret = secret_of(&cart);
+    let before = cart["total"].as_i64().unwrap();
+    // A: 20 % tax, shipping 700, the mug's price retired.
+    api_a
+        .post(
+            &format!("/admin/regions/{}", shop.region),
+            As::Admin,
+            json!({"tax_rates": [{"name": "VAT", "percentage": "20"}]}),
+        )
+        .await
+        .ok();
+    api_a.post(&format!("/admin/shipping-options/{}", shop.shipping), As::Admin, json!({"amount": 700})).await.ok();
+    api_a.post(&format!("/admin/prices/{mug}"), As::Admin, json!({"active": false})).await.ok();
+    // B: the retired price is refused; the next change prices with the new figures.
+    let refused = api_b.post(&format!("/store/carts/{id}/line-items"), As::Guest(&secret), json!({"price": mug})).await;
+    assert_eq!(refused.status.as_u16(), 400, "a retired price is refused at once");
+    let changed = api_b
+        .post(&format!("/store/carts/{id}"), As::Guest(&secret), json!({"shipping_option": shop.shipping}))
+        .await
+        .ok();
+    assert_eq!(changed["shipping_total"], 700);
+    let expected = changed["subtotal"].as_i64().unwrap() + 700 + changed["tax_total"].as_i64().unwrap();
+    assert_eq!(changed["total"].as_i64().unwrap(), expected);
+    assert!(changed["tax_total"].as_i64().unwrap() >= 80, "20 % of 400 at least: {changed}");
+    assert_ne!(changed["total"].as_i64().unwrap(), before);
+    let token = card_token(&api_b, VISA).await;
+    let paid = api_b
+        .post(&format!("/store/carts/{id}/pay"), As::Guest(&secret), json!({"confirmation_token": token}))
+        .await
+        .ok();
+    assert_eq!(paid["payment"]["amount"].as_i64().unwrap(), expected, "{paid}");
+    assert_eq!(paid["order"]["total"].as_i64().unwrap(), expected);
+}
