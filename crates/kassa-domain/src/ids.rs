@@ -36,6 +36,8 @@ pub enum IdKind {
     WebhookEndpoint,
     WebhookDelivery,
     WebhookAttempt,
+    Invoice,
+    TestClock,
     /// A person who signs in to the merchant's dashboard.
     DashboardUser,
 }
@@ -67,6 +69,8 @@ impl IdKind {
             IdKind::WebhookEndpoint => "we",
             IdKind::WebhookDelivery => "whdel",
             IdKind::WebhookAttempt => "whatt",
+            IdKind::Invoice => "in",
+            IdKind::TestClock => "clock",
             IdKind::DashboardUser => "user",
         }
     }

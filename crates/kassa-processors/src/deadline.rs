@@ -114,6 +114,23 @@ impl Processor for WithDeadline {
         self.bounded("list payment methods", self.inner.list_payment_methods(customer)).await
     }
 
+    async fn attach_payment_method(
+        &self,
+        payment_method: &str,
+        customer: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        self.bounded("attach a payment method", self.inner.attach_payment_method(payment_method, customer, key)).await
+    }
+
+    async fn detach_payment_method(
+        &self,
+        payment_method: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        self.bounded("detach a payment method", self.inner.detach_payment_method(payment_method, key)).await
+    }
+
     async fn create_checkout_session(
         &self,
         req: &CreateCheckoutSession,
@@ -190,6 +207,17 @@ mod tests {
             std::future::pending().await
         }
         async fn list_payment_methods(&self, _: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
+            std::future::pending().await
+        }
+        async fn attach_payment_method(
+            &self,
+            _: &str,
+            _: &str,
+            _: &IdempotencyKey,
+        ) -> Result<PaymentMethod, ProcessorError> {
+            std::future::pending().await
+        }
+        async fn detach_payment_method(&self, _: &str, _: &IdempotencyKey) -> Result<PaymentMethod, ProcessorError> {
             std::future::pending().await
         }
         async fn create_checkout_session(

@@ -86,6 +86,23 @@ pub trait Processor: Send + Sync + 'static {
     /// The customer's saved payment methods (cards saved with `setup_future_usage`).
     async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError>;
 
+    /// Saves `payment_method` with `customer` for later (off-session) payments, as Stripe's
+    /// `POST /v1/payment_methods/{id}/attach`. A test shortcut (`pm_card_visa`) makes a fresh
+    /// payment method first; the answer carries its id.
+    async fn attach_payment_method(
+        &self,
+        payment_method: &str,
+        customer: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError>;
+
+    /// Forgets a saved payment method (Stripe's detach): it can pay nothing any more.
+    async fn detach_payment_method(
+        &self,
+        payment_method: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError>;
+
     /// A hosted checkout page at the processor (Stripe Checkout; the test processor's page).
     async fn create_checkout_session(
         &self,

@@ -58,6 +58,17 @@ impl Processor for Unavailable {
     async fn list_payment_methods(&self, _: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
         refuse()
     }
+    async fn attach_payment_method(
+        &self,
+        _: &str,
+        _: &str,
+        _: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        refuse()
+    }
+    async fn detach_payment_method(&self, _: &str, _: &IdempotencyKey) -> Result<PaymentMethod, ProcessorError> {
+        refuse()
+    }
     async fn create_checkout_session(
         &self,
         _: &CreateCheckoutSession,

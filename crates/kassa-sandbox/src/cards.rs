@@ -97,6 +97,20 @@ pub const TEST_CARDS: &[TestCard] = &[
         behaviour: Behaviour::AuthenticatesUnlessSetUp,
         shortcut: "authenticationRequiredOnSetup",
     },
+    // Attaches to a customer like any card; every charge of it is declined (Stripe's
+    // `pm_card_chargeCustomerFail`): how merchants test dunning.
+    TestCard {
+        number: "4000000000000341",
+        brand: "visa",
+        behaviour: declines("card_declined", "generic_decline", DECLINED),
+        shortcut: "chargeCustomerFail",
+    },
+    TestCard {
+        number: "4000000000003220",
+        brand: "visa",
+        behaviour: Behaviour::AlwaysAuthenticates,
+        shortcut: "threeDSecure2Required",
+    },
 ];
 
 impl TestCard {

@@ -501,6 +501,33 @@ impl Processor for TestProcessor {
         self.send(move |tp| async move { payments::list_payment_methods(&tp.store, &customer).await }).await
     }
 
+    async fn attach_payment_method(
+        &self,
+        payment_method: &str,
+        customer: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let (pm, customer, key) = (payment_method.to_string(), customer.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("attach_payment_method", &(&pm, &customer)));
+            call!(tp, key, &fp, |w| payments::attach_payment_method(&mut w, &pm, &customer).await)
+        })
+        .await
+    }
+
+    async fn detach_payment_method(
+        &self,
+        payment_method: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let (pm, key) = (payment_method.to_string(), key.clone());
+        self.send(move |tp| async move {
+            let (key, fp) = (tp.honored(&key), fingerprint("detach_payment_method", &pm));
+            call!(tp, key, &fp, |w| payments::detach_payment_method(&mut w, &pm).await)
+        })
+        .await
+    }
+
     async fn create_checkout_session(
         &self,
         req: &CreateCheckoutSession,

@@ -116,7 +116,10 @@ fn resolve_source(
             }
             let pm: o::PaymentMethod = w.get(id)?.ok_or_else(|| no_such("payment method", "payment_method", id))?;
             match &pm.customer {
-                Some(owner) if Some(owner) == pi.customer.as_ref() => Ok((pm, true)),
+                Some(owner) if Some(owner) == pi.customer.as_ref() => {
+                    let set_up = !pm.metadata.contains_key(NOT_SET_UP);
+                    Ok((pm, set_up))
+                }
                 Some(_) => Err(invalid(
                     "payment_method_unexpected_state",
                     Some("payment_method"),
@@ -506,6 +509,73 @@ pub(super) async fn list_payment_intents(
         })
         .collect::<Result<Vec<_>, ProcessorError>>()?;
     Ok(PaymentIntentPage { data, has_more })
+}
+
+/// Metadata of a card attached directly (not saved through an authenticated payment with
+/// `setup_future_usage`): like Stripe's, a card that authenticates unless set up
+/// (4000 0025 0000 3155) still asks for authentication off-session then.
+pub(super) const NOT_SET_UP: &str = "test_processor_not_set_up_for_off_session";
+
+/// Saves a payment method with `customer` (Stripe's attach). A shortcut makes a fresh one; a
+/// stored one must not belong to anyone else yet.
+pub(super) async fn attach_payment_method(
+    w: &mut Work,
+    payment_method: &str,
+    customer: &str,
+) -> Result<Committed<PaymentMethod>, ProcessorError> {
+    let mut ids = vec![customer];
+    if TestCard::by_shortcut(payment_method).is_none() {
+        ids.push(payment_method);
+    }
+    w.load(&ids, false, true).await?;
+    if w.get::<o::Customer>(customer)?.is_none() {
+        return Err(no_such("customer", "customer", customer));
+    }
+    let mut pm = match TestCard::by_shortcut(payment_method) {
+        Some(card) => {
+            let (year, _) = cards::year_month(w.now);
+            card_payment_method(w.now, card, 12, year + 3)
+        }
+        None => w.get(payment_method)?.ok_or_else(|| no_such("payment method", "payment_method", payment_method))?,
+    };
+    match pm.customer.as_deref() {
+        Some(owner) if owner == customer => {}
+        Some(_) => {
+            return Err(invalid(
+                "payment_method_unexpected_state",
+                Some("payment_method"),
+                format!("The PaymentMethod '{payment_method}' belongs to another customer."),
+            ));
+        }
+        None => {
+            pm.customer = Some(customer.to_string());
+            pm.metadata.insert(NOT_SET_UP.into(), "true".into());
+            w.put(&pm);
+            w.emit("payment_method.attached", &pm);
+        }
+    }
+    Ok(Committed::Done(o::payment_method_neutral(&pm)))
+}
+
+/// Forgets a saved payment method: it belongs to no customer and pays nothing again.
+pub(super) async fn detach_payment_method(
+    w: &mut Work,
+    payment_method: &str,
+) -> Result<Committed<PaymentMethod>, ProcessorError> {
+    w.load(&[payment_method], false, true).await?;
+    let mut pm: o::PaymentMethod =
+        w.get(payment_method)?.ok_or_else(|| no_such("payment method", "payment_method", payment_method))?;
+    if pm.customer.is_none() {
+        return Err(invalid(
+            "payment_method_unexpected_state",
+            Some("payment_method"),
+            format!("The PaymentMethod '{payment_method}' is not attached to a customer."),
+        ));
+    }
+    pm.customer = None;
+    w.put(&pm);
+    w.emit("payment_method.detached", &pm);
+    Ok(Committed::Done(o::payment_method_neutral(&pm)))
 }
 
 pub(super) async fn list_payment_methods(store: &Store, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {

@@ -28,6 +28,33 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub rate_limits: RateLimitSettings,
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub billing: BillingSettings,
+}
+
+/// Subscriptions' billing (issue 15): the dunning of failed renewals.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettings {
+    /// Days after each failed attempt of a renewal invoice before it is tried again (Stripe's
+    /// custom retry schedule); after the last, dunning ends with `after_last_retry`.
+    pub retry_days: Vec<u32>,
+    /// `cancel` (the subscription ends) or `unpaid` (it stays, billing nothing more).
+    pub after_last_retry: AfterLastRetrySetting,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterLastRetrySetting {
+    #[default]
+    Cancel,
+    Unpaid,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        BillingSettings { retry_days: vec![1, 3, 5], after_last_retry: AfterLastRetrySetting::Cancel }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -359,6 +386,7 @@ impl Default for Settings {
                 store_burst: 200,
             },
             webhooks: WebhookSettings::default(),
+            billing: BillingSettings::default(),
         }
     }
 }

@@ -77,6 +77,7 @@ pub async fn seed(store: &Store, now: i64) -> kassa_store::Result<bool> {
                 active: true,
                 nickname: None,
                 created: now,
+                credits_per_period: 0,
             },
         )
         .await?;

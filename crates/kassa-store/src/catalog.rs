@@ -137,27 +137,32 @@ pub struct PriceRow {
     pub active: bool,
     pub nickname: Option<String>,
     pub created: i64,
+    /// Credits every paid period of a recurring price adds (per unit of quantity).
+    pub credits_per_period: i64,
 }
 
 const PRICE_COLUMNS: &str = "id, product, pricing_model, currency, unit_amount, type, \
-    recurring_interval, recurring_interval_count, active, nickname, created";
+    recurring_interval, recurring_interval_count, active, nickname, created, credits_per_period";
 
 pub async fn insert_price(tx: &mut Tx, p: &PriceRow) -> Result<()> {
-    sql::query(&format!("INSERT INTO prices ({PRICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
-        .bind(&p.id)
-        .bind(&p.product)
-        .bind(&p.pricing_model)
-        .bind(&p.currency)
-        .bind(p.unit_amount)
-        .bind(&p.kind)
-        .bind(&p.recurring_interval)
-        .bind(p.recurring_interval_count)
-        .bind(p.active)
-        .bind(&p.nickname)
-        .bind(p.created)
-        .execute(tx.conn())
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    sql::query(&format!(
+        "INSERT INTO prices ({PRICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&p.id)
+    .bind(&p.product)
+    .bind(&p.pricing_model)
+    .bind(&p.currency)
+    .bind(p.unit_amount)
+    .bind(&p.kind)
+    .bind(&p.recurring_interval)
+    .bind(p.recurring_interval_count)
+    .bind(p.active)
+    .bind(&p.nickname)
+    .bind(p.created)
+    .bind(p.credits_per_period)
+    .execute(tx.conn())
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
@@ -233,6 +238,7 @@ pub async fn price_with_product<'e, E: Executor<'e, Database = Any>>(
         active: b("pr_active")?,
         nickname: row.try_get("pr_nickname")?,
         created: row.try_get("pr_created")?,
+        credits_per_period: row.try_get("pr_credits_per_period")?,
     };
     let product = ProductRow {
         id: row.try_get("p_id")?,

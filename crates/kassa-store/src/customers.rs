@@ -23,10 +23,14 @@ pub struct CustomerRow {
     pub metadata: String,
     pub created: i64,
     pub updated: i64,
+    /// The test clock the customer lives on (test processor only).
+    pub test_clock: Option<String>,
+    /// The saved payment method (processor `pm_…`) new subscriptions charge by default.
+    pub default_payment_method: Option<String>,
 }
 
 const COLUMNS: &str = "id, email, name, external_id, guest, email_verified, pricing_model, \
-    processor_customer, credit_balance, metadata, created, updated";
+    processor_customer, credit_balance, metadata, created, updated, test_clock, default_payment_method";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SubscriptionRow {
@@ -38,10 +42,24 @@ pub struct SubscriptionRow {
     pub current_period_end: i64,
     pub created: i64,
     pub updated: i64,
+    pub quantity: i64,
+    /// Every period boundary is counted from it; `None` for subscriptions stored before
+    /// billing (their first period start stands in).
+    pub billing_cycle_anchor: Option<i64>,
+    #[sqlx(try_from = "DbBool")]
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub default_payment_method: Option<String>,
+    pub latest_invoice: Option<String>,
+    /// A change of price (a downgrade) that takes effect at the period end.
+    pub pending_price: Option<String>,
+    pub pending_quantity: Option<i64>,
 }
 
-const SUBSCRIPTION_COLUMNS: &str =
-    "id, customer, price, status, current_period_start, current_period_end, created, updated";
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "id, customer, price, status, current_period_start, current_period_end, created, updated, quantity, \
+     billing_cycle_anchor, cancel_at_period_end, canceled_at, trial_end, default_payment_method, latest_invoice, \
+     pending_price, pending_quantity";
 
 /// What a new customer is made of.
 #[derive(Clone, Debug, Default)]
@@ -99,17 +117,29 @@ pub async fn holder_of(tx: &mut Tx, draft: &CustomerDraft) -> Result<CustomerRow
 }
 
 pub async fn insert_subscription(tx: &mut Tx, row: &SubscriptionRow) -> Result<()> {
-    sql::query(&format!("INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-        .bind(&row.id)
-        .bind(&row.customer)
-        .bind(&row.price)
-        .bind(&row.status)
-        .bind(row.current_period_start)
-        .bind(row.current_period_end)
-        .bind(row.created)
-        .bind(row.updated)
-        .execute(tx.conn())
-        .await?;
+    sql::query(&format!(
+        "INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17)"
+    ))
+    .bind(&row.id)
+    .bind(&row.customer)
+    .bind(&row.price)
+    .bind(&row.status)
+    .bind(row.current_period_start)
+    .bind(row.current_period_end)
+    .bind(row.created)
+    .bind(row.updated)
+    .bind(row.quantity)
+    .bind(row.billing_cycle_anchor)
+    .bind(row.cancel_at_period_end)
+    .bind(row.canceled_at)
+    .bind(row.trial_end)
+    .bind(&row.default_payment_method)
+    .bind(&row.latest_invoice)
+    .bind(&row.pending_price)
+    .bind(row.pending_quantity)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod backlog;
+pub mod billing;
 pub mod carts;
 pub mod catalog;
 pub mod checkout_sessions;

@@ -9,9 +9,11 @@
 
 pub mod cart;
 pub mod checkout_session;
+pub mod invoice;
 pub mod order;
 pub mod payment;
 pub mod refund;
+pub mod subscription;
 pub mod webhook_endpoint;
 
 /// A status stored as text: its database/API spelling and back.
@@ -124,6 +126,8 @@ mod tests {
         round_trips::<payment::Purpose>();
         round_trips::<payment::VoidReason>();
         round_trips::<refund::RefundStatus>();
+        round_trips::<subscription::SubscriptionStatus>();
+        round_trips::<invoice::InvoiceStatus>();
     }
 
     #[test]

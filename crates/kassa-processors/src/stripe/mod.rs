@@ -244,6 +244,32 @@ impl Processor for StripeProcessor {
         self.client.post::<objects::Refund>("create a refund", &["v1", "refunds"], &form, key).await?.into_neutral()
     }
 
+    async fn attach_payment_method(
+        &self,
+        payment_method: &str,
+        customer: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let form = requests::attach_payment_method(customer);
+        let segments = ["v1", "payment_methods", payment_method, "attach"];
+        self.client
+            .post::<objects::PaymentMethod>("attach a payment method", &segments, &form, key)
+            .await?
+            .into_neutral()
+    }
+
+    async fn detach_payment_method(
+        &self,
+        payment_method: &str,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentMethod, ProcessorError> {
+        let segments = ["v1", "payment_methods", payment_method, "detach"];
+        self.client
+            .post::<objects::PaymentMethod>("detach a payment method", &segments, &requests::empty(), key)
+            .await?
+            .into_neutral()
+    }
+
     async fn list_payment_methods(&self, customer: &str) -> Result<Vec<PaymentMethod>, ProcessorError> {
         // Bounded, in case a server keeps answering `has_more` without moving on.
         const MAX_PAGES: usize = 20;

@@ -86,6 +86,16 @@ pub(crate) fn create_refund(req: &CreateRefund) -> Form {
 /// The largest page Stripe serves.
 pub(crate) const LIST_LIMIT: u32 = 100;
 
+pub(crate) fn empty() -> Form {
+    Form::new()
+}
+
+pub(crate) fn attach_payment_method(customer: &str) -> Form {
+    let mut form = Form::new();
+    form.push("customer", customer);
+    form
+}
+
 pub(crate) fn list_payment_methods(customer: &str, starting_after: Option<&str>) -> Form {
     let mut form = Form::new();
     form.push("customer", customer)

@@ -7,6 +7,7 @@ pub mod backlog;
 pub mod commerce;
 mod idempotency_cleanup;
 pub mod processor_customers;
+pub mod renewals;
 pub mod runner;
 mod sandbox;
 pub mod webhook_deliveries;
@@ -35,6 +36,7 @@ pub fn all(state: &AppState) -> Vec<Arc<dyn Job>> {
         job(processor_customers::NAME, every, |s| Box::pin(processor_customers::round(s))),
         Arc::new(webhook_deliveries::WebhookDeliveries::new(state)),
         job("webhook_log_cleanup", every * 60, |s| Box::pin(webhook_deliveries::cleanup(s))),
+        job(renewals::NAME, every, |s| Box::pin(renewals::round(s))),
     ];
     if let Some(tp) = &state.test_processor {
         jobs.extend(sandbox::jobs(state, tp));

@@ -93,6 +93,8 @@ pub struct Price {
     pub active: bool,
     pub nickname: Option<String>,
     pub created: i64,
+    /// Credits each paid period adds (recurring prices; per unit of quantity).
+    pub credits_per_period: i64,
 }
 
 impl From<PriceRow> for Price {
@@ -114,6 +116,7 @@ impl From<PriceRow> for Price {
             active: r.active,
             nickname: r.nickname,
             created: r.created,
+            credits_per_period: r.credits_per_period,
         }
     }
 }

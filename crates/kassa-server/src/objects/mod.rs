@@ -1,5 +1,6 @@
 //! The API's objects as JSON shows them (and events record them), built from store rows.
 
+pub mod billing;
 pub mod catalog;
 pub mod commerce;
 pub mod credits;

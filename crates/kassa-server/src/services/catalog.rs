@@ -181,6 +181,10 @@ pub struct CreatePrice {
     pub pricing_model: Option<String>,
     pub nickname: Option<String>,
     pub active: Option<bool>,
+    /// Recurring prices only: credits each paid period adds to the customer's balance (per
+    /// unit of the subscription's quantity), through the credits ledger, once per invoice.
+    #[schema(minimum = 0, maximum = 999_999_999_999_i64)]
+    pub credits_per_period: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -206,6 +210,11 @@ pub async fn create_price(tx: &mut Tx, now: i64, input: CreatePrice, max_amount:
     if let Some(r) = &input.recurring {
         validate::int_in("recurring.interval_count", r.interval_count, 1..=MAX_INTERVAL_COUNT)?;
     }
+    let credits_per_period = input.credits_per_period.unwrap_or(0);
+    validate::int_in("credits_per_period", credits_per_period, 0..=kassa_domain::credits::MAX_CREDITS)?;
+    if credits_per_period > 0 && input.recurring.is_none() {
+        return Err(ApiError::invalid("credits_per_period", "Only recurring prices grant credits per period."));
+    }
     let row = PriceRow {
         id: IdKind::Price.new_id(),
         product: input.product,
@@ -218,6 +227,7 @@ pub async fn create_price(tx: &mut Tx, now: i64, input: CreatePrice, max_amount:
         active: input.active.unwrap_or(true),
         nickname,
         created: now,
+        credits_per_period,
     };
     db::insert_price(tx, &row).await?;
     let price = Price::from(row);

@@ -9,6 +9,7 @@ use crate::services::validate;
 use crate::state::AppState;
 use kassa_domain::billing::{Interval, period_end};
 use kassa_domain::ids::IdKind;
+use kassa_domain::lifecycle::subscription::SubscriptionStatus;
 use kassa_processors::CreateCustomer;
 use kassa_store::catalog::PricingModelRow;
 pub use kassa_store::customers::CustomerRow;
@@ -69,11 +70,20 @@ async fn free_default_subscription(
         id: IdKind::Subscription.new_id(),
         customer: customer.id.clone(),
         price: price.id,
-        status: "active".into(),
+        status: SubscriptionStatus::Active.as_str().into(),
         current_period_start: now,
         current_period_end: end,
         created: now,
         updated: now,
+        quantity: 1,
+        billing_cycle_anchor: Some(now),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        default_payment_method: None,
+        latest_invoice: None,
+        pending_price: None,
+        pending_quantity: None,
     }))
 }
 
@@ -170,6 +180,9 @@ pub struct CreateCustomerInput {
     pub pricing_model: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// A test clock (test processor only): the customer lives at its frozen time, and its
+    /// subscriptions renew when the clock is advanced.
+    pub test_clock: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -209,6 +222,12 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
     let external_id = validate::optional_text("external_id", input.external_id.as_deref(), 255)?;
     validate::metadata(&input.metadata)?;
     check_pricing_model(tx, &input.pricing_model).await?;
+    let clock = match &input.test_clock {
+        Some(id) => Some((id.clone(), test_clock_time(tx, id).await?)),
+        None => None,
+    };
+    // A customer on a test clock is created at the clock's time (its first periods start there).
+    let now = clock.as_ref().map_or(now, |(_, t)| *t);
     let draft = CustomerDraft {
         email,
         name,
@@ -218,14 +237,26 @@ pub async fn create_from_admin(tx: &mut Tx, now: i64, input: CreateCustomerInput
         pricing_model: input.pricing_model,
         metadata: metadata_json(&input.metadata),
     };
-    let (row, created) = create(tx, now, draft).await?;
+    let (mut row, created) = create(tx, now, draft).await?;
     if !created {
         return Err(ApiError::conflict(
             "customer_exists",
             format!("Customer {} already has external_id '{}'.", row.id, external_id.unwrap_or_default()),
         ));
     }
+    if let Some((clock, _)) = clock {
+        kassa_store::billing::set_customer_test_clock(tx, &row.id, &clock).await?;
+        row.test_clock = Some(clock);
+    }
     Ok(row.into())
+}
+
+/// The frozen time of the test clock a new customer is put on; 400 naming `test_clock` when
+/// there is no such clock.
+async fn test_clock_time(tx: &mut Tx, id: &str) -> ApiResult<i64> {
+    let row =
+        if IdKind::TestClock.matches(id) { kassa_store::billing::get_test_clock(tx.conn(), id).await? } else { None };
+    row.map(|r| r.frozen_time).ok_or_else(|| ApiError::invalid("test_clock", format!("No such test clock: '{id}'")))
 }
 
 pub async fn update_from_admin(tx: &mut Tx, now: i64, id: &str, input: UpdateCustomerInput) -> ApiResult<Customer> {

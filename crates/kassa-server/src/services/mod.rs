@@ -13,12 +13,16 @@ pub mod event_dedupe;
 pub mod events;
 pub mod idempotency;
 pub mod identity;
+pub mod invoices;
 pub mod keys;
 pub mod orders;
+pub mod payment_methods;
 pub mod payments;
 pub mod processor_keys;
 pub mod processor_webhooks;
 pub mod settlement;
+pub mod subscriptions;
+pub mod test_clocks;
 pub mod validate;
 pub mod webhook_endpoints;
 

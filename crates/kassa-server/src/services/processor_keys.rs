@@ -43,6 +43,23 @@ pub fn expire_session(session_id: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_expire_{session_id}"))
 }
 
+/// Paying an invoice: one key per attempt (the attempt's number is the invoice's count of
+/// attempts made before it), so a retry after a crash repeats the attempt, and the next
+/// scheduled attempt is a new charge attempt.
+pub fn pay_invoice(invoice_id: &str, attempt: i64) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_invoice_{invoice_id}_{attempt}"))
+}
+
+/// Saving a payment method with a customer (one per admin request).
+pub fn attach_payment_method(customer_id: &str, request: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_attach_{customer_id}_{request}"))
+}
+
+/// Detaching a saved payment method.
+pub fn detach_payment_method(payment_method: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_detach_{payment_method}"))
+}
+
 /// Creating the processor customer of a Kassa customer.
 pub fn customer(customer_id: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_customer_{customer_id}"))

@@ -24,6 +24,7 @@ mod localstripe;
 mod operations;
 mod rate_limits;
 mod round_trips;
+mod subscriptions;
 mod system;
 mod test_processor;
 mod webhook_round_trips;

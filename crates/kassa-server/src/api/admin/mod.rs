@@ -5,6 +5,9 @@ mod credits;
 mod customers;
 mod events;
 mod orders;
+mod payment_methods;
+mod subscriptions;
+mod test_clocks;
 mod webhook_endpoints;
 
 use crate::state::AppState;
@@ -19,4 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(orders::routes())
         .merge(webhook_endpoints::routes())
+        .merge(payment_methods::routes())
+        .merge(subscriptions::routes())
+        .merge(test_clocks::routes())
 }

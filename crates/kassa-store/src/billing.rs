@@ -1,0 +1,366 @@
+//! Subscriptions that bill, their invoices and test clocks: data access only. What is billed,
+//! when, and which status follows is decided by the server's subscription service with the
+//! lifecycles of `kassa_domain::lifecycle::{subscription, invoice}`.
+//!
+//! Exactly-once shapes: one first/renewal invoice per (subscription, period) by a unique index
+//! (`insert_invoice` is `ON CONFLICT DO NOTHING`); due subscriptions are taken with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL; a payment attempt is claimed with a lease and its
+//! outcome written only by the claim whose `attempt_count` is still current.
+
+use crate::customers::{SUBSCRIPTION_COLUMNS, SubscriptionRow};
+use crate::db::{Backend, Store};
+use crate::sql::{self, Listed, Page};
+use crate::{Result, Tx};
+use sqlx::{Any, Executor};
+
+/// A customer's time: its test clock's frozen time, or `now`.
+const CLOCK_OF_CUSTOMER: &str = "(SELECT k.frozen_time FROM customers c JOIN test_clocks k ON k.id = c.test_clock \
+     WHERE c.id = {customer})";
+
+fn clock_of(customer_column: &str) -> String {
+    CLOCK_OF_CUSTOMER.replace("{customer}", customer_column)
+}
+
+fn lock_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    }
+}
+
+// ------------------------------------------------------------------ subscriptions
+
+pub async fn get_subscription<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<SubscriptionRow>> {
+    Ok(sql::query_as(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn lock_subscription(tx: &mut Tx, id: &str) -> Result<Option<SubscriptionRow>> {
+    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn list_subscriptions<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    filters: &[(&str, &str)],
+    page: &Page,
+) -> Result<Listed<SubscriptionRow>> {
+    sql::list_page(db, &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions"), filters, page).await
+}
+
+/// Writes every mutable field of a subscription.
+pub async fn update_subscription(tx: &mut Tx, row: &SubscriptionRow) -> Result<()> {
+    sql::query(
+        "UPDATE subscriptions SET price = $2, status = $3, current_period_start = $4, current_period_end = $5, \
+         updated = $6, quantity = $7, billing_cycle_anchor = $8, cancel_at_period_end = $9, canceled_at = $10, \
+         trial_end = $11, default_payment_method = $12, latest_invoice = $13, pending_price = $14, \
+         pending_quantity = $15 WHERE id = $1",
+    )
+    .bind(&row.id)
+    .bind(&row.price)
+    .bind(&row.status)
+    .bind(row.current_period_start)
+    .bind(row.current_period_end)
+    .bind(row.updated)
+    .bind(row.quantity)
+    .bind(row.billing_cycle_anchor)
+    .bind(row.cancel_at_period_end)
+    .bind(row.canceled_at)
+    .bind(row.trial_end)
+    .bind(&row.default_payment_method)
+    .bind(&row.latest_invoice)
+    .bind(&row.pending_price)
+    .bind(row.pending_quantity)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` subscriptions in one of `statuses` whose period has ended by their
+/// customer's time (its test clock's, else `now`), locked for this transaction (skipping
+/// those another server holds). With `clock`, only the customers on that test clock.
+pub async fn due_subscriptions(
+    tx: &mut Tx,
+    statuses: &[&str],
+    now: i64,
+    clock: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let backend = tx.backend();
+    let status_list = sql::placeholders(3, statuses.len());
+    let on_clock = match clock {
+        Some(_) => format!(" AND customer IN (SELECT id FROM customers WHERE test_clock = ${})", 3 + statuses.len()),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT id FROM subscriptions WHERE status IN ({status_list}) \
+         AND current_period_end <= COALESCE({}, $1){on_clock} ORDER BY current_period_end LIMIT $2{}",
+        clock_of("subscriptions.customer"),
+        lock_rows(backend)
+    );
+    let mut q = sql::query_scalar::<String>(&sql).bind(now).bind(limit);
+    for s in statuses {
+        q = q.bind(*s);
+    }
+    if let Some(c) = clock {
+        q = q.bind(c);
+    }
+    Ok(q.fetch_all(tx.conn()).await?)
+}
+
+// ------------------------------------------------------------------ invoices
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub customer: String,
+    pub subscription: Option<String>,
+    pub status: String,
+    pub billing_reason: String,
+    pub currency: String,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub attempt_count: i64,
+    pub next_payment_attempt: Option<i64>,
+    pub period_start: i64,
+    pub period_end: i64,
+    /// JSON array.
+    pub lines: String,
+    /// Credits granted when paid.
+    pub credits: i64,
+    pub payment_method: Option<String>,
+    pub payment_intent: Option<String>,
+    /// JSON of the last failure.
+    pub last_payment_error: Option<String>,
+    pub lease_until: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const INVOICE_COLUMNS: &str = "id, customer, subscription, status, billing_reason, currency, amount_due, amount_paid, \
+    attempt_count, next_payment_attempt, period_start, period_end, lines, credits, payment_method, payment_intent, \
+    last_payment_error, lease_until, paid_at, created, updated";
+
+/// Inserts an invoice; `false` when the subscription has its invoice for that period already.
+pub async fn insert_invoice(tx: &mut Tx, r: &InvoiceRow) -> Result<bool> {
+    let done = sql::query(&format!(
+        "INSERT INTO invoices ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
+    ))
+    .bind(&r.id)
+    .bind(&r.customer)
+    .bind(&r.subscription)
+    .bind(&r.status)
+    .bind(&r.billing_reason)
+    .bind(&r.currency)
+    .bind(r.amount_due)
+    .bind(r.amount_paid)
+    .bind(r.attempt_count)
+    .bind(r.next_payment_attempt)
+    .bind(r.period_start)
+    .bind(r.period_end)
+    .bind(&r.lines)
+    .bind(r.credits)
+    .bind(&r.payment_method)
+    .bind(&r.payment_intent)
+    .bind(&r.last_payment_error)
+    .bind(r.lease_until)
+    .bind(r.paid_at)
+    .bind(r.created)
+    .bind(r.updated)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn get_invoice<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<InvoiceRow>> {
+    Ok(sql::query_as(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn lock_invoice(tx: &mut Tx, id: &str) -> Result<Option<InvoiceRow>> {
+    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn list_invoices<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    filters: &[(&str, &str)],
+    page: &Page,
+) -> Result<Listed<InvoiceRow>> {
+    sql::list_page(db, &format!("SELECT {INVOICE_COLUMNS} FROM invoices"), filters, page).await
+}
+
+/// Writes every mutable field of an invoice and ends its claim.
+pub async fn update_invoice(tx: &mut Tx, r: &InvoiceRow) -> Result<()> {
+    sql::query(
+        "UPDATE invoices SET status = $2, amount_paid = $3, attempt_count = $4, next_payment_attempt = $5, \
+         payment_method = $6, payment_intent = $7, last_payment_error = $8, lease_until = NULL, paid_at = $9, \
+         updated = $10 WHERE id = $1",
+    )
+    .bind(&r.id)
+    .bind(&r.status)
+    .bind(r.amount_paid)
+    .bind(r.attempt_count)
+    .bind(r.next_payment_attempt)
+    .bind(&r.payment_method)
+    .bind(&r.payment_intent)
+    .bind(&r.last_payment_error)
+    .bind(r.paid_at)
+    .bind(r.updated)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` invoices in `status` whose next attempt is due by their customer's
+/// time (test clock, else `now`) and that no live claim holds, holding them until
+/// `lease_until` (both leases in the server's time `now`). With `clock`, only its customers.
+pub async fn claim_due_invoices(
+    store: &Store,
+    status: &str,
+    now: i64,
+    lease_until: i64,
+    clock: Option<&str>,
+    limit: i64,
+) -> Result<Vec<InvoiceRow>> {
+    let on_clock =
+        if clock.is_some() { " AND customer IN (SELECT id FROM customers WHERE test_clock = $5)" } else { "" };
+    let sql = format!(
+        "UPDATE invoices SET lease_until = $2 WHERE id IN (\
+            SELECT id FROM invoices WHERE status = $3 AND next_payment_attempt IS NOT NULL \
+            AND next_payment_attempt <= COALESCE({}, $1) AND (lease_until IS NULL OR lease_until < $1){on_clock} \
+            ORDER BY next_payment_attempt LIMIT $4{}) \
+         RETURNING {INVOICE_COLUMNS}",
+        clock_of("invoices.customer"),
+        lock_rows(store.backend())
+    );
+    let mut q = sql::query_as(&sql).bind(now).bind(lease_until).bind(status).bind(limit);
+    if let Some(c) = clock {
+        q = q.bind(c);
+    }
+    Ok(q.fetch_all(store.writer()).await?)
+}
+
+/// Gives a claim back without an outcome (the processor could not be reached).
+pub async fn release_invoice<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, attempt_count: i64) -> Result<()> {
+    sql::query("UPDATE invoices SET lease_until = NULL WHERE id = $1 AND attempt_count = $2")
+        .bind(id)
+        .bind(attempt_count)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ test clocks
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TestClockRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub frozen_time: i64,
+    pub status: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const CLOCK_COLUMNS: &str = "id, name, frozen_time, status, created, updated";
+
+pub async fn insert_test_clock(tx: &mut Tx, r: &TestClockRow) -> Result<()> {
+    sql::query(&format!("INSERT INTO test_clocks ({CLOCK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(r.frozen_time)
+        .bind(&r.status)
+        .bind(r.created)
+        .bind(r.updated)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn get_test_clock<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<TestClockRow>> {
+    Ok(sql::query_as(&format!("SELECT {CLOCK_COLUMNS} FROM test_clocks WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn lock_test_clock(tx: &mut Tx, id: &str) -> Result<Option<TestClockRow>> {
+    let sql = format!("SELECT {CLOCK_COLUMNS} FROM test_clocks WHERE id = $1{}", tx.for_update());
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn update_test_clock(tx: &mut Tx, r: &TestClockRow) -> Result<()> {
+    sql::query("UPDATE test_clocks SET frozen_time = $2, status = $3, updated = $4 WHERE id = $1")
+        .bind(&r.id)
+        .bind(r.frozen_time)
+        .bind(&r.status)
+        .bind(r.updated)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The time a customer lives at: its test clock's frozen time, else `None` (real time).
+pub async fn customer_time<'e, E: Executor<'e, Database = Any>>(db: E, customer: &str) -> Result<Option<i64>> {
+    Ok(sql::query_scalar::<Option<i64>>(&format!("SELECT {}", clock_of("$1"))).bind(customer).fetch_one(db).await?)
+}
+
+pub async fn set_customer_test_clock(tx: &mut Tx, customer: &str, clock: &str) -> Result<()> {
+    sql::query("UPDATE customers SET test_clock = $2 WHERE id = $1")
+        .bind(customer)
+        .bind(clock)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_default_payment_method(tx: &mut Tx, customer: &str, pm: Option<&str>, now: i64) -> Result<()> {
+    sql::query("UPDATE customers SET default_payment_method = $2, updated = $3 WHERE id = $1")
+        .bind(customer)
+        .bind(pm)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Credits a paid period grants, by price.
+pub async fn credits_per_period<'e, E: Executor<'e, Database = Any>>(db: E, price: &str) -> Result<i64> {
+    Ok(sql::query_scalar::<i64>("SELECT credits_per_period FROM prices WHERE id = $1")
+        .bind(price)
+        .fetch_optional(db)
+        .await?
+        .unwrap_or(0))
+}
+
+/// The earliest moment work falls due for the customers on `clock`: a period end of a
+/// subscription in one of `statuses`, or the next attempt of an invoice in `invoice_status`.
+pub async fn next_due_on_clock<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    clock: &str,
+    statuses: &[&str],
+    invoice_status: &str,
+) -> Result<Option<i64>> {
+    let status_list = sql::placeholders(3, statuses.len());
+    let sql = format!(
+        "SELECT MIN(t) FROM (\
+            SELECT MIN(current_period_end) AS t FROM subscriptions WHERE status IN ({status_list}) \
+              AND customer IN (SELECT id FROM customers WHERE test_clock = $1) \
+            UNION ALL \
+            SELECT MIN(next_payment_attempt) AS t FROM invoices WHERE status = $2 \
+              AND next_payment_attempt IS NOT NULL \
+              AND customer IN (SELECT id FROM customers WHERE test_clock = $1)) AS due"
+    );
+    let mut q = sql::query_scalar::<Option<i64>>(&sql).bind(clock).bind(invoice_status);
+    for s in statuses {
+        q = q.bind(*s);
+    }
+    Ok(q.fetch_one(db).await?)
+}

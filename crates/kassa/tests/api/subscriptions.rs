@@ -1,0 +1,593 @@
+//! Subscriptions and invoices through the admin API (issue 15): a year of renewals on a test
+//! clock, dunning of a card that declines, proration by hand, two servers racing, bad input.
+
+use crate::helpers::{As, TestApp, spawn_app};
+use kassa_server::config::Settings;
+use kassa_server::startup::{Application, BuildOptions};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// 2027-01-31T00:00:00Z: a month-end anchor.
+const JAN_31_2027: i64 = 1_801_353_600;
+const DAY: i64 = 86_400;
+
+async fn recurring_price(app: &TestApp, unit_amount: i64, credits: i64) -> String {
+    let product = app.post("/admin/products", As::Admin, json!({"name": format!("Plan {unit_amount}")})).await.ok();
+    let price = app
+        .post(
+            "/admin/prices",
+            As::Admin,
+            json!({"product": product["id"], "currency": "usd", "unit_amount": unit_amount,
+                   "recurring": {"interval": "month"}, "credits_per_period": credits}),
+        )
+        .await
+        .ok();
+    assert_eq!(price["credits_per_period"], credits);
+    price["id"].as_str().unwrap().to_string()
+}
+
+async fn clock(app: &TestApp, at: i64) -> String {
+    app.post("/admin/test-clocks", As::Admin, json!({"frozen_time": at})).await.ok()["id"].as_str().unwrap().to_string()
+}
+
+async fn customer_on(app: &TestApp, clock: Option<&str>) -> String {
+    let mut body = json!({"email": format!("{}@example.com", crate::helpers::rand_suffix())});
+    if let Some(c) = clock {
+        body["test_clock"] = json!(c);
+    }
+    let c = app.post("/admin/customers", As::Admin, body).await.ok();
+    assert_eq!(c["test_clock"].as_str(), clock);
+    c["id"].as_str().unwrap().to_string()
+}
+
+async fn attach(app: &TestApp, customer: &str, pm: &str) -> String {
+    let r = app
+        .post(
+            &format!("/admin/customers/{customer}/payment-methods"),
+            As::Admin,
+            json!({"payment_method": pm, "default": true}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["object"], "payment_method");
+    assert_eq!(r["customer"], customer);
+    assert_eq!(r["default"], true);
+    r["id"].as_str().unwrap().to_string()
+}
+
+async fn advance(app: &TestApp, clock: &str, to: i64) {
+    let r = app.post(&format!("/admin/test-clocks/{clock}/advance"), As::Admin, json!({"frozen_time": to})).await.ok();
+    assert_eq!(r["frozen_time"], to);
+}
+
+async fn invoices_of(app: &TestApp, subscription: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page =
+            app.get(&format!("/admin/invoices?subscription={subscription}&limit=100{after}"), As::Admin).await.ok();
+        let data = page["data"].as_array().unwrap().clone();
+        let more = page["has_more"].as_bool().unwrap();
+        if let Some(last) = data.last() {
+            after = format!("&starting_after={}", last["id"].as_str().unwrap());
+        }
+        all.extend(data);
+        if !more {
+            break;
+        }
+    }
+    all.reverse(); // oldest first
+    all
+}
+
+/// Succeeded charges at the processor, by Kassa invoice.
+async fn charges_by_invoice(app: &TestApp) -> BTreeMap<String, usize> {
+    let mut by_invoice = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app.state.processor.list_payment_intents(after.as_deref(), 100).await.unwrap();
+        for pi in &page.data {
+            if pi.status == kassa_processors::PaymentIntentStatus::Succeeded
+                && let Some(inv) = pi.metadata.get("kassa_invoice")
+            {
+                *by_invoice.entry(inv.clone()).or_insert(0) += 1;
+            }
+        }
+        match page.data.last() {
+            Some(last) if page.has_more => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    by_invoice
+}
+
+/// The types of the events about `objects`, grouped by the time they were recorded at (the
+/// customer's clock) in time order; within one moment, sorted (ids made in one millisecond
+/// do not order the events of one transaction).
+async fn event_types_about(app: &TestApp, objects: &[&str]) -> Vec<(i64, Vec<String>)> {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = app.get(&format!("/admin/events?limit=100{after}"), As::Admin).await.ok();
+        let data = page["data"].as_array().unwrap().clone();
+        if let Some(last) = data.last() {
+            after = format!("&starting_after={}", last["id"].as_str().unwrap());
+        }
+        all.extend(data);
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    let mut by_time: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for e in all.iter().filter(|e| objects.contains(&e["data"]["object"]["id"].as_str().unwrap_or_default())) {
+        by_time.entry(e["created"].as_i64().unwrap()).or_default().push(e["type"].as_str().unwrap().to_string());
+    }
+    by_time
+        .into_iter()
+        .map(|(t, mut kinds)| {
+            kinds.sort();
+            (t, kinds)
+        })
+        .collect()
+}
+
+fn ymd(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test]
+async fn a_year_on_a_test_clock_renews_twelve_times_each_charged_once_with_its_credits() {
+    let app = spawn_app().await;
+    const CREDITS: i64 = 50;
+    let price = recurring_price(&app, 1000, CREDITS).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    attach(&app, &customer, "pm_card_visa").await;
+    let sub = app
+        .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": price}]}))
+        .await
+        .ok();
+    assert_eq!(sub["status"], "active", "{sub}");
+    assert_eq!(sub["current_period_start"], JAN_31_2027);
+    assert_eq!(ymd(sub["current_period_end"].as_i64().unwrap()), "2027-02-28");
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    // Another customer, on no clock, is not billed by the advance.
+    let bystander = customer_on(&app, None).await;
+    attach(&app, &bystander, "pm_card_visa").await;
+    let other = app
+        .post("/admin/subscriptions", As::Admin, json!({"customer": bystander, "items": [{"price": price}]}))
+        .await
+        .ok();
+
+    advance(&app, &clock, JAN_31_2027 + 365 * DAY).await; // 2028-01-31
+
+    let invoices = invoices_of(&app, &sub_id).await;
+    assert_eq!(invoices.len(), 13, "the first invoice and 12 renewals");
+    let renewals: Vec<&Value> = invoices.iter().filter(|i| i["billing_reason"] == "subscription_cycle").collect();
+    assert_eq!(renewals.len(), 12);
+    for inv in &invoices {
+        assert_eq!(inv["status"], "paid", "{inv}");
+        assert_eq!((inv["amount_due"].as_i64(), inv["amount_paid"].as_i64()), (Some(1000), Some(1000)));
+        assert_eq!(inv["attempt_count"], 1);
+        assert_eq!(inv["credits"], CREDITS);
+    }
+    // Month-end anchoring: every renewal starts on the last day of its month (Jan 31 anchor).
+    let starts: Vec<String> = renewals.iter().map(|i| ymd(i["period_start"].as_i64().unwrap())).collect();
+    assert_eq!(
+        starts,
+        [
+            "2027-02-28",
+            "2027-03-31",
+            "2027-04-30",
+            "2027-05-31",
+            "2027-06-30",
+            "2027-07-31",
+            "2027-08-31",
+            "2027-09-30",
+            "2027-10-31",
+            "2027-11-30",
+            "2027-12-31",
+            "2028-01-31"
+        ]
+    );
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["status"], "active");
+    assert_eq!(ymd(sub["current_period_end"].as_i64().unwrap()), "2028-02-29");
+    assert_eq!(sub["latest_invoice"], invoices.last().unwrap()["id"]);
+
+    // One charge per invoice at the processor, and none for anything else.
+    let charges = charges_by_invoice(&app).await;
+    let ours: BTreeSet<&str> = invoices.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    for id in &ours {
+        assert_eq!(charges.get(*id), Some(&1), "invoice {id} charged once");
+    }
+    assert_eq!(charges.len(), 14, "13 invoices of the clock's customer and the bystander's first");
+
+    // Credits: one ledger entry per paid invoice, the balance their sum.
+    let credits = app.get(&format!("/admin/customers/{customer}/credits?limit=100"), As::Admin).await.ok();
+    assert_eq!(credits["balance"], 13 * CREDITS);
+    let entries = credits["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 13);
+    let sources: BTreeSet<&str> = entries.iter().map(|e| e["source"].as_str().unwrap()).collect();
+    assert_eq!(
+        sources,
+        ours.iter().map(|i| format!("invoice:{i}")).collect::<BTreeSet<_>>().iter().map(|s| s.as_str()).collect()
+    );
+
+    // The bystander, on real time, still has only its first invoice.
+    assert_eq!(invoices_of(&app, other["id"].as_str().unwrap()).await.len(), 1);
+
+    // Advancing again bills nothing twice.
+    advance(&app, &clock, JAN_31_2027 + 365 * DAY + 1).await;
+    assert_eq!(invoices_of(&app, &sub_id).await.len(), 13);
+}
+
+#[tokio::test]
+async fn a_card_that_declines_goes_past_due_retries_on_schedule_then_cancels() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 2000, 0).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    let pm = attach(&app, &customer, "pm_card_chargeCustomerFail").await;
+    let listed = app.get(&format!("/admin/customers/{customer}/payment-methods"), As::Admin).await.ok();
+    assert_eq!(listed["data"][0]["id"], pm.as_str());
+    assert_eq!(listed["data"][0]["card"]["last4"], "0341");
+    let sub = app
+        .post(
+            "/admin/subscriptions",
+            As::Admin,
+            json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 7}),
+        )
+        .await
+        .ok();
+    assert_eq!(sub["status"], "trialing");
+    assert_eq!(sub["trial_end"], JAN_31_2027 + 7 * DAY);
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    let trial_end = JAN_31_2027 + 7 * DAY;
+
+    // The trial ends: the first charge declines.
+    advance(&app, &clock, trial_end).await;
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["status"], "past_due");
+    let inv = app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+    assert_eq!((inv["status"].as_str(), inv["attempt_count"].as_i64()), (Some("open"), Some(1)));
+    assert_eq!(inv["last_payment_error"]["decline_code"], "generic_decline");
+    assert_eq!(inv["next_payment_attempt"], trial_end + DAY, "retried 1 day later");
+
+    // The schedule: 1, 3, 5 days after each failed attempt.
+    let mut at = trial_end;
+    for (attempts, wait) in [(2, 1), (3, 3)] {
+        at += wait * DAY;
+        // Just before the retry nothing happens.
+        advance(&app, &clock, at - 1).await;
+        assert_eq!(app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok()["attempt_count"], attempts - 1);
+        advance(&app, &clock, at).await;
+        let inv = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+        assert_eq!(inv["attempt_count"], attempts);
+        assert_eq!(inv["status"], "open");
+        let next = [0, 0, 3, 5][attempts as usize];
+        assert_eq!(inv["next_payment_attempt"], at + next * DAY);
+    }
+    // The last retry, 5 days later, fails too: canceled.
+    advance(&app, &clock, at + 5 * DAY + 3600).await;
+    let inv = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!((inv["attempt_count"].as_i64(), inv["status"].as_str()), (Some(4), Some("uncollectible")));
+    assert_eq!(inv["next_payment_attempt"], Value::Null);
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["status"], "canceled");
+    assert_eq!(sub["canceled_at"], at + 5 * DAY);
+    // Nothing more is billed after the end.
+    advance(&app, &clock, at + 90 * DAY).await;
+    assert_eq!(invoices_of(&app, &sub_id).await.len(), 2, "the trial's invoice and the failed one");
+    assert!(charges_by_invoice(&app).await.is_empty(), "nothing was ever charged");
+
+    let first = invoices_of(&app, &sub_id).await[0]["id"].as_str().unwrap().to_string();
+    let events = event_types_about(&app, &[&sub_id, &inv_id, &first]).await;
+    let day = |n: i64, kinds: &[&str]| {
+        let mut kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        kinds.sort();
+        (n, kinds)
+    };
+    assert_eq!(
+        events,
+        [
+            day(JAN_31_2027, &["subscription.created", "invoice.created", "invoice.paid"]),
+            // The trial ends (active), the period advances with its invoice, whose charge
+            // fails: past_due.
+            day(
+                trial_end,
+                &[
+                    "subscription.updated",
+                    "invoice.created",
+                    "subscription.updated",
+                    "invoice.payment_failed",
+                    "subscription.updated"
+                ]
+            ),
+            day(trial_end + DAY, &["invoice.payment_failed"]),
+            day(trial_end + 4 * DAY, &["invoice.payment_failed"]),
+            day(
+                trial_end + 9 * DAY,
+                &["invoice.payment_failed", "invoice.marked_uncollectible", "subscription.deleted"]
+            ),
+        ],
+        "events in order"
+    );
+}
+
+/// A card that always asks for 3-D Secure cannot pay off-session: the renewal records
+/// `invoice.payment_action_required` and the subscription goes past due.
+#[tokio::test]
+async fn a_renewal_needing_authentication_asks_for_the_customer() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1500, 0).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    attach(&app, &customer, "pm_card_threeDSecure2Required").await;
+    let sub = app
+        .post(
+            "/admin/subscriptions",
+            As::Admin,
+            json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 1}),
+        )
+        .await
+        .ok();
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    advance(&app, &clock, JAN_31_2027 + DAY).await;
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["status"], "past_due");
+    let inv_id = sub["latest_invoice"].as_str().unwrap().to_string();
+    let inv = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!(inv["last_payment_error"]["code"], "authentication_required");
+    assert_eq!(inv["status"], "open");
+    let kinds = app.get(&format!("/admin/events?object={inv_id}&limit=100"), As::Admin).await.ok();
+    let kinds: BTreeSet<&str> = kinds["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains("invoice.payment_action_required"), "{kinds:?}");
+    assert!(kinds.contains("invoice.payment_failed"), "{kinds:?}");
+    let past_due = app.get(&format!("/admin/subscriptions?status=past_due&customer={customer}"), As::Admin).await.ok();
+    assert_eq!(past_due["data"][0]["id"], sub_id.as_str());
+}
+
+#[tokio::test]
+async fn an_upgrade_mid_period_is_prorated_to_the_second_and_a_downgrade_waits_for_the_period_end() {
+    let app = spawn_app().await;
+    let basic = recurring_price(&app, 1000, 0).await;
+    let pro = recurring_price(&app, 2500, 0).await;
+    let april = 1_806_537_600; // 2027-04-01T00:00:00Z; the period is April, 30 days.
+    assert_eq!(ymd(april), "2027-04-01");
+    let clock = clock(&app, april).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    attach(&app, &customer, "pm_card_visa").await;
+    let sub = app
+        .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": basic}]}))
+        .await
+        .ok();
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    assert_eq!(sub["current_period_end"], april + 30 * DAY);
+
+    // 10 days and 7 seconds in, upgrade: 20 days minus 7 seconds of the 30 are left.
+    let at = april + 10 * DAY + 7;
+    advance(&app, &clock, at).await;
+    let sub =
+        app.post(&format!("/admin/subscriptions/{sub_id}"), As::Admin, json!({"items": [{"price": pro}]})).await.ok();
+    assert_eq!(sub["price"], pro.as_str());
+    assert_eq!(sub["status"], "active");
+    let inv = app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!(inv["billing_reason"], "subscription_update");
+    // By hand: remaining = 1,727,993 s of 2,592,000 s.
+    //   credit = round(1000 × 1727993 / 2592000) = round(666.664…) = 667
+    //   charge = round(2500 × 1727993 / 2592000) = round(1666.660…) = 1667
+    let (remaining, period) = (20 * DAY - 7, 30 * DAY);
+    assert_eq!((remaining, period), (1_727_993, 2_592_000));
+    let lines = inv["lines"]["data"].as_array().unwrap();
+    let amounts: Vec<i64> = lines.iter().map(|l| l["amount"].as_i64().unwrap()).collect();
+    assert_eq!(amounts, [-667, 1667]);
+    assert!(lines.iter().all(|l| l["proration"] == true));
+    assert_eq!(inv["amount_due"], 1000);
+    assert_eq!(inv["status"], "paid", "an upgrade is charged at once");
+    assert_eq!(charges_by_invoice(&app).await.get(inv["id"].as_str().unwrap()), Some(&1));
+
+    // Downgrade: nothing now; the next period bills the basic price.
+    let sub =
+        app.post(&format!("/admin/subscriptions/{sub_id}"), As::Admin, json!({"items": [{"price": basic}]})).await.ok();
+    assert_eq!(sub["price"], pro.as_str());
+    assert_eq!(sub["pending_update"]["price"], basic.as_str());
+    assert_eq!(invoices_of(&app, &sub_id).await.len(), 2);
+    advance(&app, &clock, april + 30 * DAY).await;
+    let sub = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(sub["price"], basic.as_str());
+    assert_eq!(sub["pending_update"], Value::Null);
+    let renewal =
+        app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!((renewal["amount_due"].as_i64(), renewal["status"].as_str()), (Some(1000), Some("paid")));
+
+    // Cancel at the period end, resume, cancel again: it ends at the period end.
+    let s = app
+        .post(&format!("/admin/subscriptions/{sub_id}/cancel"), As::Admin, json!({"at_period_end": true}))
+        .await
+        .ok();
+    assert_eq!(s["cancel_at_period_end"], true);
+    let s = app.post(&format!("/admin/subscriptions/{sub_id}/resume"), As::Admin, json!({})).await.ok();
+    assert_eq!(s["cancel_at_period_end"], false);
+    app.post(&format!("/admin/subscriptions/{sub_id}/cancel"), As::Admin, json!({"at_period_end": true})).await.ok();
+    let end = sub["current_period_end"].as_i64().unwrap();
+    advance(&app, &clock, end + 1).await;
+    let s = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "canceled");
+    assert_eq!(invoices_of(&app, &sub_id).await.len(), 3, "no invoice after the end");
+    let again = app.post(&format!("/admin/subscriptions/{sub_id}/resume"), As::Admin, json!({})).await;
+    assert_eq!((again.status.as_u16(), again.error_code()), (409, "subscription_canceled"));
+}
+
+#[tokio::test]
+async fn bad_input_names_the_parameter_and_stores_nothing() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1000, 0).await;
+    let (_, one_time) = app.product_with_price("One-off", 500, None).await;
+    let customer = customer_on(&app, None).await;
+    let stranger = customer_on(&app, None).await;
+    attach(&app, &customer, "pm_card_visa").await;
+    let strangers_pm = attach(&app, &stranger, "pm_card_visa").await;
+    let unknown_price = "price_01jd0000000000000000000000";
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"customer": customer, "items": [{"price": unknown_price}]}), "items[0].price"),
+        (json!({"customer": customer, "items": [{"price": "nope\u{0}"}]}), "items[0].price"),
+        (json!({"customer": customer, "items": [{"price": one_time}]}), "items[0].price"),
+        (json!({"customer": customer, "items": [{"price": price, "quantity": 0}]}), "items[0].quantity"),
+        (json!({"customer": customer, "items": [{"price": price, "quantity": i64::MAX}]}), "items[0].quantity"),
+        (json!({"customer": customer, "items": [{"price": price, "quantity": -1}]}), "items[0].quantity"),
+        (json!({"customer": customer, "items": []}), "items"),
+        (
+            json!({"customer": customer, "items": [{"price": price}], "trial_period_days": i64::MAX}),
+            "trial_period_days",
+        ),
+        (
+            json!({"customer": customer, "items": [{"price": price}], "default_payment_method": strangers_pm}),
+            "default_payment_method",
+        ),
+        (
+            json!({"customer": customer, "items": [{"price": price}], "default_payment_method": "pm_card_visa"}),
+            "default_payment_method",
+        ),
+        (json!({"customer": "cus_01jd0000000000000000000000", "items": [{"price": price}]}), "customer"),
+        (
+            json!({"customer": stranger, "items": [{"price": price}], "default_payment_method": "x"}),
+            "default_payment_method",
+        ),
+    ];
+    for (body, param) in cases {
+        let r = app.post("/admin/subscriptions", As::Admin, body.clone()).await;
+        assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.text);
+        assert_eq!(r.error_param(), param, "{body}: {}", r.text);
+    }
+    let listed = app.get("/admin/subscriptions?limit=100", As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "nothing stored");
+    let invoices = app.get("/admin/invoices?limit=100", As::Admin).await.ok();
+    assert_eq!(invoices["data"].as_array().unwrap().len(), 0);
+    for filter in ["status=paidish", "customer=nope", "subscription=cus_x"] {
+        let r = app.get(&format!("/admin/invoices?{filter}"), As::Admin).await;
+        assert_eq!(r.status.as_u16(), 400, "{filter}");
+    }
+    let r = app
+        .post(
+            &format!("/admin/customers/{customer}/payment-methods"),
+            As::Admin,
+            json!({"payment_method": "pm_card_nope"}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "payment_method"));
+    let r = app.post("/admin/customers", As::Admin, json!({"test_clock": "clock_01jd0000000000000000000000"})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "test_clock"));
+    let c = clock(&app, JAN_31_2027).await;
+    let r =
+        app.post(&format!("/admin/test-clocks/{c}/advance"), As::Admin, json!({"frozen_time": JAN_31_2027 - 1})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "frozen_time"));
+}
+
+/// Two servers on one database, each with its job runner, advance the same clock at once:
+/// every period is invoiced once and charged once.
+#[tokio::test]
+async fn two_servers_racing_never_charge_a_period_twice() {
+    // The test processor's chaos mode on: its webhooks arrive twice, late and out of order.
+    let app = crate::helpers::spawn_app_with(|s| s.processor.test.chaos = true).await;
+    let mut settings: Settings = (*app.state.settings).clone();
+    settings.server.port = 0;
+    let second = Application::build(settings, BuildOptions::default()).await.expect("second server builds");
+    let second_address = format!("http://{}", second.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(async move {
+        second
+            .run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    let other = crate::helpers::remote(&second_address, &app.api.secret_key, &app.api.publishable_key);
+    let price = recurring_price(&app, 700, 3).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let mut subs = Vec::new();
+    for _ in 0..5 {
+        let customer = customer_on(&app, Some(&clock)).await;
+        attach(&app, &customer, "pm_card_visa").await;
+        let s = app
+            .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": price}]}))
+            .await
+            .ok();
+        subs.push(s["id"].as_str().unwrap().to_string());
+    }
+    // Step by step, both servers advancing at once (and both runners working).
+    for month in 1..=6 {
+        let to = JAN_31_2027 + month * 31 * DAY;
+        let path = format!("/admin/test-clocks/{clock}/advance");
+        let (a, b) = tokio::join!(
+            app.post(&path, As::Admin, json!({"frozen_time": to})),
+            other.post(&path, As::Admin, json!({"frozen_time": to}))
+        );
+        // One of them may find the clock moved already by the other: that is a 400, not a charge.
+        assert!(a.status.is_success() || b.status.is_success(), "{} / {}", a.text, b.text);
+    }
+    let charges = charges_by_invoice(&app).await;
+    let mut invoices = 0;
+    for s in &subs {
+        let list = invoices_of(&app, s).await;
+        assert_eq!(list.len(), 7, "the first invoice and 6 renewals");
+        let periods: BTreeSet<i64> = list.iter().map(|i| i["period_start"].as_i64().unwrap()).collect();
+        assert_eq!(periods.len(), 7, "one invoice per period");
+        for inv in &list {
+            assert_eq!(inv["status"], "paid");
+            assert_eq!(charges.get(inv["id"].as_str().unwrap()), Some(&1), "charged once: {inv}");
+        }
+        invoices += list.len();
+    }
+    assert_eq!(charges.values().sum::<usize>(), invoices, "no charge without its invoice");
+    let _ = stop.send(());
+    let _ = second.await;
+}
+
+/// A create sent twice with one `Idempotency-Key` (a client retrying after a timeout) starts
+/// one subscription and charges once.
+#[tokio::test]
+async fn a_retried_create_starts_one_subscription_and_charges_once() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1200, 0).await;
+    let customer = customer_on(&app, None).await;
+    attach(&app, &customer, "pm_card_visa").await;
+    let body = json!({"customer": customer, "items": [{"price": price, "quantity": 2}]});
+    let first = app.post_idem("/admin/subscriptions", As::Admin, body.clone(), "create-sub-1").await.ok();
+    let again = app.post_idem("/admin/subscriptions", As::Admin, body, "create-sub-1").await.ok();
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["status"], "active");
+    assert_eq!(first["items"]["data"][0]["quantity"], 2);
+    let listed = app.get(&format!("/admin/subscriptions?customer={customer}"), As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let invoices = invoices_of(&app, first["id"].as_str().unwrap()).await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["amount_paid"], 2400);
+    assert_eq!(charges_by_invoice(&app).await.get(invoices[0]["id"].as_str().unwrap()), Some(&1));
+}
+
+/// 4000 0025 0000 3155 asks for authentication unless it was set up for off-session use; one
+/// attached directly was not, so the first off-session charge needs the customer: the
+/// subscription stays `incomplete`, its invoice open, and nothing is charged.
+#[tokio::test]
+async fn a_card_not_set_up_for_off_session_leaves_the_subscription_incomplete() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 900, 0).await;
+    let customer = customer_on(&app, None).await;
+    attach(&app, &customer, "pm_card_authenticationRequiredOnSetup").await;
+    let sub = app
+        .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": price}]}))
+        .await
+        .ok();
+    assert_eq!(sub["status"], "incomplete");
+    let inv = app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!((inv["status"].as_str(), inv["attempt_count"].as_i64()), (Some("open"), Some(1)));
+    assert_eq!(inv["last_payment_error"]["code"], "authentication_required");
+    assert_eq!(inv["next_payment_attempt"], Value::Null, "a first invoice is not retried by itself");
+    let events =
+        app.get(&format!("/admin/events?object={}&limit=100", inv["id"].as_str().unwrap()), As::Admin).await.ok();
+    assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.payment_action_required"));
+    assert!(charges_by_invoice(&app).await.is_empty());
+}
