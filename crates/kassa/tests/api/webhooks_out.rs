@@ -836,10 +836,11 @@ async fn an_endpoint_that_never_answers_is_disabled_after_the_schedule() {
 #[tokio::test]
 async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
     let (_db, url) = TestDb::fresh().await;
-    // Four attempts at a time, 300 ms each: the deliveries take seconds, so the kill comes
-    // with some delivered, some in flight and most still queued.
+    // Four attempts at a time, a second each: the 60 deliveries take 15 s, longer than making
+    // the 60 products even on a loaded machine, so the kill comes with some delivered, some in
+    // flight and most still queued.
     let slow = [("KASSA_WEBHOOKS__MAX_IN_FLIGHT_PER_ENDPOINT", "4")];
-    let receiver = Receiver::start(|_| Answer::Slow(300)).await;
+    let receiver = Receiver::start(|_| Answer::Slow(1000)).await;
     let (mut first, address, keys) = start_binary_with(&url, &slow);
     let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
     let api = remote(&address, &secret_key, &publishable_key);
@@ -862,7 +863,7 @@ async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
     let delivered_before = receiver.got().len();
     assert!(delivered_before < N, "the kill came mid-delivery ({delivered_before} of {N} arrived)");
     let (mut second, _, _) = start_binary_with(&url, &slow);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     let objects = loop {
         let mut objects: Vec<String> =
             receiver.got().iter().map(|r| r.json()["data"]["object"]["id"].as_str().unwrap().to_string()).collect();
