@@ -137,6 +137,23 @@ pub async fn claim_due(
     Ok(q.fetch_all(store.writer()).await?)
 }
 
+/// Gives claims back unattempted: due again at `now_ms`, for this server's next round or
+/// another's. A claim a later one took over meanwhile is left alone (`claims` fences it).
+pub async fn release(store: &Store, claims: &[(String, i64)], now_ms: i64) -> Result<()> {
+    let pairs: Vec<String> =
+        (0..claims.len()).map(|i| format!("(id = ${} AND claims = ${})", 2 * i + 2, 2 * i + 3)).collect();
+    let sql = format!(
+        "UPDATE webhook_deliveries SET next_attempt_ms = $1 WHERE status = 'pending' AND ({})",
+        pairs.join(" OR ")
+    );
+    let mut q = sql::query(&sql).bind(now_ms);
+    for (id, n) in claims {
+        q = q.bind(id).bind(*n);
+    }
+    q.execute(store.writer()).await?;
+    Ok(())
+}
+
 /// What became of an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -123,7 +123,8 @@ impl WebhookDeliveries {
             claimed = db::claim_due(&state.store, now, lease, limit, &busy).await?;
         }
         let n = claimed.len();
-        if n > 0 {
+        let claimed = self.within_endpoint_room(state, claimed).await?;
+        if !claimed.is_empty() {
             self.start(state, claimed).await?;
         }
         Ok(Round {
@@ -131,6 +132,29 @@ impl WebhookDeliveries {
             failed: 0,
             more: fanned as i64 >= FAN_OUT_BATCH || n as i64 >= limit.max(1),
         })
+    }
+
+    /// Keeps what each endpoint has room for (`webhooks.max_in_flight_per_endpoint`, counting
+    /// its attempts already running) and gives the other claims back at once: one claim can
+    /// take many deliveries of one endpoint, and a slow endpoint must not hold more than its
+    /// share of connections (nor a killed server more leases than it could run).
+    async fn within_endpoint_room(&self, state: &AppState, claimed: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+        let cap = state.settings.webhooks.max_in_flight_per_endpoint;
+        let mut taken: HashMap<String, usize> = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (mut keep, mut give_back) = (Vec::new(), Vec::new());
+        for c in claimed {
+            let n = taken.entry(c.endpoint.clone()).or_default();
+            if *n < cap {
+                *n += 1;
+                keep.push(c);
+            } else {
+                give_back.push((c.id, c.claims));
+            }
+        }
+        if !give_back.is_empty() {
+            db::release(&state.store, &give_back, now_ms(state)).await?;
+        }
+        Ok(keep)
     }
 
     /// Starts one task per claimed delivery.

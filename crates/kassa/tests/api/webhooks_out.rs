@@ -638,7 +638,6 @@ fn start_binary(db_url: &str) -> (Child, String, Option<(String, String)>) {
 fn start_binary_with(db_url: &str, env: &[(&str, &str)]) -> (Child, String, Option<(String, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
         .arg("serve")
-        .envs(env.iter().copied())
         .env("DATABASE_URL", db_url)
         .env("KASSA_SERVER__PORT", "0")
         .env("KASSA_JOBS__INTERVAL_MS", "50")
@@ -646,6 +645,8 @@ fn start_binary_with(db_url: &str, env: &[(&str, &str)]) -> (Child, String, Opti
         .env("KASSA_WEBHOOKS__TIMEOUT_MS", "1000")
         .env("KASSA_WEBHOOKS__RETRY_SCHEDULE_MS", "[200]")
         .env("RUST_LOG", "warn")
+        // The caller's settings last, so that they override the defaults above.
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -836,10 +837,10 @@ async fn an_endpoint_that_never_answers_is_disabled_after_the_schedule() {
 #[tokio::test]
 async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
     let (_db, url) = TestDb::fresh().await;
-    // Four attempts at a time, a second each: the 60 deliveries take 15 s, longer than making
-    // the 60 products even on a loaded machine, so the kill comes with some delivered, some in
-    // flight and most still queued.
-    let slow = [("KASSA_WEBHOOKS__MAX_IN_FLIGHT_PER_ENDPOINT", "4")];
+    // Four attempts at a time, a second each (well within a 5 s timeout): the 60 deliveries
+    // take 15 s, longer than making the 60 products even on a loaded machine, so the kill comes
+    // with some delivered, some in flight and most still queued.
+    let slow = [("KASSA_WEBHOOKS__MAX_IN_FLIGHT_PER_ENDPOINT", "4"), ("KASSA_WEBHOOKS__TIMEOUT_MS", "5000")];
     let receiver = Receiver::start(|_| Answer::Slow(1000)).await;
     let (mut first, address, keys) = start_binary_with(&url, &slow);
     let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
