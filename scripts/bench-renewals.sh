@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Renewals benchmark: N subscriptions fall due at once and are renewed and paid off-session,
+# by one server and then by two servers sharing one PostgreSQL database (fresh each time).
+#
+#   scripts/bench-renewals.sh                 # release build, 10,000 subscriptions
+#   BIN=target/debug/kassa SUBSCRIPTIONS=2000 scripts/bench-renewals.sh
+#   DB=kassa_bench_renewals SERVERS="1 2" scripts/bench-renewals.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+if [ -z "${BIN:-}" ]; then cargo build --release -q -p kassa; BIN="$root/target/release/kassa"; fi
+db="${DB:-kassa_bench_renewals}"
+subscriptions="${SUBSCRIPTIONS:-10000}"
+work="$(mktemp -d)"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+export KASSA_SERVER__PORT=0 RUST_LOG=warn KASSA_DATABASE__MAX_CONNECTIONS="${MAX_CONNECTIONS:-32}"
+export KASSA_RATE_LIMITS__ENABLED=false
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
+
+start_server() {
+  local out="$work/out$1"
+  "$BIN" serve > "$out" 2> "$work/err$1" &
+  pids+=($!)
+  until grep -q "listening on" "$out" 2>/dev/null; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/err$1"; exit 1; }
+    sleep 0.05
+  done
+  grep -o 'listening on [^ ]*' "$out" | cut -d' ' -f3
+}
+
+for n in ${SERVERS:-1 2}; do
+  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" postgres
+  urls=()
+  for i in $(seq 1 "$n"); do
+    urls+=("$(start_server "$i")")
+    if [ "$i" = 1 ]; then eval "$(grep "export KASSA_SECRET_KEY" "$work/out1")"; fi
+  done
+  also=()
+  for u in "${urls[@]:1}"; do also+=(--also-url "$u"); done
+  echo
+  echo "== renewals: $n server(s), $subscriptions subscriptions, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $BIN"
+  "$BIN" bench --scenario renewals --url "${urls[0]}" "${also[@]}" --subscriptions "$subscriptions" \
+    --clients "${CLIENTS:-16}" --clocks "${CLOCKS:-20}" --database-url "$DATABASE_URL"
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  pids=()
+done
