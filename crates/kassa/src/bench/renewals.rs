@@ -128,10 +128,18 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
         }
     }))
     .await;
-    let elapsed = started.elapsed().as_secs_f64();
     for r in advanced {
-        r?;
+        match r {
+            // A clock's advance gives up answering after a minute (502) while the servers go
+            // on billing: with the database at hand, wait for the invoices instead.
+            Err(e) if o.database_url.is_some() && e.to_string().ends_with(": 502") => {}
+            other => other?,
+        }
     }
+    if let Some(db) = &o.database_url {
+        wait_until_paid(db, made).await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
     let mut round_trips = 0.0;
     let mut statements = 0.0;
     let mut counted = true;
@@ -163,16 +171,42 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Succeeded PaymentIntents at the test processor (its `tp_objects` in Kassa's database) per
-/// (subscription, period) of the invoices they paid: each must be exactly 1.
-async fn double_charge_check(database_url: &str, expected: usize) -> anyhow::Result<()> {
-    let store = kassa_store::Store::connect(&kassa_store::db::ConnectOptions {
+async fn connect(database_url: &str) -> anyhow::Result<kassa_store::Store> {
+    Ok(kassa_store::Store::connect(&kassa_store::db::ConnectOptions {
         url: database_url.to_string(),
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(10),
         sqlite_full_sync: false,
     })
-    .await?;
+    .await?)
+}
+
+/// Waits (at most ten minutes) until `expected` renewal invoices are paid.
+async fn wait_until_paid(database_url: &str, expected: usize) -> anyhow::Result<()> {
+    let store = connect(database_url).await?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let paid: i64 = kassa_store::sql::query_scalar(
+            "SELECT COUNT(*) FROM invoices WHERE billing_reason = 'subscription_cycle' AND status = 'paid'",
+        )
+        .fetch_one(store.reader())
+        .await?;
+        if paid as usize >= expected {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {paid} of {expected} renewals paid after ten minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Succeeded PaymentIntents at the test processor (its `tp_objects` in Kassa's database) per
+/// (subscription, period) of the invoices they paid: each must be exactly 1.
+async fn double_charge_check(database_url: &str, expected: usize) -> anyhow::Result<()> {
+    let store = connect(database_url).await?;
     let invoices: Vec<(String, String, i64, String)> = kassa_store::sql::query_as(
         "SELECT id, subscription, period_start, billing_reason FROM invoices WHERE subscription IS NOT NULL",
     )
