@@ -13,10 +13,10 @@ db="${DB:-kassa_bench_renewals}"
 subscriptions="${SUBSCRIPTIONS:-10000}"
 work="$(mktemp -d)"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-export KASSA_SERVER__PORT=0 RUST_LOG=warn KASSA_DATABASE__MAX_CONNECTIONS="${MAX_CONNECTIONS:-32}"
+trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; for f in "$work"/err*; do [ -s "$f" ] && { echo "-- server log $f"; tail -5 "$f"; }; done; rm -rf "$work"' EXIT
+export KASSA_SERVER__PORT=0 RUST_LOG=warn KASSA_DATABASE__MAX_CONNECTIONS="${MAX_CONNECTIONS:-16}"
 export KASSA_RATE_LIMITS__ENABLED=false
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
+
 
 start_server() {
   local out="$work/out$1"
@@ -30,7 +30,8 @@ start_server() {
 }
 
 for n in ${SERVERS:-1 2}; do
-  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" postgres
+  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS ${db}_$n" -c "CREATE DATABASE ${db}_$n" postgres
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${db}_$n?sslmode=disable"
   urls=()
   for i in $(seq 1 "$n"); do
     urls+=("$(start_server "$i")")
@@ -42,6 +43,10 @@ for n in ${SERVERS:-1 2}; do
   echo "== renewals: $n server(s), $subscriptions subscriptions, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $BIN"
   "$BIN" bench --scenario renewals --url "${urls[0]}" "${also[@]}" --subscriptions "$subscriptions" \
     --clients "${CLIENTS:-16}" --clocks "${CLOCKS:-20}" --database-url "$DATABASE_URL"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  # A server still billing may take long to stop gracefully: the run is over, its database is
+  # thrown away, so it is stopped hard (it holds database connections).
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   pids=()
 done
