@@ -20,10 +20,11 @@ export KASSA_RATE_LIMITS__ENABLED=false
 
 start_server() {
   local out="$work/out$1"
+  # Called in a command substitution (a subshell): the pid goes to a file, not to a variable.
   "$BIN" serve > "$out" 2> "$work/err$1" &
-  pids+=($!)
+  echo $! > "$work/pid$1"
   until grep -q "listening on" "$out" 2>/dev/null; do
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/err$1"; exit 1; }
+    kill -0 "$(cat "$work/pid$1")" 2>/dev/null || { cat "$work/err$1"; exit 1; }
     sleep 0.05
   done
   grep -o 'listening on [^ ]*' "$out" | cut -d' ' -f3
@@ -35,6 +36,7 @@ for n in ${SERVERS:-1 2}; do
   urls=()
   for i in $(seq 1 "$n"); do
     urls+=("$(start_server "$i")")
+    pids+=("$(cat "$work/pid$i")")
     if [ "$i" = 1 ]; then eval "$(grep "export KASSA_SECRET_KEY" "$work/out1")"; fi
   done
   also=()
