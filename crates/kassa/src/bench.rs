@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod renewals;
 mod webhooks;
 
 #[derive(Args, Clone)]
@@ -45,6 +46,20 @@ pub struct BenchArgs {
     /// (`webhooks.allow_private_urls`, on with `--demo`).
     #[arg(long)]
     pub webhooks: bool,
+    /// Renewals: how many subscriptions fall due at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub subscriptions: usize,
+    /// Renewals: test clocks the customers are spread over (advanced at once).
+    #[arg(long, default_value_t = 20)]
+    pub clocks: usize,
+    /// Renewals: more servers sharing the first one's database (repeatable); the seeding and
+    /// the clocks are spread over all of them.
+    #[arg(long)]
+    pub also_url: Vec<String>,
+    /// Renewals: the servers' database, for the double-charge check (charges at the test
+    /// processor per subscription and period).
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -64,6 +79,10 @@ pub enum Scenario {
     Credits,
     /// Create a product (admin API): one event each, for `--webhooks`' delivery rate.
     Events,
+    /// `--subscriptions` subscriptions falling due at once, renewed and paid off-session by
+    /// the servers (`--url`, `--also-url`): renewals/s until all are renewed (a one-shot run:
+    /// `--duration` does not apply). See `bench/renewals.rs`.
+    Renewals,
 }
 
 /// What every client shares: the HTTP client and the ids the setup created.
@@ -219,6 +238,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, S
             let p = ctx.admin_post("/admin/products", json!({"name": format!("Bench event {n}")})).await?;
             Ok(p["id"].as_str().map(str::to_string))
         }
+        Scenario::Renewals => Err("renewals is a one-shot run (bench::renewals)".into()),
         Scenario::Checkout => checkout(ctx, n).await.map(Some),
         Scenario::CheckoutCompact => checkout_compact(ctx, n).await.map(Some),
         Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await.map(|()| None),
@@ -333,7 +353,12 @@ async fn top_up(ctx: &Ctx) -> Result<(), String> {
 /// `kassa_db_statements_total`, `kassa_db_transactions_total` and the sum of
 /// `kassa_db_round_trips_total` (all kinds) of the server.
 async fn db_counters(ctx: &Ctx) -> Option<(f64, f64, f64)> {
-    let text = ctx.http.get(format!("{}/metrics", ctx.url)).send().await.ok()?.text().await.ok()?;
+    db_counters_at(&ctx.http, &ctx.url).await
+}
+
+/// [`db_counters`] of the server at `url`.
+async fn db_counters_at(http: &reqwest::Client, url: &str) -> Option<(f64, f64, f64)> {
+    let text = http.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
     let value = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -381,6 +406,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         email: String::new(),
         run,
     };
+    if args.scenario == Scenario::Renewals {
+        let mut urls = vec![ctx.url.clone()];
+        urls.extend(args.also_url.iter().map(|u| u.trim_end_matches('/').to_string()));
+        let options = renewals::Options {
+            subscriptions: args.subscriptions,
+            clocks: args.clocks,
+            clients: args.clients,
+            urls,
+            database_url: args.database_url.clone(),
+        };
+        return renewals::run(&ctx, options).await;
+    }
     setup(&mut ctx, args.scenario).await?;
     let hooks = if args.webhooks { Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?) } else { None };
     let track_events = args.webhooks;

@@ -18,6 +18,8 @@ pub async fn round(state: &AppState) -> anyhow::Result<Round> {
     Ok(Round {
         done: (renewed + claimed - failed) as u64,
         failed: failed as u64,
-        more: renewed as i64 >= BATCH || claimed as i64 >= BATCH,
+        // Renewing always makes progress (a renewed period moves on), so go on while there
+        // is any; payment attempts go on at once only after a full batch.
+        more: renewed > 0 || claimed as i64 >= BATCH,
     })
 }

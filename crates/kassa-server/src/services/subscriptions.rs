@@ -29,6 +29,7 @@ use kassa_store::catalog::{self, PriceRow};
 use kassa_store::customers::{CustomerRow, SubscriptionRow};
 use kassa_store::sql::{Listed, Page};
 use kassa_store::{Tx, events};
+use rand::seq::SliceRandom;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -534,17 +535,19 @@ async fn renew(tx: &mut Tx, sub: &mut SubscriptionRow, now: i64) -> ApiResult<()
 /// when given), one transaction each: a due subscription is locked (skipped when another
 /// server holds it), its period advanced and its invoice made, or it ends when it was to be
 /// canceled at the period end. Returns how many were renewed or ended.
+///
+/// The due ones are found with one query per batch, then each is locked and checked again:
+/// a subscription another server renewed meanwhile is no longer due and is left alone. The
+/// batch is taken in a random order so that servers working through the same due
+/// subscriptions mostly take different ones instead of queueing behind each other's locks.
 pub async fn renew_due(state: &AppState, clock: Option<&str>, limit: i64) -> ApiResult<usize> {
     let statuses = renewing();
+    let mut ids = db::due_subscriptions(state.store.reader(), &statuses, state.clock.now(), clock, limit).await?;
+    ids.shuffle(&mut rand::thread_rng());
     let mut done = 0;
-    for _ in 0..limit {
+    for id in ids {
         let mut tx = state.store.begin().await?;
-        let ids = db::due_subscriptions(&mut tx, &statuses, state.clock.now(), clock, 1).await?;
-        let Some(id) = ids.into_iter().next() else {
-            tx.rollback().await?;
-            break;
-        };
-        let Some(mut sub) = db::lock_subscription(&mut tx, &id).await? else {
+        let Some(mut sub) = db::lock_due_subscription(&mut tx, &id).await? else {
             tx.rollback().await?;
             continue;
         };
