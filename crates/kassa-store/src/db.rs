@@ -1,4 +1,5 @@
 use crate::config_cache::ConfigCache;
+use crate::webhook_subscriptions::SubscriptionsCache;
 use crate::{Result, StoreError, sql};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
@@ -29,6 +30,8 @@ pub struct Store {
     config: Arc<ConfigCache>,
     /// Transactions with events this store committed (see [`Store::events_committed`]).
     events_committed: Arc<std::sync::atomic::AtomicU64>,
+    /// The enabled webhook endpoints' subscriptions (see `webhook_subscriptions`).
+    webhook_subscriptions: Arc<SubscriptionsCache>,
 }
 
 /// Options for [`Store::connect`].
@@ -67,6 +70,7 @@ impl Store {
                     reader: pool,
                     config: Arc::default(),
                     events_committed: Arc::default(),
+                    webhook_subscriptions: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -74,7 +78,14 @@ impl Store {
                 let full = opts.sqlite_full_sync;
                 let writer = sqlite_pool(1, opts.acquire_timeout, full).connect(&url).await?;
                 let reader = sqlite_pool(opts.max_connections.max(1), opts.acquire_timeout, full).connect(&url).await?;
-                Ok(Store { backend, writer, reader, config: Arc::default(), events_committed: Arc::default() })
+                Ok(Store {
+                    backend,
+                    writer,
+                    reader,
+                    config: Arc::default(),
+                    events_committed: Arc::default(),
+                    webhook_subscriptions: Arc::default(),
+                })
             }
         }
     }
@@ -83,8 +94,15 @@ impl Store {
         self.backend
     }
 
-    /// How many transactions that recorded events this store has committed: a request after
-    /// which it did not move has no event for the webhook dispatcher to send.
+    /// The enabled webhook endpoints' subscriptions kept in memory; the fan-out files what it
+    /// reads there.
+    pub fn webhook_subscriptions(&self) -> &SubscriptionsCache {
+        &self.webhook_subscriptions
+    }
+
+    /// How many transactions that recorded events awaiting the webhook fan-out this store has
+    /// committed: a request after which it did not move has nothing for the dispatcher to do
+    /// (events no enabled endpoint wants are inserted already fanned out).
     pub fn events_committed(&self) -> u64 {
         self.events_committed.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -116,6 +134,7 @@ impl Store {
             config: self.config.clone(),
             config_version: None,
             events_committed: self.events_committed.clone(),
+            webhook_subscriptions: self.webhook_subscriptions.clone(),
         })
     }
 
@@ -260,6 +279,7 @@ pub struct Tx {
     /// The configuration version this transaction observed (see `config_cache`).
     config_version: Option<i64>,
     events_committed: Arc<std::sync::atomic::AtomicU64>,
+    webhook_subscriptions: Arc<SubscriptionsCache>,
 }
 
 impl Tx {
@@ -283,11 +303,13 @@ impl Tx {
 
     pub async fn commit(mut self) -> Result<()> {
         let events = std::mem::take(&mut self.events);
-        crate::events::insert_all(self.conn(), &events).await?;
+        let unwanted_at = self.webhook_subscriptions.unwanted_at(events.iter().map(|e| e.kind()));
+        let backend = self.backend;
+        let awaiting_fan_out = crate::events::insert_all(self.conn(), backend, &events, unwanted_at).await?;
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;
-        if !events.is_empty() {
+        if awaiting_fan_out {
             self.events_committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for outcome in &self.outcomes {

@@ -46,19 +46,60 @@ pub(crate) struct Pending {
     created: i64,
 }
 
-/// Inserts the events a transaction recorded, in one statement, just before it commits.
-pub(crate) async fn insert_all(conn: &mut sqlx::AnyConnection, events: &[Pending]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+impl Pending {
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
     }
-    let values: Vec<String> = (0..events.len()).map(|i| format!("({})", sql::placeholders(i * 5 + 1, 5))).collect();
-    let statement = format!("INSERT INTO events (id, type, object_id, data, created) VALUES {}", values.join(", "));
-    let mut q = sql::query(&statement);
+}
+
+/// Inserts the events a transaction recorded, in one statement, just before it commits.
+/// Returns whether any of them awaits the webhook fan-out.
+///
+/// `unwanted_at`: the `webhook_endpoints_version` at which this server's copy of the
+/// subscriptions says no enabled endpoint wants these events. The statement then marks them
+/// fanned out if the counter, read in it (`FOR SHARE` on PostgreSQL), still has that value —
+/// see `webhook_subscriptions` for why no endpoint is missed.
+pub(crate) async fn insert_all(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    events: &[Pending],
+    unwanted_at: Option<i64>,
+) -> Result<bool> {
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let Some(version) = unwanted_at else {
+        let values: Vec<String> = (0..events.len()).map(|i| format!("({})", sql::placeholders(i * 5 + 1, 5))).collect();
+        let statement = format!("INSERT INTO events (id, type, object_id, data, created) VALUES {}", values.join(", "));
+        let mut q = sql::query(&statement);
+        for e in events {
+            q = q.bind(&e.id).bind(&e.kind).bind(&e.object_id).bind(&e.data).bind(e.created);
+        }
+        q.execute(conn).await?;
+        return Ok(true);
+    };
+    let lock = match backend {
+        crate::db::Backend::Postgres => " FOR SHARE",
+        crate::db::Backend::Sqlite => "",
+    };
+    let values: Vec<String> = (0..events.len())
+        .map(|i| {
+            let b = 2 + i * 5;
+            format!("({}, CASE WHEN (SELECT version FROM v) = $1 THEN ${} END)", sql::placeholders(b, 5), b + 4)
+        })
+        .collect();
+    let statement = format!(
+        "WITH v AS (SELECT version FROM webhook_endpoints_version WHERE id = 1{lock}) \
+         INSERT INTO events (id, type, object_id, data, created, webhooks_fanned_out_at) VALUES {} \
+         RETURNING webhooks_fanned_out_at",
+        values.join(", ")
+    );
+    let mut q = sql::query_scalar::<Option<i64>>(&statement).bind(version);
     for e in events {
         q = q.bind(&e.id).bind(&e.kind).bind(&e.object_id).bind(&e.data).bind(e.created);
     }
-    q.execute(conn).await?;
-    Ok(())
+    let marked = q.fetch_all(conn).await?;
+    Ok(marked.iter().any(Option::is_none))
 }
 
 /// What the log says about a committed event: its type, object and the few fields an

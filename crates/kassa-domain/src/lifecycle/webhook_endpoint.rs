@@ -46,6 +46,11 @@ pub enum EndpointInput {
 /// The event recorded when an endpoint is disabled for failing.
 pub const DISABLED_EVENT: &str = "webhook_endpoint.disabled";
 
+/// Whether an endpoint subscribed to `enabled_events` wants events of `kind` (`*`: every type).
+pub fn subscribes(enabled_events: &[String], kind: &str) -> bool {
+    enabled_events.iter().any(|e| e == "*" || e == kind)
+}
+
 /// The next status and reason, or `None` when nothing changes.
 pub fn transition(
     status: WebhookEndpointStatus,
