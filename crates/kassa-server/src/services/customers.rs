@@ -114,6 +114,26 @@ pub async fn create_lacking_processor_customer(state: &AppState, customer_id: &s
     result.map_err(ApiError::ProcessorUnavailable)
 }
 
+/// Claims (takes the leases of) up to `limit` customers lacking a processor customer.
+pub async fn claim_lacking_processor_customers(state: &AppState, limit: i64) -> ApiResult<Vec<CustomerRow>> {
+    let now = state.clock.now();
+    Ok(db::claim_lacking_processor_customers(&state.store, now, now + PROCESSOR_CLAIM_SECS, limit).await?)
+}
+
+/// Creates the processor customer of a customer whose lease the caller took, as the attempt
+/// that payments asking for it meanwhile join.
+pub async fn create_claimed_processor_customer(state: &AppState, customer: CustomerRow) -> ApiResult<String> {
+    let id = customer.id.clone();
+    let result = state
+        .processor_customers
+        .run(&id, || {
+            let state = state.clone();
+            async move { create_processor_customer(&state, &customer).await.map_err(|e| e.to_string()) }
+        })
+        .await;
+    result.map_err(ApiError::ProcessorUnavailable)
+}
+
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(PROCESSOR_CLAIM_SECS as u64 + 5);
     loop {
