@@ -326,9 +326,9 @@ pub async fn signed_in(state: &AppState, claims: &CustomerClaims) -> ApiResult<C
 /// The guest customer for `email`, found or created (one per email).
 pub async fn guest(tx: &mut Tx, now: i64, email_address: &str) -> ApiResult<(CustomerRow, bool)> {
     let email = email("email", email_address)?;
-    if let Some(c) = db::find_guest(tx.conn(), &email).await? {
-        return Ok((c, false));
-    }
+    // No lookup first: the insert does nothing when the email's guest exists (the unique index
+    // `customers_one_guest_per_email`), and `create` then reads that guest. A new guest costs
+    // one statement instead of two; a returning one two instead of one.
     let draft = CustomerDraft {
         email: Some(email),
         name: None,
