@@ -81,7 +81,7 @@ pub fn is_known_type(t: &str) -> bool {
 /// Whether an endpoint subscribed to `enabled` (its JSON list) wants events of `kind`.
 pub fn wants(enabled_events_json: &str, kind: &str) -> bool {
     let list: Vec<String> = serde_json::from_str(enabled_events_json).unwrap_or_default();
-    kassa_domain::lifecycle::webhook_endpoint::subscribes(&list, kind)
+    list.iter().any(|e| e == "*" || e == kind)
 }
 
 // ---- secrets ----------------------------------------------------------------------------
