@@ -8,7 +8,10 @@
 # and `kassa reconcile` has run, SQL checks the books: every checkout answered 200 has
 # exactly one order, every succeeded payment exactly one order or credit entry, no order
 # without a paid payment, stock = start − sold, every processor event handled once, every
-# order and top-up announced once. Any broken invariant fails the script (exit 1).
+# order and top-up announced once, and delivered to the merchant's webhook endpoint (a small
+# receiver beside the cluster): every order.created and credits.added event arrived, none
+# more often than it was attempted (a duplicate only from a retry or an attempt the kill cut
+# off, never from two servers racing). Any broken invariant fails the script (exit 1).
 #
 #   KASSA_BIN=target/debug/kassa tests/cluster/run.sh
 #   DURATION=10 CLIENTS=32 KASSA_BIN=target/release/kassa tests/cluster/run.sh
@@ -37,8 +40,10 @@ fi
 work="$(mktemp -d)"
 declare -A server_pid=()
 haproxy_pid=""
+receiver_pid=""
 cleanup() {
   for i in "${!server_pid[@]}"; do kill "${server_pid[$i]}" 2> /dev/null || true; done
+  [ -n "$receiver_pid" ] && kill "$receiver_pid" 2> /dev/null || true
   [ -n "$haproxy_pid" ] && kill "$haproxy_pid" 2> /dev/null || true
   wait 2> /dev/null || true
   psql "$pg/postgres" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" > /dev/null 2>&1 || true
@@ -64,7 +69,8 @@ proxy="http://127.0.0.1:${front[3]}"
 # is one client far over any real client's limit; and limits count per server).
 export KASSA_SERVER__HOST=127.0.0.1 KASSA_SERVER__PUBLIC_URL="$proxy" \
   KASSA_PROCESSOR__TEST__WEBHOOK_URL="$proxy/webhooks/stripe" \
-  KASSA_DATABASE__MAX_CONNECTIONS=10 KASSA_RATE_LIMITS__ENABLED=false RUST_LOG="${RUST_LOG:-warn}"
+  KASSA_DATABASE__MAX_CONNECTIONS=10 KASSA_RATE_LIMITS__ENABLED=false RUST_LOG="${RUST_LOG:-warn}" \
+  KASSA_WEBHOOKS__ALLOW_PRIVATE_URLS=true
 
 # Keys before any server: `keys create` migrates the fresh database too.
 KASSA_SECRET_KEY=$("$bin" keys create --kind secret --name cluster | awk '{print $2}')
@@ -118,6 +124,18 @@ haproxy_pid=$!
 for _ in $(seq 1 100); do curl -fsS "$proxy/ready" > /dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "$proxy/ready" > /dev/null
 
+# The merchant's webhook endpoint, registered before any event it subscribes to.
+receiver_port=$(free_port)
+python3 "$root/tests/cluster/receiver.py" "$receiver_port" "$work/received.txt" &
+receiver_pid=$!
+for _ in $(seq 1 50); do
+  curl -s -o /dev/null -X POST -d '{"id":"probe","type":"probe"}' "http://127.0.0.1:$receiver_port/" && break
+  sleep 0.1
+done
+: > "$work/received.txt"
+curl -fsS "$proxy/admin/webhook-endpoints" -H "Authorization: Bearer $KASSA_SECRET_KEY" -H 'Content-Type: application/json' \
+  -d "{\"url\": \"http://127.0.0.1:$receiver_port/hooks\", \"enabled_events\": [\"order.created\", \"credits.added\"]}" > /dev/null
+
 bench() { "$bin" bench --scenario checkout-compact --warmup 1 "$@"; }
 
 echo "== Kassa cluster: $(nproc) cores, $(basename "$(dirname "$bin")") build, PostgreSQL, HAProxy $(haproxy -v | head -1 | awk '{print $3}')"
@@ -167,6 +185,16 @@ for _ in $(seq 1 60); do
   [ "$(sql -c "SELECT count(*) FROM tp_events WHERE delivered_at IS NULL")" = 0 ] && break
   sleep 1
 done
+# Deliveries to the merchant the killed server had claimed wait for their lease (twice
+# webhooks.timeout_ms plus 5 s), then another server makes them.
+echo "-- waiting for every webhook to reach the merchant"
+for _ in $(seq 1 120); do
+  pending=$(sql -c "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
+  unfanned=$(sql -c "SELECT count(*) FROM events WHERE webhooks_fanned_out_at IS NULL")
+  [ "$pending" = 0 ] && [ "$unfanned" = 0 ] && break
+  sleep 1
+done
+echo "webhook deliveries pending: $pending, events not fanned out: $unfanned"
 for i in 1 2 3; do kill -TERM "${server_pid[$i]}"; done
 for i in 1 2 3; do wait "${server_pid[$i]}" 2> /dev/null || true; done
 server_pid=()
@@ -235,6 +263,18 @@ check "every order announced once (order.created)" \
 check "every credit entry announced once (credits.added)" \
   "SELECT c.id, count(e.id) FROM credit_entries c LEFT JOIN events e ON e.object_id = c.id AND e.type = 'credits.added'
    WHERE c.kind = 'top_up' GROUP BY c.id HAVING count(e.id) <> 1"
+sql -c "CREATE TABLE cluster_received (event TEXT NOT NULL, type TEXT NOT NULL)"
+sql -c "\\copy cluster_received FROM '$work/received.txt' WITH (FORMAT text, DELIMITER ' ')"
+check "every order.created and credits.added event delivered to the merchant's endpoint" \
+  "SELECT e.id, e.type FROM events e WHERE e.type IN ('order.created', 'credits.added')
+   AND NOT EXISTS (SELECT 1 FROM cluster_received r WHERE r.event = e.id)
+   UNION ALL SELECT e.id, d.status FROM events e JOIN webhook_deliveries d ON d.event = e.id
+   WHERE d.status <> 'succeeded'"
+check "no webhook received more often than it was attempted (no delivery twice by a race)" \
+  "SELECT r.event, count(*), d.claims FROM cluster_received r JOIN webhook_deliveries d ON d.event = r.event
+   GROUP BY r.event, d.claims HAVING count(*) > d.claims"
+echo "webhooks received: $(count "SELECT count(*) FROM cluster_received"), of them duplicates (retries, or attempts" \
+  "the kill cut off): $(count "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM cluster_received GROUP BY event) s")"
 echo "processor events delivered more than once (at least once; the effects above happened once): $(count \
   "SELECT count(*) FROM processor_events WHERE deliveries > 1")"
 

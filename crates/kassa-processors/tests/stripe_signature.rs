@@ -8,10 +8,7 @@ mod support;
 use kassa_processors::signature::{self, DEFAULT_TOLERANCE_SECS, SignatureError};
 use kassa_processors::{EventError, Processor};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
 
 const EVENT: &[u8] = include_bytes!("fixtures/stripe/event_payment_intent_succeeded.json");
 const SECRET: &str = "whsec_kassa_current_secret";
@@ -26,36 +23,8 @@ macro_rules! python {
     };
 }
 
-/// stripe-python, started once per test binary (importing it takes seconds) and shared.
-struct StripePython {
-    _child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
 fn ask(python: &Path, request: serde_json::Value) -> String {
-    static HELPER: OnceLock<Mutex<StripePython>> = OnceLock::new();
-    let helper = HELPER.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.py");
-        // Exits when its stdin closes, that is when this test binary ends.
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Mutex::new(StripePython { _child: child, stdin, stdout })
-    });
-    let mut helper = helper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    writeln!(helper.stdin, "{request}").unwrap();
-    let mut line = String::new();
-    helper.stdout.read_line(&mut line).unwrap();
-    let answer: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("stripe-python answered {line:?} to {request}"));
-    answer["result"].as_str().unwrap().to_owned()
+    support::stripe_python(python, request)
 }
 
 /// The header stripe-python computes for `payload` signed with `secret` at `timestamp`.
@@ -65,7 +34,7 @@ fn stripe_sign(python: &Path, payload: &[u8], secret: &str, timestamp: i64) -> S
 
 /// stripe-python's verdict (`Webhook.construct_event`, default tolerance 300 s).
 fn stripe_verify(python: &Path, payload: &[u8], secret: &str, header: &str) -> String {
-    ask(python, json!({"mode": "verify", "secret": secret, "header": header, "payload_hex": hex::encode(payload)}))
+    support::stripe_python_verify(python, payload, secret, header)
 }
 
 fn processor(secrets: &[&str]) -> kassa_processors::stripe::StripeProcessor {
@@ -217,4 +186,27 @@ fn a_validly_signed_payload_that_is_not_an_event_is_malformed() {
     let payload = br#"{"id":"evt_1","type":"payment_intent.succeeded"#;
     let header = stripe_sign(&python, payload, SECRET, now);
     assert!(matches!(processor(&[SECRET]).parse_event(payload, &header, now), Err(EventError::Malformed(_))));
+}
+
+#[test]
+#[ignore = "needs the stripe npm package: set KASSA_TEST_STRIPE_NODE (see README Testing)"]
+fn kassas_signature_verifies_in_stripe_node() {
+    let Some(node) = support::stripe_node_modules() else { return };
+    let now = support::now();
+    let header = signature::sign(SECRET, now, EVENT);
+    let verify =
+        |payload: &[u8], secret: &str, header: &str| support::stripe_node_verify(&node, payload, secret, header);
+    assert_eq!(verify(EVENT, SECRET, &header), "ok evt_3QPmZ2AbCdEfGhIj1EvtSucc payment_intent.succeeded");
+    assert!(verify(EVENT, "whsec_someone_else", &header).starts_with("refused: No signatures found"));
+    let tampered = String::from_utf8(EVENT.to_vec()).unwrap().replace("2000", "2001");
+    assert!(verify(tampered.as_bytes(), SECRET, &header).starts_with("refused: No signatures found"));
+    let old = signature::sign(SECRET, now - 301, EVENT);
+    assert!(verify(EVENT, SECRET, &old).starts_with("refused: Timestamp outside the tolerance zone"));
+    // A header stripe-node makes (`generateTestHeaderString`) verifies in Kassa.
+    let theirs = support::stripe_node(
+        &node,
+        json!({"mode": "sign", "secret": SECRET, "timestamp": now, "payload_hex": hex::encode(EVENT)}),
+    );
+    assert_eq!(theirs, header, "the same header both ways");
+    assert_eq!(signature::verify(SECRET, EVENT, Some(&theirs), now, DEFAULT_TOLERANCE_SECS), Ok(()));
 }

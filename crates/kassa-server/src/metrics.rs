@@ -21,6 +21,11 @@ pub fn handle() -> &'static PrometheusHandle {
                 &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
             )
             .expect("static buckets are valid")
+            .set_buckets_for_metric(
+                Matcher::Full("kassa_db_begin_wait_seconds".into()),
+                &[0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            )
+            .expect("static buckets are valid")
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
@@ -64,7 +69,10 @@ pub fn render() -> String {
 /// Samples the database pools every second while the server runs:
 /// `kassa_db_pool_connections{pool="writer"|"reader", state="in_use"|"idle"}` and
 /// `kassa_db_pool_max_connections` (on PostgreSQL both names are the same pool). A pool whose
-/// `in_use` sits at its maximum makes requests wait (up to `database.acquire_timeout_secs`).
+/// `in_use` sits at its maximum makes requests wait (up to `database.acquire_timeout_secs`):
+/// sqlx does not expose its waiters, so Kassa counts the tasks waiting to begin a write
+/// transaction, `kassa_db_pool_connections{pool="writer", state="waiting"}`, and times each
+/// wait (`kassa_db_begin_wait_seconds`, see `kassa_store::Store::begin`).
 pub async fn sample_pools(store: kassa_store::Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
@@ -77,5 +85,7 @@ pub async fn sample_pools(store: kassa_store::Store) {
             metrics::gauge!("kassa_db_pool_max_connections", "pool" => name)
                 .set(pool.options().get_max_connections() as f64);
         }
+        metrics::gauge!("kassa_db_pool_connections", "pool" => "writer", "state" => "waiting")
+            .set(kassa_store::db::waiting_to_begin() as f64);
     }
 }

@@ -132,6 +132,10 @@ impl Application {
         let router = crate::api::router(self.state.clone());
         // After the router, which installs the metrics recorder.
         let pool_gauges = tokio::spawn(crate::metrics::sample_pools(self.state.store.clone()));
+        let backlog_gauges = tokio::spawn(crate::jobs::backlog::sample(
+            self.state.clone(),
+            crate::jobs::backlog::sampling_interval(&self.state),
+        ));
         let mut stop_rx_server = stop_rx.clone();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -157,6 +161,7 @@ impl Application {
         }
         stop.abort();
         pool_gauges.abort();
+        backlog_gauges.abort();
         while jobs.join_next().await.is_some() {}
         self.state.store.close().await;
         Ok(())

@@ -120,11 +120,19 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes never fails to
     /// upgrade its lock; on PostgreSQL it is a plain READ COMMITTED transaction.
+    ///
+    /// The wait is measured (sqlx does not expose a pool's waiters): tasks inside this call
+    /// are [`waiting_to_begin`], and each call's time — a writer connection from the pool
+    /// (and, on SQLite, the write lock) plus the BEGIN round trip — is the histogram
+    /// `kassa_db_begin_wait_seconds`. A long wait means the writer pool is exhausted.
     pub async fn begin(&self) -> Result<Tx> {
+        let waiting = WaitingToBegin::enter();
         let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
         };
+        metrics::histogram!("kassa_db_begin_wait_seconds").record(waiting.started.elapsed().as_secs_f64());
+        drop(waiting);
         sql::count_transaction();
         Ok(Tx {
             inner: Some(inner),
@@ -377,3 +385,29 @@ pub fn skip_locked(backend: Backend) -> &'static str {
 
 /// Unix seconds.
 pub type Timestamp = i64;
+
+/// Tasks in [`Store::begin`] now, waiting for a writer connection (see there).
+static WAITING_TO_BEGIN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How many tasks of this process wait to begin a write transaction now.
+pub fn waiting_to_begin() -> i64 {
+    WAITING_TO_BEGIN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a task in [`WAITING_TO_BEGIN`] until dropped (also when its future is dropped).
+struct WaitingToBegin {
+    started: std::time::Instant,
+}
+
+impl WaitingToBegin {
+    fn enter() -> WaitingToBegin {
+        WAITING_TO_BEGIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WaitingToBegin { started: std::time::Instant::now() }
+    }
+}
+
+impl Drop for WaitingToBegin {
+    fn drop(&mut self) {
+        WAITING_TO_BEGIN.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

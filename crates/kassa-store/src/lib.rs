@@ -7,6 +7,7 @@
 //! text: the Any driver decodes only those primitive types on both backends.
 
 pub mod api_keys;
+pub mod backlog;
 pub mod carts;
 pub mod catalog;
 pub mod checkout_sessions;

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod webhooks;
+
 #[derive(Args, Clone)]
 pub struct BenchArgs {
     /// Base URL of the server.
@@ -37,6 +39,12 @@ pub struct BenchArgs {
     /// this file (warm-up included), for checks against the database afterwards.
     #[arg(long)]
     pub record: Option<std::path::PathBuf>,
+    /// Also receive Kassa's webhooks on a local port (an endpoint for every event is
+    /// registered, and deleted after): report deliveries per second and the delay from commit
+    /// to delivery of each operation's event. The server must accept loopback URLs
+    /// (`webhooks.allow_private_urls`, on with `--demo`).
+    #[arg(long)]
+    pub webhooks: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -54,6 +62,8 @@ pub enum Scenario {
     /// One account: a top-up (create the session, pay it on the hosted page; the credits
     /// arrive by webhook) or a debit, alternately.
     Credits,
+    /// Create a product (admin API): one event each, for `--webhooks`' delivery rate.
+    Events,
 }
 
 /// What every client shares: the HTTP client and the ids the setup created.
@@ -205,6 +215,10 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, S
             ctx.admin_post("/admin/prices", json!({"product": id, "currency": "usd", "unit_amount": 999})).await?;
             Ok(None)
         }
+        Scenario::Events => {
+            let p = ctx.admin_post("/admin/products", json!({"name": format!("Bench event {n}")})).await?;
+            Ok(p["id"].as_str().map(str::to_string))
+        }
         Scenario::Checkout => checkout(ctx, n).await.map(Some),
         Scenario::CheckoutCompact => checkout_compact(ctx, n).await.map(Some),
         Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await.map(|()| None),
@@ -339,6 +353,9 @@ struct ClientResult {
     errors: BTreeMap<String, u64>,
     /// `<cart id> <order id>` of every checkout answered 200.
     orders: Vec<String>,
+    /// With `--webhooks`: each measured operation's event (type, object id) and when its
+    /// answer came.
+    committed: Vec<(String, String, Instant)>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -365,6 +382,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         run,
     };
     setup(&mut ctx, args.scenario).await?;
+    let hooks = if args.webhooks { Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?) } else { None };
+    let track_events = args.webhooks;
 
     let warmup_end = Instant::now() + Duration::from_secs(args.warmup);
     let end = warmup_end + Duration::from_secs(args.duration);
@@ -378,6 +397,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
                 errors: BTreeMap::new(),
                 orders: Vec::new(),
+                committed: Vec::new(),
             };
             let mut n = c * 1_000_000;
             loop {
@@ -389,6 +409,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 n += 1;
                 if let Ok(Some(order)) = &outcome {
                     r.orders.push(order.clone());
+                    if track_events && start >= warmup_end {
+                        r.committed.push(committed_event(scenario, order, Instant::now()));
+                    }
                 }
                 if start < warmup_end {
                     continue;
@@ -410,10 +433,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut orders = Vec::new();
+    let mut committed = Vec::new();
     for t in tasks {
         let r = t.await?;
         hist.add(&r.hist)?;
         orders.extend(r.orders);
+        committed.extend(r.committed);
         for (k, v) in r.errors {
             *errors.entry(k).or_default() += v;
         }
@@ -456,6 +481,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "              429: the server's rate limits; measure one started with KASSA_RATE_LIMITS__ENABLED=false"
         );
     }
+    if let Some(hooks) = hooks {
+        hooks.report(&ctx.http, &ctx.url, &ctx.sk, &committed, (warmup_end, end), Duration::from_secs(10)).await?;
+    }
     if args.scenario == Scenario::Credits {
         // Let the last webhooks land, then check the account's books.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -473,4 +501,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The event an operation's answer stands for: `order.created` of a checkout's order
+/// (`<cart id> <order id>`), or `product.created` of the `events` scenario's product.
+fn committed_event(scenario: Scenario, done: &str, at: Instant) -> (String, String, Instant) {
+    match scenario {
+        Scenario::Events => ("product.created".into(), done.to_string(), at),
+        _ => ("order.created".into(), done.split_whitespace().nth(1).unwrap_or_default().to_string(), at),
+    }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod keys;
 mod listen;
 mod users;
+mod webhooks;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,6 +59,12 @@ enum Command {
     /// Print Kassa's events as they happen and forward them, signed, to a local URL (like
     /// `stripe listen`): registers a temporary webhook endpoint at a running server.
     Listen(listen::ListenArgs),
+    /// Webhook endpoints of a running server: `kassa webhooks test <endpoint>` sends it a
+    /// signed test event and prints what it answered.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +106,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
     let (command, settings) = match (cli.command, settings) {
         (Command::Bench(args), _) => return bench::run(args).await,
         (Command::Listen(args), _) => return listen::run(args).await,
+        (Command::Webhooks { command }, _) => return webhooks::run(command).await,
         (command, Some(settings)) => (command, settings),
         (_, None) => unreachable!("settings are loaded for every command but bench and listen"),
     };
@@ -121,6 +129,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(_) | Command::Listen(_) => unreachable!("handled above"),
+        Command::Webhooks { .. } => unreachable!("handled above"),
     }
 }
 

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 pub const SECRET_KEY: &str = "sk_test_kassa_4eC39HqLyjWDarjtT1zdp7dc";
@@ -31,6 +31,97 @@ pub fn python() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// The `node_modules` folder holding the official `stripe` npm package
+/// (`scripts/stripe-node-env` installs it and prints the folder), from `KASSA_TEST_STRIPE_NODE`;
+/// gated like [`python`].
+pub fn stripe_node_modules() -> Option<PathBuf> {
+    match std::env::var_os("KASSA_TEST_STRIPE_NODE").filter(|v| !v.is_empty()) {
+        Some(path) => Some(PathBuf::from(path)),
+        None if std::env::var("KASSA_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("KASSA_REQUIRE_EXTERNAL=1 but KASSA_TEST_STRIPE_NODE is not set (see scripts/stripe-node-env)")
+        }
+        None => {
+            println!("skipped: set KASSA_TEST_STRIPE_NODE=$(scripts/stripe-node-env)");
+            None
+        }
+    }
+}
+
+/// A line-oriented helper process (one JSON request per line on stdin, one `{"result": …}`
+/// per line on stdout): `scripts/stripe_webhook_signature.py` (stripe-python) or
+/// `scripts/stripe_webhook_signature.js` (stripe-node). Importing the library takes a
+/// while, so a test binary starts each once and shares it; it exits when its stdin closes,
+/// that is when the test binary ends.
+struct LineHelper {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl LineHelper {
+    fn start(mut command: Command) -> LineHelper {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        LineHelper { _child: child, stdin, stdout }
+    }
+
+    fn ask(helper: &Mutex<LineHelper>, request: &serde_json::Value) -> String {
+        use std::io::Write;
+        let mut helper = helper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        writeln!(helper.stdin, "{request}").unwrap();
+        let mut line = String::new();
+        helper.stdout.read_line(&mut line).unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("the helper answered {line:?} to {request}"));
+        answer["result"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Asks stripe-python (`scripts/stripe_webhook_signature.py`, see its protocol there).
+pub fn stripe_python(python: &std::path::Path, request: serde_json::Value) -> String {
+    static HELPER: OnceLock<Mutex<LineHelper>> = OnceLock::new();
+    let helper = HELPER.get_or_init(|| {
+        let mut command = Command::new(python);
+        command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.py"));
+        Mutex::new(LineHelper::start(command))
+    });
+    LineHelper::ask(helper, &request)
+}
+
+/// Asks stripe-node (`scripts/stripe_webhook_signature.js`, the same protocol), with the
+/// package from `node_modules`.
+pub fn stripe_node(node_modules: &std::path::Path, request: serde_json::Value) -> String {
+    static HELPER: OnceLock<Mutex<LineHelper>> = OnceLock::new();
+    let helper = HELPER.get_or_init(|| {
+        let mut command = Command::new("node");
+        command
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.js"))
+            .env("NODE_PATH", node_modules);
+        Mutex::new(LineHelper::start(command))
+    });
+    LineHelper::ask(helper, &request)
+}
+
+/// `Webhook.construct_event` of stripe-python on a payload: `ok <id> <type>` or `refused: …`.
+pub fn stripe_python_verify(python: &std::path::Path, payload: &[u8], secret: &str, header: &str) -> String {
+    stripe_python(python, verify_request(payload, secret, header))
+}
+
+/// `stripe.webhooks.constructEvent` of stripe-node on a payload: `ok <id> <type>` or `refused: …`.
+pub fn stripe_node_verify(node_modules: &std::path::Path, payload: &[u8], secret: &str, header: &str) -> String {
+    stripe_node(node_modules, verify_request(payload, secret, header))
+}
+
+fn verify_request(payload: &[u8], secret: &str, header: &str) -> serde_json::Value {
+    serde_json::json!({"mode": "verify", "secret": secret, "header": header, "payload_hex": hex::encode(payload)})
 }
 
 /// One localstripe server, private to a test, on a free loopback port, killed on drop.

@@ -18,7 +18,7 @@
 use crate::api::extract::{parse_json, read_body};
 use crate::error::{ApiError, ApiResult};
 use crate::services::Tx;
-use crate::services::idempotency::{self, Outcome};
+use crate::services::idempotency::{self, AsIs, Outcome, StoredAnswer};
 use crate::state::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -142,7 +142,7 @@ impl IdemRequest {
     {
         let mut attempt = 1;
         loop {
-            match self.local_attempt(state, scope, &mut work).await {
+            match self.local_attempt(state, scope, &AsIs, &mut work).await {
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     // A short, growing, jittered pause lets the transaction that won finish.
                     let pause = (1u64 << attempt) + rand::random::<u64>() % 4;
@@ -154,7 +154,35 @@ impl IdemRequest {
         }
     }
 
-    async fn local_attempt<R, F>(&self, state: &AppState, scope: &str, work: &mut F) -> ApiResult<(Response, Option<R>)>
+    /// Runs local work like [`IdemRequest::local`], storing its answer through `answers` (for
+    /// an answer holding a secret shown once: sealed at rest, opened for the replay).
+    pub async fn local_storing<R, F>(
+        self,
+        state: &AppState,
+        scope: &str,
+        answers: &dyn StoredAnswer,
+        work: F,
+    ) -> ApiResult<Response>
+    where
+        R: Serialize,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
+    {
+        let mut work = Some(work);
+        let ran = self
+            .local_attempt(state, scope, answers, &mut move |tx| {
+                (work.take().expect("one attempt runs the work once"))(tx)
+            })
+            .await?;
+        Ok(ran.0)
+    }
+
+    async fn local_attempt<R, F>(
+        &self,
+        state: &AppState,
+        scope: &str,
+        answers: &dyn StoredAnswer,
+        work: &mut F,
+    ) -> ApiResult<(Response, Option<R>)>
     where
         R: Serialize,
         F: for<'t> FnMut(&'t mut Tx) -> BoxFuture<'t, ApiResult<R>>,
@@ -166,12 +194,12 @@ impl IdemRequest {
                 && let Outcome::Replay { status, body } =
                     idempotency::claim(&mut tx, scope, key, &self.fingerprint, now).await?
             {
-                return Ok(Err((status, body)));
+                return Ok(Err((status, answers.replayed(body)?)));
             }
             let value = work(&mut tx).await?;
             let body = to_body(&value)?;
             if let Some(key) = &self.key {
-                idempotency::complete_in(&mut tx, scope, key, 200, &body).await?;
+                idempotency::complete_in(&mut tx, scope, key, 200, &answers.stored(&body)?).await?;
             }
             Ok(Ok((body, value)))
         }

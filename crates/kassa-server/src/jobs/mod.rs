@@ -3,6 +3,7 @@
 //! SQLite has one writer), changes them in the claiming transaction, and works in bounded
 //! batches.
 
+pub mod backlog;
 pub mod commerce;
 mod idempotency_cleanup;
 pub mod processor_customers;

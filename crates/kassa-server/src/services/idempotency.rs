@@ -18,6 +18,29 @@ pub enum Outcome {
     Replay { status: u16, body: String },
 }
 
+/// How an answer is kept under its key and given back on a replay: as it is ([`AsIs`]), or,
+/// for an answer holding a secret that is shown once, with that secret sealed so the
+/// idempotency table never holds it in clear (`webhook_endpoints::SealedSecretAnswer`).
+pub trait StoredAnswer: Send + Sync {
+    /// What is stored for the answer `body`.
+    fn stored(&self, body: &str) -> ApiResult<String>;
+    /// The answer to replay from what was stored.
+    fn replayed(&self, stored: String) -> ApiResult<String>;
+}
+
+/// Answers stored as they are sent.
+pub struct AsIs;
+
+impl StoredAnswer for AsIs {
+    fn stored(&self, body: &str) -> ApiResult<String> {
+        Ok(body.to_string())
+    }
+
+    fn replayed(&self, stored: String) -> ApiResult<String> {
+        Ok(stored)
+    }
+}
+
 /// Claims `key` in `tx` for the request with this `fingerprint`: a different request under the
 /// same key is `idempotency_key_reused`, a live holder `idempotency_key_in_use`.
 pub async fn claim(tx: &mut Tx, scope: &str, key: &str, fingerprint: &str, now: i64) -> ApiResult<Outcome> {

@@ -12,7 +12,8 @@ use crate::config::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::webhook_endpoint::{DeletedWebhookEndpoint, EventResent, WebhookDeliveryAttempt, WebhookEndpoint};
 use crate::objects::{Metadata, metadata_json};
-use crate::services::validate;
+use crate::services::idempotency::StoredAnswer;
+use crate::services::{Tx, validate};
 use crate::state::AppState;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -38,7 +39,9 @@ pub const MAX_ENDPOINTS: i64 = 16;
 pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("cart.created", "Cart"),
     ("cart.expired", "Cart"),
+    ("checkout.session.completed", "CheckoutSession"),
     ("checkout.session.created", "CheckoutSession"),
+    ("checkout.session.expired", "CheckoutSession"),
     ("credits.added", "CreditEntry"),
     ("credits.adjusted", "CreditEntry"),
     ("credits.debited", "CreditEntry"),
@@ -72,16 +75,25 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("shipping_option.updated", "ShippingOption"),
     ("subscription.created", "Subscription"),
     ("webhook_endpoint.disabled", "WebhookEndpoint"),
+    (TEST_EVENT, "WebhookEndpoint"),
 ];
+
+/// The event `POST /admin/webhook-endpoints/{id}/test` (and `kassa webhooks test`) sends to
+/// one endpoint, whatever it subscribed to; its `data.object` is the endpoint.
+pub const TEST_EVENT: &str = "webhook_endpoint.test";
 
 pub fn is_known_type(t: &str) -> bool {
     EVENT_TYPES.iter().any(|(k, _)| *k == t)
 }
 
 /// Whether an endpoint subscribed to `enabled` (its JSON list) wants events of `kind`.
+///
+/// `"*"` means every type of the catalogue above, not every event recorded: the dashboard's
+/// audit trail (`dashboard.*`, naming staff by email) stays in the event log and is never sent
+/// to a merchant's endpoint, as Stripe keeps its account audit log out of webhooks.
 pub fn wants(enabled_events_json: &str, kind: &str) -> bool {
     let list: Vec<String> = serde_json::from_str(enabled_events_json).unwrap_or_default();
-    list.iter().any(|e| e == "*" || e == kind)
+    list.iter().any(|e| (e == "*" && is_known_type(kind)) || e == kind)
 }
 
 // ---- secrets ----------------------------------------------------------------------------
@@ -310,7 +322,15 @@ fn api_version(v: Option<&str>) -> ApiResult<Option<String>> {
 
 // ---- use cases ----------------------------------------------------------------------------
 
-pub async fn create(app: &AppState, input: CreateEndpointInput) -> ApiResult<WebhookEndpoint> {
+/// A validated endpoint to create: checked (its URL resolved) before the transaction that
+/// stores it, so no DNS lookup holds a write transaction open.
+pub struct NewEndpoint {
+    row: EndpointRow,
+    secret: String,
+}
+
+/// Validates a new endpoint and makes its secret (nothing is stored yet, see [`create_in`]).
+pub async fn prepare_create(app: &AppState, input: CreateEndpointInput) -> ApiResult<NewEndpoint> {
     let events = enabled_events(&input.enabled_events)?;
     let description = validate::optional_text("description", input.description.as_deref(), 5000)?;
     let api_version = api_version(input.api_version.as_deref())?;
@@ -334,7 +354,12 @@ pub async fn create(app: &AppState, input: CreateEndpointInput) -> ApiResult<Web
         created: now,
         updated: now,
     };
-    let mut tx = app.store.begin().await?;
+    Ok(NewEndpoint { row, secret })
+}
+
+/// Stores a prepared endpoint in `tx` (the transaction of its `Idempotency-Key`); the answer
+/// shows its secret, this once.
+pub async fn create_in(tx: &mut Tx, new: NewEndpoint) -> ApiResult<WebhookEndpoint> {
     if db::count(tx.conn()).await? >= MAX_ENDPOINTS {
         return Err(ApiError::InvalidRequest {
             code: "webhook_endpoints_limit",
@@ -342,11 +367,45 @@ pub async fn create(app: &AppState, input: CreateEndpointInput) -> ApiResult<Web
             param: None,
         });
     }
-    db::insert(&mut tx, &row).await?;
-    tx.commit().await?;
-    let mut shown = WebhookEndpoint::from_row(&row);
-    shown.secret = Some(secret);
+    db::insert(tx, &new.row).await?;
+    let mut shown = WebhookEndpoint::from_row(&new.row);
+    shown.secret = Some(new.secret);
     Ok(shown)
+}
+
+/// Answers holding a signing secret (creation, roll) as the idempotency table keeps them: the
+/// secret sealed like the endpoint's own (with `webhooks.secret_key`), bound to the endpoint
+/// and to this use, so a replay shows the secret that was shown and a database dump does not.
+/// The rest of the answer is kept byte for byte.
+pub struct SealedSecretAnswer(pub SecretBox);
+
+impl SealedSecretAnswer {
+    pub fn new(app: &AppState) -> SealedSecretAnswer {
+        SealedSecretAnswer(SecretBox::from_settings(&app.settings))
+    }
+
+    fn fields(body: &str) -> ApiResult<(String, Option<String>)> {
+        let value: serde_json::Value = serde_json::from_str(body).map_err(|e| ApiError::Internal(e.into()))?;
+        let id = value["id"].as_str().ok_or_else(|| anyhow::anyhow!("a webhook endpoint answer without an id"))?;
+        Ok((format!("idempotency:{id}"), value["secret"].as_str().map(str::to_string)))
+    }
+}
+
+impl StoredAnswer for SealedSecretAnswer {
+    fn stored(&self, body: &str) -> ApiResult<String> {
+        let (bound_to, secret) = Self::fields(body)?;
+        let Some(secret) = secret else { return Ok(body.to_string()) };
+        let sealed = self.0.seal(&secret, &bound_to);
+        // Secrets and sealed secrets are plain ASCII (alphanumerics, base64): no JSON escaping.
+        Ok(body.replacen(&format!("\"secret\":\"{secret}\""), &format!("\"secret\":\"{sealed}\""), 1))
+    }
+
+    fn replayed(&self, stored: String) -> ApiResult<String> {
+        let (bound_to, sealed) = Self::fields(&stored)?;
+        let Some(sealed) = sealed else { return Ok(stored) };
+        let secret = self.0.open(&sealed, &bound_to).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(stored.replacen(&format!("\"secret\":\"{sealed}\""), &format!("\"secret\":\"{secret}\""), 1))
+    }
 }
 
 pub async fn list(app: &AppState, page: &Page) -> ApiResult<Listed<WebhookEndpoint>> {
@@ -417,31 +476,47 @@ pub async fn delete(app: &AppState, id: &str) -> ApiResult<DeletedWebhookEndpoin
     Ok(DeletedWebhookEndpoint { id: id.to_string(), object: "webhook_endpoint", deleted: true })
 }
 
-/// A new secret; the current one keeps signing beside it for `expires_in` seconds.
-pub async fn roll_secret(app: &AppState, id: &str, input: RollSecretInput) -> ApiResult<WebhookEndpoint> {
+/// A validated roll of an endpoint's secret (see [`roll_secret_in`]).
+pub struct SecretRoll {
+    id: String,
+    window: i64,
+    secrets: SecretBox,
+    now: i64,
+}
+
+/// Validates a roll.
+pub fn prepare_roll(app: &AppState, id: &str, input: RollSecretInput) -> ApiResult<SecretRoll> {
     validate::id(IdKind::WebhookEndpoint, "webhook_endpoint", id)?;
     let window = match input.expires_in {
         Some(s) => validate::int_in("expires_in", s, 0..=604_800)?,
         None => app.settings.webhooks.roll_window_hours as i64 * 3600,
     };
-    let secrets = SecretBox::from_settings(&app.settings);
-    let now = app.clock.now();
+    Ok(SecretRoll {
+        id: id.to_string(),
+        window,
+        secrets: SecretBox::from_settings(&app.settings),
+        now: app.clock.now(),
+    })
+}
+
+/// A new secret, in `tx` (the transaction of its `Idempotency-Key`); the current one keeps
+/// signing beside it for the roll's window. The answer shows the new secret, this once.
+pub async fn roll_secret_in(tx: &mut Tx, roll: SecretRoll) -> ApiResult<WebhookEndpoint> {
+    let SecretRoll { id, window, secrets, now } = roll;
     let secret = new_secret();
-    let mut tx = app.store.begin().await?;
-    let mut row = db::get_for_update(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("webhook_endpoint", id))?;
+    let mut row = db::get_for_update(tx, &id).await?.ok_or_else(|| ApiError::not_found("webhook_endpoint", &id))?;
     if window > 0 {
         // Re-sealed, so a key configured since the endpoint's creation seals it too.
-        let current = secrets.open(&row.secret, id).map_err(|e| anyhow::anyhow!(e))?;
-        row.previous_secret = Some(secrets.seal(&current, id));
+        let current = secrets.open(&row.secret, &id).map_err(|e| anyhow::anyhow!(e))?;
+        row.previous_secret = Some(secrets.seal(&current, &id));
         row.previous_secret_expires = Some(now + window);
     } else {
         row.previous_secret = None;
         row.previous_secret_expires = None;
     }
-    row.secret = secrets.seal(&secret, id);
+    row.secret = secrets.seal(&secret, &id);
     row.updated = now;
-    db::update(&mut tx, &row).await?;
-    tx.commit().await?;
+    db::update(tx, &row).await?;
     let mut shown = WebhookEndpoint::from_row(&row);
     shown.secret = Some(secret);
     Ok(shown)
@@ -483,6 +558,27 @@ pub async fn resend(app: &AppState, event_id: &str, input: ResendInput) -> ApiRe
     tx.commit().await?;
     app.jobs.wake(DELIVERY_JOB);
     Ok(EventResent { id: event.id, object: "event", webhook_endpoints: targets })
+}
+
+/// Sends a `webhook_endpoint.test` event to one enabled endpoint, signed and delivered like
+/// any other (retried on failure). The event is recorded (`GET /admin/events/{id}`, with its
+/// delivery log) but goes to this endpoint only: it is marked fanned out in the transaction
+/// that records it, together with its one delivery.
+pub async fn send_test(app: &AppState, id: &str) -> ApiResult<EventResent> {
+    validate::id(IdKind::WebhookEndpoint, "webhook_endpoint", id)?;
+    let now = app.clock.now();
+    let now_ms = now_ms(app);
+    let mut tx = app.store.begin().await?;
+    let row = db::get(tx.conn(), id).await?.ok_or_else(|| ApiError::not_found("webhook_endpoint", id))?;
+    if status_of(&row) != WebhookEndpointStatus::Enabled {
+        return Err(ApiError::invalid("webhook_endpoint", "The webhook endpoint is disabled; enable it first."));
+    }
+    let event = events::record(&mut tx, TEST_EVENT, &row.id, &WebhookEndpoint::from_row(&row), now).await?;
+    webhook_deliveries::mark_fanned_out(&mut tx, std::slice::from_ref(&event), now).await?;
+    webhook_deliveries::resend(&mut tx, &event, &row.id, now, now_ms).await?;
+    tx.commit().await?;
+    app.jobs.wake(DELIVERY_JOB);
+    Ok(EventResent { id: event, object: "event", webhook_endpoints: vec![row.id] })
 }
 
 /// The delivery log of an event.
@@ -563,9 +659,47 @@ mod tests {
         );
     }
 
+    /// Every event type written as a literal where events are recorded (the lifecycles'
+    /// effects, the services, the jobs) is in the catalogue, so an endpoint can subscribe to it
+    /// and the OpenAPI document lists it.
+    #[test]
+    fn every_recorded_event_type_is_in_the_catalogue() {
+        let sources = [
+            include_str!("../../../kassa-domain/src/lifecycle/cart.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/checkout_session.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/order.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/payment.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/refund.rs"),
+            include_str!("../../../kassa-domain/src/lifecycle/webhook_endpoint.rs"),
+            include_str!("catalog.rs"),
+            include_str!("carts.rs"),
+            include_str!("checkout_sessions.rs"),
+            include_str!("credits.rs"),
+            include_str!("customers.rs"),
+            include_str!("settlement.rs"),
+        ];
+        let objects: Vec<&str> = EVENT_TYPES.iter().map(|(k, _)| k.split('.').next().unwrap()).collect();
+        let mut seen = 0;
+        for source in sources {
+            for literal in source.split('"').skip(1).step_by(2) {
+                let object = literal.split('.').next().unwrap_or_default();
+                let is_event = objects.contains(&object)
+                    && literal.contains('.')
+                    && literal.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                    && !literal.ends_with('.');
+                if is_event {
+                    seen += 1;
+                    assert!(is_known_type(literal), "{literal} is recorded but not in EVENT_TYPES");
+                }
+            }
+        }
+        assert!(seen > 20, "the scan found only {seen} event types");
+    }
+
     #[test]
     fn subscriptions_match_types_or_everything() {
         assert!(wants(r#"["*"]"#, "order.created"));
+        assert!(!wants(r#"["*"]"#, "dashboard.order.refund"), "the audit trail is never sent");
         assert!(wants(r#"["order.created"]"#, "order.created"));
         assert!(!wants(r#"["order.created"]"#, "payment.succeeded"));
     }

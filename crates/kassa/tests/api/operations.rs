@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 
 /// `kassa` with a clean environment (a developer's `RUST_LOG` or `DATABASE_URL` must not leak
 /// in), in `dir`.
+///
+/// The binary is this build's, or `KASSA_TEST_BIN` (e.g. `target/release/kassa`, to check the
+/// release profile: `KASSA_TEST_BIN=target/release/kassa cargo test -p kassa --test api operations`).
 fn kassa(dir: &Path, db_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa"));
+    let bin = std::env::var_os("KASSA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_kassa").into());
+    let mut cmd = Command::new(bin);
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -384,4 +388,76 @@ async fn backup_then_restore_serves_the_same_orders_and_balances() {
     let out = kassa(dir.path(), "postgres://kassa@127.0.0.1:1/kassa").args(["backup", "x.db"]).output().unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("pg_dump"), "{}", text(&out));
+}
+
+/// The value of the metric line `name` (with its labels, as rendered) on `/metrics`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `/metrics` shows each job's backlog (items due, and how long the oldest has been due) and
+/// the waits for the writer pool. With jobs off, work piles up and the gauges say so.
+#[tokio::test]
+async fn metrics_show_each_jobs_backlog_and_the_waits_for_the_writer_pool() {
+    let (db, url) = TestDb::fresh().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kassa(dir.path(), &url);
+    cmd.env("PORT", "0").env("KASSA_JOBS__ENABLED", "false");
+    let server = Served::start(&mut cmd, &dir.path().join("log"));
+    let (sk, pk) = server.keys.clone().unwrap();
+    let app = remote(&server.address, &sk, &pk);
+    let deliveries = "kassa_job_backlog{job=\"webhook_deliveries\"}";
+    let customers = "kassa_job_backlog{job=\"processor_customers\"}";
+    let oldest = "kassa_job_oldest_due_seconds{job=\"webhook_deliveries\"}";
+    let begins = "kassa_db_begin_wait_seconds_count";
+    let sampled = |text: &str| metric(text, deliveries).is_some() && metric(text, customers).is_some();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let text = app.get("/metrics", As::Nobody).await.text;
+        if sampled(&text) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(sampled(&before), "{before}");
+    for job in [
+        "cart_expiry",
+        "payment_voids",
+        "refund_retries",
+        "session_expiry",
+        "payment_reconcile",
+        "idempotency_cleanup",
+        "webhook_log_cleanup",
+    ] {
+        assert_eq!(metric(&before, &format!("kassa_job_backlog{{job=\"{job}\"}}")), Some(0.0), "{job}: {before}");
+    }
+    assert!(metric(&before, "kassa_db_pool_connections{pool=\"writer\",state=\"waiting\"}").is_some(), "{before}");
+
+    // Three products and a customer: four events nobody fans out, a customer without its
+    // processor customer.
+    for name in ["Tea", "Coffee", "Cocoa"] {
+        app.post("/admin/products", As::Admin, json!({"name": name})).await.ok();
+    }
+    app.post("/admin/customers", As::Admin, json!({"email": "backlog@example.com"})).await.ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let text = app.get("/metrics", As::Nobody).await.text;
+        let grown = metric(&text, deliveries).unwrap() >= metric(&before, deliveries).unwrap() + 4.0
+            && metric(&text, customers).unwrap() >= metric(&before, customers).unwrap() + 1.0
+            && metric(&text, oldest).unwrap() > 0.0;
+        if grown || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metric(&after, deliveries).unwrap() >= metric(&before, deliveries).unwrap() + 4.0, "{after}");
+    assert!(metric(&after, customers).unwrap() >= metric(&before, customers).unwrap() + 1.0, "{after}");
+    assert!(metric(&after, oldest).unwrap() > 0.0, "{after}");
+    assert!(
+        metric(&after, begins).unwrap() >= metric(&before, begins).unwrap_or(0.0) + 4.0,
+        "every write began: {after}"
+    );
+    assert!(after.contains("kassa_db_begin_wait_seconds_bucket{le=\"0.005\"}"), "a histogram: {after}");
+    server.stop();
+    drop(db);
 }

@@ -11,10 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use kassa_server::config::Settings;
 use kassa_server::startup::{Application, BuildOptions};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One request the receiver got.
@@ -36,6 +36,8 @@ impl Received {
 enum Answer {
     Status(u16),
     Hang,
+    /// 200 after this many milliseconds.
+    Slow(u64),
 }
 
 /// A webhook receiver on a loopback port.
@@ -72,6 +74,10 @@ impl Receiver {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                         (StatusCode::OK, "late")
                     }
+                    Answer::Slow(ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        (StatusCode::OK, "slow")
+                    }
                 }
             }
         });
@@ -83,6 +89,22 @@ impl Receiver {
 
     fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
+    }
+
+    /// Waits for the `product.created` event of the product named `name`.
+    async fn wait_for_product(&self, name: &str) -> Received {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.got().into_iter().find(|r| {
+                let e = r.json();
+                e["type"] == "product.created" && e["data"]["object"]["name"] == name
+            });
+            if let Some(r) = found {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no product.created for {name}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the receiver got `n` requests (at most `within`).
@@ -99,36 +121,9 @@ impl Receiver {
     }
 }
 
-/// stripe-python (`scripts/stripe_webhook_signature.py`), started once per test binary.
-struct StripePython {
-    _child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
 /// `stripe.Webhook.construct_event`'s verdict on a delivery: `ok <id> <type>` or `refused: …`.
 fn stripe_verify(python: &Path, payload: &[u8], secret: &str, header: &str) -> String {
-    static HELPER: OnceLock<Mutex<StripePython>> = OnceLock::new();
-    let helper = HELPER.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/stripe_webhook_signature.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Mutex::new(StripePython { _child: child, stdin, stdout })
-    });
-    let mut helper = helper.lock().unwrap_or_else(|p| p.into_inner());
-    let request = json!({"mode": "verify", "secret": secret, "header": header, "payload_hex": hex::encode(payload)});
-    writeln!(helper.stdin, "{request}").unwrap();
-    let mut line = String::new();
-    helper.stdout.read_line(&mut line).unwrap();
-    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stripe-python answered {line:?}"));
-    answer["result"].as_str().unwrap().to_owned()
+    support::stripe_python_verify(python, payload, secret, header)
 }
 
 /// Kassa's own verifier (the same scheme), for runs without stripe-python.
@@ -221,6 +216,85 @@ async fn deliveries_are_stripe_events_that_stripes_library_verifies() {
     }
 }
 
+/// What stripe-python and stripe-node conclude about a delivery with `secret`.
+fn official_verdicts(python: &Path, node_modules: &Path, r: &Received, secret: &str) -> [String; 2] {
+    [
+        stripe_verify(python, &r.body, secret, &r.signature),
+        support::stripe_node_verify(node_modules, &r.body, secret, &r.signature),
+    ]
+}
+
+/// Asserts both official libraries accept `r` with `secret` (as event `r`'s id and type).
+fn assert_verified(python: &Path, node_modules: &Path, r: &Received, secret: &str) {
+    let event = r.json();
+    let expected = format!("ok {} {}", event["id"].as_str().unwrap(), event["type"].as_str().unwrap());
+    for (library, verdict) in
+        ["stripe-python", "stripe-node"].iter().zip(official_verdicts(python, node_modules, r, secret))
+    {
+        assert_eq!(verdict, expected, "{library} with {secret}");
+    }
+}
+
+/// Asserts both official libraries refuse `r` with `secret`.
+fn assert_refused(python: &Path, node_modules: &Path, r: &Received, secret: &str, why: &str) {
+    for (library, verdict) in
+        ["stripe-python", "stripe-node"].iter().zip(official_verdicts(python, node_modules, r, secret))
+    {
+        assert!(verdict.starts_with("refused"), "{library} accepted {why}: {verdict}");
+    }
+}
+
+/// Every delivery verifies in the official Stripe libraries a merchant's receiver uses:
+/// stripe-python (`stripe.Webhook.construct_event`) and stripe-node
+/// (`stripe.webhooks.constructEvent`). A tampered body, a stranger's secret and a rolled-away
+/// secret are refused; during a roll both the old and the new secret verify.
+#[tokio::test]
+#[ignore = "needs stripe-python and the stripe npm package: set KASSA_TEST_PYTHON and KASSA_TEST_STRIPE_NODE (see README Testing)"]
+async fn every_delivery_verifies_in_stripe_python_and_stripe_node() {
+    let Some(python) = support::python() else { return };
+    let Some(node) = support::stripe_node_modules() else { return };
+    let app = spawn_app().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["*"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let first = endpoint["secret"].as_str().unwrap().to_string();
+
+    // Events of several types, non-ASCII text among them.
+    product(&app, "Zoë's tea, 100 g – €").await;
+    app.post("/admin/customers", As::Admin, json!({"email": "zoe@example.com", "name": "Zoë Brontë"})).await.ok();
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    for r in &receiver.got() {
+        assert_verified(&python, &node, r, &first);
+        assert_refused(&python, &node, r, "whsec_someone_else", "a stranger's secret");
+        let mut tampered = r.clone();
+        let text = String::from_utf8(r.body.to_vec()).unwrap();
+        tampered.body = Bytes::from(text.replacen("\"livemode\":false", "\"livemode\":true", 1));
+        assert_ne!(tampered.body, r.body);
+        assert_refused(&python, &node, &tampered, &first, "a tampered body");
+    }
+
+    // During a roll both secrets verify.
+    let rolled = app
+        .post(&format!("/admin/webhook-endpoints/{id}/roll-secret"), As::Admin, json!({"expires_in": 3600}))
+        .await
+        .ok();
+    let second = rolled["secret"].as_str().unwrap().to_string();
+    product(&app, "Genmaicha").await;
+    let during = receiver.wait_for_product("Genmaicha").await;
+    assert_verified(&python, &node, &during, &first);
+    assert_verified(&python, &node, &during, &second);
+
+    // Rolled again at once: the rolled-away secrets no longer verify.
+    let rolled =
+        app.post(&format!("/admin/webhook-endpoints/{id}/roll-secret"), As::Admin, json!({"expires_in": 0})).await.ok();
+    let third = rolled["secret"].as_str().unwrap().to_string();
+    product(&app, "Hojicha").await;
+    let after = receiver.wait_for_product("Hojicha").await;
+    assert_verified(&python, &node, &after, &third);
+    assert_refused(&python, &node, &after, &second, "a rolled-away secret");
+    assert_refused(&python, &node, &after, &first, "a rolled-away secret");
+}
+
 #[tokio::test]
 async fn a_failing_endpoint_gets_the_event_on_attempt_four_after_backoff() {
     let app = spawn_app_with(|s| s.webhooks.retry_schedule_ms = vec![300, 600, 900, 1000]).await;
@@ -253,6 +327,12 @@ async fn a_failing_endpoint_gets_the_event_on_attempt_four_after_backoff() {
     assert!(failed["data"].as_array().unwrap().iter().all(|a| a["succeeded"] == false && a["error"].is_string()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 4, "no attempt after the success");
+    // Counted per endpoint (an id no other test has) and by outcome.
+    let metrics = app.get("/metrics", As::Nobody).await.text;
+    let failures =
+        format!("kassa_webhook_endpoint_failures_total{{endpoint=\"{}\"}} 3", endpoint["id"].as_str().unwrap());
+    assert!(metrics.contains(&failures), "{failures}: {metrics}");
+    assert!(metrics.contains("kassa_webhook_attempts_total{outcome=\"retrying\"}"), "{metrics}");
 }
 
 #[tokio::test]
@@ -432,6 +512,7 @@ async fn every_webhook_route_is_documented() {
         ("/admin/webhook-endpoints", &["get", "post"][..]),
         ("/admin/webhook-endpoints/{id}", &["get", "post", "delete"][..]),
         ("/admin/webhook-endpoints/{id}/roll-secret", &["post"][..]),
+        ("/admin/webhook-endpoints/{id}/test", &["post"][..]),
         ("/admin/webhook-endpoints/{id}/deliveries", &["get"][..]),
         ("/admin/events/{id}/deliveries", &["get"][..]),
         ("/admin/events/{id}/resend", &["post"][..]),
@@ -442,7 +523,9 @@ async fn every_webhook_route_is_documented() {
     }
     // The event catalogue: OpenAPI 3.1 `webhooks`, each with a resolvable `data.object` schema.
     let hooks = doc["webhooks"].as_object().expect("a webhooks section");
-    for kind in ["order.created", "payment.succeeded", "credits.added", "webhook_endpoint.disabled"] {
+    for kind in
+        ["order.created", "payment.succeeded", "credits.added", "webhook_endpoint.disabled", "webhook_endpoint.test"]
+    {
         let schema = &hooks[kind]["post"]["requestBody"]["content"]["application/json"]["schema"];
         assert_eq!(schema["properties"]["type"]["enum"][0], kind);
         let object = &schema["properties"]["data"]["properties"]["object"];
@@ -599,8 +682,14 @@ async fn kassa_listen_forwards_signed_events_to_a_local_url() {
 /// The real binary, serving webhooks on `db_url`; returns it with its address (and the keys
 /// when the database was fresh).
 fn start_binary(db_url: &str) -> (Child, String, Option<(String, String)>) {
+    start_binary_with(db_url, &[])
+}
+
+/// [`start_binary`] with more settings in the environment.
+fn start_binary_with(db_url: &str, env: &[(&str, &str)]) -> (Child, String, Option<(String, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("DATABASE_URL", db_url)
         .env("KASSA_SERVER__PORT", "0")
         .env("KASSA_JOBS__INTERVAL_MS", "50")
@@ -663,6 +752,180 @@ async fn a_delivery_cut_by_sigkill_is_made_after_a_restart() {
         assert!(Instant::now() < deadline, "no successful attempt logged: {log}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    second.kill().unwrap();
+    let _ = second.wait();
+}
+
+/// An `Idempotency-Key` on create and roll-secret: a replay answers the same endpoint with the
+/// secret that was shown (byte for byte), creates or rolls nothing more, and the idempotency
+/// table keeps the secret sealed, never in clear.
+#[tokio::test]
+async fn create_and_roll_replay_the_shown_secret_under_an_idempotency_key() {
+    let app = spawn_app_with(|s| s.webhooks.secret_key = Some("7".repeat(64).into())).await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let body = json!({"url": receiver.url, "enabled_events": ["product.created"]});
+    let first = app.post_idem("/admin/webhook-endpoints", As::Admin, body.clone(), "create-hook-1").await;
+    let again = app.post_idem("/admin/webhook-endpoints", As::Admin, body.clone(), "create-hook-1").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.text, first.text, "the same answer, secret included");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let secret = first.body["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let listed = app.get("/admin/webhook-endpoints", As::Admin).await.ok();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "one endpoint: {listed}");
+    let other = json!({"url": receiver.url, "enabled_events": ["*"]});
+    let reused = app.post_idem("/admin/webhook-endpoints", As::Admin, other, "create-hook-1").await;
+    assert_eq!(reused.status, 400, "{}", reused.text);
+
+    let id = first.body["id"].as_str().unwrap();
+    let path = format!("/admin/webhook-endpoints/{id}/roll-secret");
+    let rolled = app.post_idem(&path, As::Admin, json!({"expires_in": 3600}), "roll-hook-1").await;
+    let replayed = app.post_idem(&path, As::Admin, json!({"expires_in": 3600}), "roll-hook-1").await;
+    assert_eq!(rolled.status, 200, "{}", rolled.text);
+    assert_eq!(replayed.text, rolled.text);
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    let new = rolled.body["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, secret);
+
+    // Rolled once: a delivery is signed by the shown secret and by the first one, nothing else.
+    product(&app, "Kukicha").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].signature.matches("v1=").count(), 2, "{}", got[0].signature);
+    assert!(kassa_verifies(&new, &got[0]) && kassa_verifies(&secret, &got[0]));
+
+    let stored: Vec<String> = sqlx::query_scalar("SELECT response_body FROM idempotency_keys")
+        .fetch_all(app.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    for body in &stored {
+        assert!(!body.contains("whsec_"), "a secret in clear in the idempotency table: {body}");
+        assert!(body.contains("\"secret\":\"v1:"), "sealed: {body}");
+    }
+}
+
+/// `POST /admin/webhook-endpoints/{id}/test` and `kassa webhooks test <endpoint>`: a signed
+/// `webhook_endpoint.test` event to that endpoint only; the command prints the answer and
+/// fails when the endpoint does not acknowledge it.
+#[tokio::test]
+async fn a_test_event_goes_to_one_endpoint_and_the_command_prints_the_answer() {
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_ms = vec![60_000]).await;
+    let target = Receiver::start(|_| Answer::Status(200)).await;
+    let bystander = Receiver::start(|_| Answer::Status(200)).await;
+    let failing = Receiver::start(|_| Answer::Status(500)).await;
+    let endpoint = create_endpoint(&app, &target.url, json!(["product.created"])).await;
+    create_endpoint(&app, &bystander.url, json!(["*"])).await;
+    let broken = create_endpoint(&app, &failing.url, json!(["*"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let secret = endpoint["secret"].as_str().unwrap();
+
+    let sent = app.post(&format!("/admin/webhook-endpoints/{id}/test"), As::Admin, json!({})).await.ok();
+    assert_eq!(sent["webhook_endpoints"], json!([id]));
+    let got = target.wait_for(1, Duration::from_secs(10)).await;
+    let event = got[0].json();
+    assert_eq!(event["type"], "webhook_endpoint.test");
+    assert_eq!(event["id"], sent["id"]);
+    assert_eq!(event["data"]["object"]["id"], id);
+    assert!(event["data"]["object"].get("secret").is_none());
+    assert!(kassa_verifies(secret, &got[0]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(bystander.got().is_empty(), "only the tested endpoint gets the test event");
+
+    let kassa = |endpoint: &str| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kassa"));
+        cmd.args(["webhooks", "test", endpoint, "--url", &app.address]).env("KASSA_SECRET_KEY", &app.secret_key);
+        cmd
+    };
+    let out = kassa(id).output().await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("sent test event evt_"), "{printed}");
+    assert!(printed.contains(&format!("{} answered 200 in ", target.url)), "{printed}");
+    assert_eq!(target.got().len(), 2);
+
+    let out = kassa(broken["id"].as_str().unwrap()).output().await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "a failing endpoint fails the command: {printed}");
+    assert!(printed.contains("answered 500") && printed.contains("answer body"), "{printed}");
+
+    let r = app.post("/admin/webhook-endpoints/we_nope/test", As::Admin, json!({})).await;
+    assert_eq!(r.status, 404);
+    app.post(&format!("/admin/webhook-endpoints/{id}"), As::Admin, json!({"disabled": true})).await.ok();
+    let r = app.post(&format!("/admin/webhook-endpoints/{id}/test"), As::Admin, json!({})).await;
+    assert_eq!((r.status.as_u16(), r.error_param()), (400, "webhook_endpoint"), "{}", r.text);
+}
+
+/// An endpoint that never answers (every attempt times out) is disabled after the schedule,
+/// with `webhook_endpoint.disabled` recorded.
+#[tokio::test]
+async fn an_endpoint_that_never_answers_is_disabled_after_the_schedule() {
+    let app = spawn_app_with(|s| {
+        s.webhooks.retry_schedule_ms = vec![100, 100];
+        s.webhooks.timeout_ms = 300;
+    })
+    .await;
+    let receiver = Receiver::start(|_| Answer::Hang).await;
+    let endpoint = create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    let id = endpoint["id"].as_str().unwrap();
+    product(&app, "Sobacha").await;
+    let shown =
+        until(&app, &format!("/admin/webhook-endpoints/{id}"), Duration::from_secs(15), |b| b["status"] == "disabled")
+            .await;
+    assert_eq!(shown["disabled_reason"], "failing");
+    assert_eq!(receiver.got().len(), 3, "the first attempt and two retries");
+    let log = app.get(&format!("/admin/webhook-endpoints/{id}/deliveries?failed=true"), As::Admin).await.ok();
+    let attempts = log["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a["status_code"].is_null() && a["error"].as_str().unwrap().contains("timed out")));
+    let events = app.get("/admin/events?type=webhook_endpoint.disabled", As::Admin).await.ok();
+    assert_eq!(events["data"][0]["data"]["object"]["id"], id);
+}
+
+/// A server killed (SIGKILL) while many deliveries are in flight or queued: after a restart
+/// every event is delivered (duplicates only of attempts the kill cut off).
+#[tokio::test]
+async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
+    let (_db, url) = TestDb::fresh().await;
+    // Four attempts at a time, 300 ms each: the deliveries take seconds, so the kill comes
+    // with some delivered, some in flight and most still queued.
+    let slow = [("KASSA_WEBHOOKS__MAX_IN_FLIGHT_PER_ENDPOINT", "4")];
+    let receiver = Receiver::start(|_| Answer::Slow(300)).await;
+    let (mut first, address, keys) = start_binary_with(&url, &slow);
+    let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
+    let api = remote(&address, &secret_key, &publishable_key);
+    api.post(
+        "/admin/webhook-endpoints",
+        As::Admin,
+        json!({"url": receiver.url, "enabled_events": ["product.created"]}),
+    )
+    .await
+    .ok();
+    const N: usize = 60;
+    let mut created = Vec::new();
+    for i in 0..N {
+        let p = api.post("/admin/products", As::Admin, json!({"name": format!("Tea {i}")})).await.ok();
+        created.push(p["id"].as_str().unwrap().to_string());
+    }
+    receiver.wait_for(5, Duration::from_secs(10)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let delivered_before = receiver.got().len();
+    assert!(delivered_before < N, "the kill came mid-delivery ({delivered_before} of {N} arrived)");
+    let (mut second, _, _) = start_binary_with(&url, &slow);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let objects = loop {
+        let mut objects: Vec<String> =
+            receiver.got().iter().map(|r| r.json()["data"]["object"]["id"].as_str().unwrap().to_string()).collect();
+        objects.sort();
+        objects.dedup();
+        if objects.len() == N || Instant::now() > deadline {
+            break objects;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    created.sort();
+    assert_eq!(objects, created, "every event arrived after the restart");
     second.kill().unwrap();
     let _ = second.wait();
 }

@@ -1,7 +1,9 @@
 //! Admin webhook endpoints, the delivery log and resending events (SPEC §9).
 
+use crate::api::IdempotencyKeyHeader;
 use crate::api::auth::Admin;
 use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::idempotency::Idempotent;
 use crate::api::pagination::{List, ListParams, to_page};
 use crate::error::{ApiResult, ErrorBody};
 use crate::objects::webhook_endpoint::{DeletedWebhookEndpoint, EventResent, WebhookDeliveryAttempt, WebhookEndpoint};
@@ -11,6 +13,7 @@ use crate::services::webhook_endpoints::{
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,21 +24,28 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_webhook_endpoint, list_webhook_endpoints))
         .routes(routes!(get_webhook_endpoint, update_webhook_endpoint, delete_webhook_endpoint))
         .routes(routes!(roll_webhook_endpoint_secret))
+        .routes(routes!(send_test_event))
         .routes(routes!(list_webhook_endpoint_deliveries))
         .routes(routes!(list_event_deliveries))
         .routes(routes!(resend_event))
 }
 
 /// Create a webhook endpoint. The answer holds its signing `secret` (`whsec_…`), shown this
-/// once. URLs on private or loopback addresses are refused unless `webhooks.allow_private_urls`.
+/// once (and again to a replay of the same `Idempotency-Key`). URLs on private or loopback
+/// addresses are refused unless `webhooks.allow_private_urls`.
 #[utoipa::path(post, path = "/admin/webhook-endpoints", tag = "Webhook endpoints", request_body = CreateEndpointInput,
-    security(("secret_key" = [])), responses((status = 200, body = WebhookEndpoint), (status = "4XX", body = ErrorBody)))]
+    params(IdempotencyKeyHeader), security(("secret_key" = [])),
+    responses((status = 200, body = WebhookEndpoint), (status = "4XX", body = ErrorBody)))]
 async fn create_webhook_endpoint(
     State(app): State<AppState>,
-    _: Admin,
-    ApiJson(input): ApiJson<CreateEndpointInput>,
-) -> ApiResult<Json<WebhookEndpoint>> {
-    Ok(Json(service::create(&app, input).await?))
+    admin: Admin,
+    req: Idempotent<CreateEndpointInput>,
+) -> ApiResult<Response> {
+    let new = service::prepare_create(&app, req.body).await?;
+    let answers = service::SealedSecretAnswer::new(&app);
+    req.request
+        .local_storing(&app, &admin.idempotency_scope(), &answers, move |tx| Box::pin(service::create_in(tx, new)))
+        .await
 }
 
 /// List webhook endpoints, newest first.
@@ -87,16 +97,38 @@ async fn delete_webhook_endpoint(
 
 /// Roll the signing secret: the answer holds the new `secret`, shown this once; the previous
 /// one keeps signing beside it (a second `v1` in `Stripe-Signature`) for `expires_in` seconds.
+/// A replay of the same `Idempotency-Key` shows the same new secret and rolls nothing.
 #[utoipa::path(post, path = "/admin/webhook-endpoints/{id}/roll-secret", tag = "Webhook endpoints",
-    params(("id" = String, Path)), request_body = RollSecretInput, security(("secret_key" = [])),
+    params(("id" = String, Path), IdempotencyKeyHeader), request_body = RollSecretInput, security(("secret_key" = [])),
     responses((status = 200, body = WebhookEndpoint), (status = "4XX", body = ErrorBody)))]
 async fn roll_webhook_endpoint_secret(
     State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    req: Idempotent<RollSecretInput>,
+) -> ApiResult<Response> {
+    let roll = service::prepare_roll(&app, &id, req.body)?;
+    let answers = service::SealedSecretAnswer::new(&app);
+    req.request
+        .local_storing(&app, &admin.idempotency_scope(), &answers, move |tx| {
+            Box::pin(service::roll_secret_in(tx, roll))
+        })
+        .await
+}
+
+/// Send a signed `webhook_endpoint.test` event to this endpoint only (whatever it subscribed
+/// to), delivered and retried like any event; its attempts are in
+/// `GET /admin/events/{id}/deliveries`. `kassa webhooks test <endpoint>` calls this and prints
+/// the outcome.
+#[utoipa::path(post, path = "/admin/webhook-endpoints/{id}/test", tag = "Webhook endpoints",
+    params(("id" = String, Path)), security(("secret_key" = [])),
+    responses((status = 200, body = EventResent), (status = "4XX", body = ErrorBody)))]
+async fn send_test_event(
+    State(app): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<RollSecretInput>,
-) -> ApiResult<Json<WebhookEndpoint>> {
-    Ok(Json(service::roll_secret(&app, &id, input).await?))
+) -> ApiResult<Json<EventResent>> {
+    Ok(Json(service::send_test(&app, &id).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
