@@ -312,8 +312,11 @@ impl Tx {
     pub async fn commit(mut self) -> Result<()> {
         let events = std::mem::take(&mut self.events);
         let unwanted_at = self.webhook_subscriptions.unwanted_at(events.iter().map(|e| e.kind()));
-        let backend = self.backend;
-        let awaiting_fan_out = crate::events::insert_all(self.conn(), backend, &events, unwanted_at).await?;
+        let share_lock = match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let awaiting_fan_out = crate::events::insert_all(self.conn(), share_lock, &events, unwanted_at).await?;
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;

@@ -58,10 +58,11 @@ impl Pending {
 /// `unwanted_at`: the `webhook_endpoints_version` at which this server's copy of the
 /// subscriptions says no enabled endpoint wants these events. The statement then marks them
 /// fanned out if the counter, read in it (`FOR SHARE` on PostgreSQL), still has that value —
-/// see `webhook_subscriptions` for why no endpoint is missed.
+/// see `webhook_subscriptions` for why no endpoint is missed. `share_lock`: the clause that
+/// locks the counter's row (` FOR SHARE` on PostgreSQL, nothing on SQLite).
 pub(crate) async fn insert_all(
     conn: &mut sqlx::AnyConnection,
-    backend: crate::db::Backend,
+    share_lock: &str,
     events: &[Pending],
     unwanted_at: Option<i64>,
 ) -> Result<bool> {
@@ -78,10 +79,6 @@ pub(crate) async fn insert_all(
         q.execute(conn).await?;
         return Ok(true);
     };
-    let lock = match backend {
-        crate::db::Backend::Postgres => " FOR SHARE",
-        crate::db::Backend::Sqlite => "",
-    };
     let values: Vec<String> = (0..events.len())
         .map(|i| {
             let b = 2 + i * 5;
@@ -89,7 +86,7 @@ pub(crate) async fn insert_all(
         })
         .collect();
     let statement = format!(
-        "WITH v AS (SELECT version FROM webhook_endpoints_version WHERE id = 1{lock}) \
+        "WITH v AS (SELECT version FROM webhook_endpoints_version WHERE id = 1{share_lock}) \
          INSERT INTO events (id, type, object_id, data, created, webhooks_fanned_out_at) VALUES {} \
          RETURNING webhooks_fanned_out_at",
         values.join(", ")
