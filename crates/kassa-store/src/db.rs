@@ -311,7 +311,8 @@ impl Tx {
 
     pub async fn commit(mut self) -> Result<()> {
         let events = std::mem::take(&mut self.events);
-        let unwanted_at = self.webhook_subscriptions.unwanted_at(events.iter().map(|e| e.kind()));
+        let unwanted_at =
+            self.webhook_subscriptions.unwanted_at(events.iter().filter(|e| e.for_fan_out()).map(|e| e.kind()));
         let share_lock = match self.backend {
             Backend::Postgres => " FOR SHARE",
             Backend::Sqlite => "",
