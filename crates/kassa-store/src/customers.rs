@@ -237,22 +237,25 @@ pub async fn claim_processor_customer<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-/// Customers without a processor customer whose creation nobody holds a live lease for,
-/// oldest first: the work of the processor-customer job.
-pub async fn lacking_processor_customer<'e, E: Executor<'e, Database = Any>>(
-    db: E,
+/// Takes the leases of up to `limit` customers without a processor customer whose creation
+/// nobody holds a live lease for (and whose retry time passed), oldest first, and returns them:
+/// the processor-customer job's scan and claims in one statement. Rows another server is
+/// claiming are skipped (PostgreSQL); the outer condition re-checks each row once locked.
+pub async fn claim_lacking_processor_customers(
+    store: &crate::Store,
     now: i64,
+    until: i64,
     limit: i64,
-) -> Result<Vec<String>> {
-    Ok(sql::query_scalar(
-        "SELECT id FROM customers WHERE processor_customer IS NULL \
-         AND (processor_claim_until IS NULL OR processor_claim_until < $1) \
-         AND (processor_retry_after IS NULL OR processor_retry_after < $1) ORDER BY created, id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
+) -> Result<Vec<CustomerRow>> {
+    let sql = format!(
+        "UPDATE customers SET processor_claim_until = $3 WHERE id IN (SELECT id FROM customers \
+         WHERE processor_customer IS NULL AND (processor_claim_until IS NULL OR processor_claim_until < $1) \
+         AND (processor_retry_after IS NULL OR processor_retry_after < $1) ORDER BY created, id LIMIT $2{}) \
+         AND processor_customer IS NULL AND (processor_claim_until IS NULL OR processor_claim_until < $1) \
+         RETURNING {COLUMNS}",
+        crate::db::skip_locked(store.backend())
+    );
+    Ok(sql::query_as(&sql).bind(now).bind(limit).bind(until).fetch_all(store.writer()).await?)
 }
 
 /// Stores the processor customer id (once); returns the id that is stored.

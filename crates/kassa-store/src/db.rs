@@ -1,4 +1,5 @@
 use crate::config_cache::ConfigCache;
+use crate::webhook_subscriptions::SubscriptionsCache;
 use crate::{Result, StoreError, sql};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
@@ -29,6 +30,8 @@ pub struct Store {
     config: Arc<ConfigCache>,
     /// Transactions with events this store committed (see [`Store::events_committed`]).
     events_committed: Arc<std::sync::atomic::AtomicU64>,
+    /// The enabled webhook endpoints' subscriptions (see `webhook_subscriptions`).
+    webhook_subscriptions: Arc<SubscriptionsCache>,
 }
 
 /// Options for [`Store::connect`].
@@ -67,6 +70,7 @@ impl Store {
                     reader: pool,
                     config: Arc::default(),
                     events_committed: Arc::default(),
+                    webhook_subscriptions: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -74,7 +78,14 @@ impl Store {
                 let full = opts.sqlite_full_sync;
                 let writer = sqlite_pool(1, opts.acquire_timeout, full).connect(&url).await?;
                 let reader = sqlite_pool(opts.max_connections.max(1), opts.acquire_timeout, full).connect(&url).await?;
-                Ok(Store { backend, writer, reader, config: Arc::default(), events_committed: Arc::default() })
+                Ok(Store {
+                    backend,
+                    writer,
+                    reader,
+                    config: Arc::default(),
+                    events_committed: Arc::default(),
+                    webhook_subscriptions: Arc::default(),
+                })
             }
         }
     }
@@ -83,8 +94,15 @@ impl Store {
         self.backend
     }
 
-    /// How many transactions that recorded events this store has committed: a request after
-    /// which it did not move has no event for the webhook dispatcher to send.
+    /// The enabled webhook endpoints' subscriptions kept in memory; the fan-out files what it
+    /// reads there.
+    pub fn webhook_subscriptions(&self) -> &SubscriptionsCache {
+        &self.webhook_subscriptions
+    }
+
+    /// How many transactions that recorded events awaiting the webhook fan-out this store has
+    /// committed: a request after which it did not move has nothing for the dispatcher to do
+    /// (events no enabled endpoint wants are inserted already fanned out).
     pub fn events_committed(&self) -> u64 {
         self.events_committed.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -121,10 +139,10 @@ impl Store {
             backend: self.backend,
             outcomes: Vec::new(),
             events: Vec::new(),
-            flushed_events: false,
             config: self.config.clone(),
             config_version: None,
             events_committed: self.events_committed.clone(),
+            webhook_subscriptions: self.webhook_subscriptions.clone(),
         })
     }
 
@@ -263,14 +281,13 @@ pub struct Tx {
     /// business outcome, never for work that rolled back).
     outcomes: Vec<crate::events::Outcome>,
     /// Events recorded in this transaction, inserted together (one statement) just before it
-    /// commits; a statement that refers to them first calls [`Tx::flush_events`].
+    /// commits: nothing reads an event in the transaction that records it.
     events: Vec<crate::events::Pending>,
-    /// Whether [`Tx::flush_events`] inserted some already (the commit still counts them).
-    flushed_events: bool,
     config: Arc<ConfigCache>,
     /// The configuration version this transaction observed (see `config_cache`).
     config_version: Option<i64>,
     events_committed: Arc<std::sync::atomic::AtomicU64>,
+    webhook_subscriptions: Arc<SubscriptionsCache>,
 }
 
 impl Tx {
@@ -294,11 +311,17 @@ impl Tx {
 
     pub async fn commit(mut self) -> Result<()> {
         let events = std::mem::take(&mut self.events);
-        crate::events::insert_all(self.conn(), &events).await?;
+        let unwanted_at =
+            self.webhook_subscriptions.unwanted_at(events.iter().filter(|e| e.for_fan_out()).map(|e| e.kind()));
+        let share_lock = match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let awaiting_fan_out = crate::events::insert_all(self.conn(), share_lock, &events, unwanted_at).await?;
         let inner = self.inner.take().expect("committed once");
         sql::count_commit();
         inner.commit().await?;
-        if !events.is_empty() || self.flushed_events {
+        if awaiting_fan_out {
             self.events_committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for outcome in &self.outcomes {
@@ -313,17 +336,6 @@ impl Tx {
 
     pub(crate) fn defer_event(&mut self, event: crate::events::Pending) {
         self.events.push(event);
-    }
-
-    /// Inserts the events recorded so far now rather than at commit: for a statement of the
-    /// same transaction that refers to them (marking an event fanned out, its first delivery).
-    pub(crate) async fn flush_events(&mut self) -> Result<()> {
-        let events = std::mem::take(&mut self.events);
-        crate::events::insert_all(self.conn(), &events).await?;
-        if !events.is_empty() {
-            self.flushed_events = true;
-        }
-        Ok(())
     }
 
     pub(crate) fn config(&self) -> &ConfigCache {

@@ -24,6 +24,29 @@ pub async fn record<T: serde::Serialize>(
     data: &T,
     now: i64,
 ) -> Result<String> {
+    defer(tx, kind, object_id, data, now, false)
+}
+
+/// Appends an event that the webhook fan-out skips (inserted already marked fanned out): for
+/// an event whose deliveries the caller makes itself, in the same transaction.
+pub async fn record_fanned_out<T: serde::Serialize>(
+    tx: &mut Tx,
+    kind: &str,
+    object_id: &str,
+    data: &T,
+    now: i64,
+) -> Result<String> {
+    defer(tx, kind, object_id, data, now, true)
+}
+
+fn defer<T: serde::Serialize>(
+    tx: &mut Tx,
+    kind: &str,
+    object_id: &str,
+    data: &T,
+    now: i64,
+    fanned_out: bool,
+) -> Result<String> {
     let id = IdKind::Event.new_id();
     let data = serde_json::to_value(data)?;
     tx.record_outcome(Outcome::of(&id, kind, object_id, &data));
@@ -33,6 +56,7 @@ pub async fn record<T: serde::Serialize>(
         object_id: object_id.into(),
         data: sql::to_json(&data),
         created: now,
+        fanned_out,
     });
     Ok(id)
 }
@@ -44,21 +68,81 @@ pub(crate) struct Pending {
     object_id: String,
     data: String,
     created: i64,
+    /// Inserted already marked fanned out (see [`record_fanned_out`]).
+    fanned_out: bool,
+}
+
+impl Pending {
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Whether the webhook fan-out is to consider this event.
+    pub(crate) fn for_fan_out(&self) -> bool {
+        !self.fanned_out
+    }
 }
 
 /// Inserts the events a transaction recorded, in one statement, just before it commits.
-pub(crate) async fn insert_all(conn: &mut sqlx::AnyConnection, events: &[Pending]) -> Result<()> {
+/// Returns whether any of them awaits the webhook fan-out.
+///
+/// `unwanted_at`: the `webhook_endpoints_version` at which this server's copy of the
+/// subscriptions says no enabled endpoint wants these events. The statement then marks them
+/// fanned out if the counter, read in it (`FOR SHARE` on PostgreSQL), still has that value —
+/// see `webhook_subscriptions` for why no endpoint is missed. `share_lock`: the clause that
+/// locks the counter's row (` FOR SHARE` on PostgreSQL, nothing on SQLite).
+pub(crate) async fn insert_all(
+    conn: &mut sqlx::AnyConnection,
+    share_lock: &str,
+    events: &[Pending],
+    unwanted_at: Option<i64>,
+) -> Result<bool> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    let values: Vec<String> = (0..events.len()).map(|i| format!("({})", sql::placeholders(i * 5 + 1, 5))).collect();
-    let statement = format!("INSERT INTO events (id, type, object_id, data, created) VALUES {}", values.join(", "));
-    let mut q = sql::query(&statement);
+    if unwanted_at.is_none() && !events.iter().any(|e| e.fanned_out) {
+        let values: Vec<String> = (0..events.len()).map(|i| format!("({})", sql::placeholders(i * 5 + 1, 5))).collect();
+        let statement = format!("INSERT INTO events (id, type, object_id, data, created) VALUES {}", values.join(", "));
+        let mut q = sql::query(&statement);
+        for e in events {
+            q = q.bind(&e.id).bind(&e.kind).bind(&e.object_id).bind(&e.data).bind(e.created);
+        }
+        q.execute(conn).await?;
+        return Ok(true);
+    }
+    // `$1` is the version when there is one; each event's five values follow.
+    let first = if unwanted_at.is_some() { 2 } else { 1 };
+    let values: Vec<String> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let b = first + i * 5;
+            let fanned_out = match (e.fanned_out, unwanted_at) {
+                (true, _) => format!("${}", b + 4),
+                (false, Some(_)) => format!("CASE WHEN (SELECT version FROM v) = $1 THEN ${} END", b + 4),
+                (false, None) => "NULL".into(),
+            };
+            format!("({}, {fanned_out})", sql::placeholders(b, 5))
+        })
+        .collect();
+    let with = match unwanted_at {
+        Some(_) => format!("WITH v AS (SELECT version FROM webhook_endpoints_version WHERE id = 1{share_lock}) "),
+        None => String::new(),
+    };
+    let statement = format!(
+        "{with}INSERT INTO events (id, type, object_id, data, created, webhooks_fanned_out_at) VALUES {} \
+         RETURNING webhooks_fanned_out_at",
+        values.join(", ")
+    );
+    let mut q = sql::query_scalar::<Option<i64>>(&statement);
+    if let Some(version) = unwanted_at {
+        q = q.bind(version);
+    }
     for e in events {
         q = q.bind(&e.id).bind(&e.kind).bind(&e.object_id).bind(&e.data).bind(e.created);
     }
-    q.execute(conn).await?;
-    Ok(())
+    let marked = q.fetch_all(conn).await?;
+    Ok(marked.iter().any(Option::is_none))
 }
 
 /// What the log says about a committed event: its type, object and the few fields an

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod sql;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;
+pub mod webhook_subscriptions;
 
 pub use db::{Backend, Store, Tx};
 pub use error::StoreError;

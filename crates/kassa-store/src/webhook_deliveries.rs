@@ -43,8 +43,6 @@ pub async fn mark_fanned_out(tx: &mut Tx, ids: &[String], now: i64) -> Result<()
     if ids.is_empty() {
         return Ok(());
     }
-    // The events may be this transaction's own, not inserted yet.
-    tx.flush_events().await?;
     let sql =
         format!("UPDATE events SET webhooks_fanned_out_at = $1 WHERE id IN ({})", sql::placeholders(2, ids.len()));
     let mut q = sql::query(&sql).bind(now);

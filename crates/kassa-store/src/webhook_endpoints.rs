@@ -26,7 +26,20 @@ pub struct EndpointRow {
 const COLUMNS: &str = "id, url, description, enabled_events, api_version, status, disabled_reason, secret, \
                        previous_secret, previous_secret_expires, metadata, created, updated";
 
+/// Bumps `webhook_endpoints_version` (migration 0013) in the transaction of an endpoint's
+/// change: servers' in-memory subscriptions read at an older version stop being used.
+async fn bump_version(tx: &mut Tx) -> Result<()> {
+    sql::query("UPDATE webhook_endpoints_version SET version = version + 1 WHERE id = 1").execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// The current `webhook_endpoints_version`.
+pub async fn version<'e, E: Executor<'e, Database = Any>>(db: E) -> Result<i64> {
+    Ok(sql::query_scalar("SELECT version FROM webhook_endpoints_version WHERE id = 1").fetch_one(db).await?)
+}
+
 pub async fn insert(tx: &mut Tx, e: &EndpointRow) -> Result<()> {
+    bump_version(tx).await?;
     sql::query(&format!(
         "INSERT INTO webhook_endpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
@@ -50,6 +63,7 @@ pub async fn insert(tx: &mut Tx, e: &EndpointRow) -> Result<()> {
 
 /// Writes every column but `id` and `created`.
 pub async fn update(tx: &mut Tx, e: &EndpointRow) -> Result<()> {
+    bump_version(tx).await?;
     sql::query(
         "UPDATE webhook_endpoints SET url = $2, description = $3, enabled_events = $4, api_version = $5, \
          status = $6, disabled_reason = $7, secret = $8, previous_secret = $9, previous_secret_expires = $10, \
@@ -115,6 +129,7 @@ pub async fn list<'e, E: Executor<'e, Database = Any>>(db: E, page: &Page) -> Re
 
 /// Deletes the endpoint with its deliveries and their log.
 pub async fn delete(tx: &mut Tx, id: &str) -> Result<bool> {
+    bump_version(tx).await?;
     sql::query("DELETE FROM webhook_attempts WHERE endpoint = $1").bind(id).execute(tx.conn()).await?;
     sql::query("DELETE FROM webhook_deliveries WHERE endpoint = $1").bind(id).execute(tx.conn()).await?;
     let done = sql::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id).execute(tx.conn()).await?;

@@ -46,6 +46,13 @@ pub enum EndpointInput {
 /// The event recorded when an endpoint is disabled for failing.
 pub const DISABLED_EVENT: &str = "webhook_endpoint.disabled";
 
+/// Whether an endpoint subscribed to `enabled_events` may want events of `kind`: `*` counts as
+/// every type. A superset of the delivery job's own matching (which may narrow `*`), so a
+/// server that asks this before skipping the fan-out never skips an event an endpoint wants.
+pub fn subscribes(enabled_events: &[String], kind: &str) -> bool {
+    enabled_events.iter().any(|e| e == "*" || e == kind)
+}
+
 /// The next status and reason, or `None` when nothing changes.
 pub fn transition(
     status: WebhookEndpointStatus,

@@ -13,9 +13,11 @@ pub const NAME: &str = crate::wakeups::PROCESSOR_CUSTOMERS;
 const BATCH: i64 = 50;
 
 pub async fn round(state: &AppState) -> anyhow::Result<Round> {
-    let ids =
-        kassa_store::customers::lacking_processor_customer(state.store.reader(), state.clock.now(), BATCH).await?;
-    let attempts = ids.iter().map(|id| customers::create_lacking_processor_customer(state, id));
+    // The scan takes the leases (one statement); each claimed customer then costs the
+    // processor call and the statement storing its id.
+    let claimed = customers::claim_lacking_processor_customers(state, BATCH).await?;
+    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    let attempts = claimed.into_iter().map(|c| customers::create_claimed_processor_customer(state, c));
     let failed = futures::future::join_all(attempts)
         .await
         .into_iter()

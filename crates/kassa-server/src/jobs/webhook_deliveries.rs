@@ -31,6 +31,7 @@ use kassa_processors::signature;
 use kassa_store::events::{self, EventRow};
 use kassa_store::webhook_deliveries::{self as db, AttemptRow, Claimed, Outcome};
 use kassa_store::webhook_endpoints::{self as endpoints, EndpointRow};
+use kassa_store::webhook_subscriptions::Subscriptions;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -217,7 +218,16 @@ async fn fan_out(state: &AppState) -> anyhow::Result<usize> {
         tx.rollback().await?;
         return Ok(0);
     }
+    // The version first: the endpoints read after it are at least as new as their label.
+    let version = endpoints::version(tx.conn()).await?;
     let subscribed = endpoints::enabled(tx.conn()).await?;
+    state.store.webhook_subscriptions().store(Subscriptions {
+        version,
+        enabled_events: subscribed
+            .iter()
+            .map(|e| serde_json::from_str::<Vec<String>>(&e.enabled_events).unwrap_or_default())
+            .collect(),
+    });
     let mut pairs = Vec::new();
     for e in &pending {
         for endpoint in &subscribed {
@@ -470,9 +480,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// Middleware: a request that recorded events (a transaction with events committed while it
-/// ran, counted by the store) wakes this server's dispatcher, so its events go out at once;
-/// one that recorded none costs the dispatcher no round. Other servers find them on their next
+/// Middleware: a request that recorded events awaiting the fan-out (a transaction with such
+/// events committed while it ran, counted by the store) wakes this server's dispatcher, so its
+/// events go out at once; one that recorded none — or only events no enabled endpoint wants,
+/// inserted already fanned out — costs the dispatcher no round. Other servers find them on their next
 /// round.
 pub async fn wake_after_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;

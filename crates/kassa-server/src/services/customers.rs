@@ -124,6 +124,26 @@ pub async fn create_lacking_processor_customer(state: &AppState, customer_id: &s
     result.map_err(ApiError::ProcessorUnavailable)
 }
 
+/// Claims (takes the leases of) up to `limit` customers lacking a processor customer.
+pub async fn claim_lacking_processor_customers(state: &AppState, limit: i64) -> ApiResult<Vec<CustomerRow>> {
+    let now = state.clock.now();
+    Ok(db::claim_lacking_processor_customers(&state.store, now, now + PROCESSOR_CLAIM_SECS, limit).await?)
+}
+
+/// Creates the processor customer of a customer whose lease the caller took, as the attempt
+/// that payments asking for it meanwhile join.
+pub async fn create_claimed_processor_customer(state: &AppState, customer: CustomerRow) -> ApiResult<String> {
+    let id = customer.id.clone();
+    let result = state
+        .processor_customers
+        .run(&id, || {
+            let state = state.clone();
+            async move { create_processor_customer(&state, &customer).await.map_err(|e| e.to_string()) }
+        })
+        .await;
+    result.map_err(ApiError::ProcessorUnavailable)
+}
+
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(PROCESSOR_CLAIM_SECS as u64 + 5);
     loop {
@@ -337,9 +357,9 @@ pub async fn signed_in(state: &AppState, claims: &CustomerClaims) -> ApiResult<C
 /// The guest customer for `email`, found or created (one per email).
 pub async fn guest(tx: &mut Tx, now: i64, email_address: &str) -> ApiResult<(CustomerRow, bool)> {
     let email = email("email", email_address)?;
-    if let Some(c) = db::find_guest(tx.conn(), &email).await? {
-        return Ok((c, false));
-    }
+    // No lookup first: the insert does nothing when the email's guest exists (the unique index
+    // `customers_one_guest_per_email`), and `create` then reads that guest. A new guest costs
+    // one statement instead of two; a returning one two instead of one.
     let draft = CustomerDraft {
         email: Some(email),
         name: None,

@@ -581,8 +581,9 @@ pub async fn send_test(app: &AppState, id: &str) -> ApiResult<EventResent> {
     if status_of(&row) != WebhookEndpointStatus::Enabled {
         return Err(ApiError::invalid("webhook_endpoint", "The webhook endpoint is disabled; enable it first."));
     }
-    let event = events::record(&mut tx, TEST_EVENT, &row.id, &WebhookEndpoint::from_row(&row), now).await?;
-    webhook_deliveries::mark_fanned_out(&mut tx, std::slice::from_ref(&event), now).await?;
+    // Inserted at commit already marked fanned out (events are inserted at commit, so marking
+    // it here by an UPDATE would find no row).
+    let event = events::record_fanned_out(&mut tx, TEST_EVENT, &row.id, &WebhookEndpoint::from_row(&row), now).await?;
     webhook_deliveries::resend(&mut tx, &event, &row.id, now, now_ms).await?;
     tx.commit().await?;
     app.jobs.wake(DELIVERY_JOB);

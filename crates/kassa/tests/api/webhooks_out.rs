@@ -580,6 +580,57 @@ async fn two_servers_on_one_postgres_deliver_each_event_once() {
     let _ = second.await;
 }
 
+/// A server whose copy of the endpoints' subscriptions says "nobody listens" (so it inserts
+/// events already fanned out) still delivers an event recorded after another server created an
+/// endpoint: the copy is checked against `webhook_endpoints_version` in the events' insert.
+#[tokio::test]
+async fn an_endpoint_created_on_another_server_gets_the_next_event() {
+    let app = spawn_app().await;
+    let mut settings: Settings = (*app.state.settings).clone();
+    settings.server.port = 0;
+    let second = Application::build(settings, BuildOptions::default()).await.expect("second server builds");
+    let address = format!("http://{}", second.local_addr());
+    let subscriptions = second.state().store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(async move {
+        second
+            .run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    let http = reqwest::Client::new();
+    let product_on_second = |name: &str| {
+        let req =
+            http.post(format!("{address}/admin/products")).bearer_auth(&app.secret_key).json(&json!({"name": name}));
+        async move {
+            let res = req.send().await.unwrap();
+            assert!(res.status().is_success(), "{}", res.status());
+            res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    // The second server's first event makes its fan-out read the endpoints (none).
+    product_on_second("warm-up").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscriptions.webhook_subscriptions().version().is_none() {
+        assert!(Instant::now() < deadline, "the second server never read the endpoints");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    product_on_second("nobody listens").await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    create_endpoint(&app, &receiver.url, json!(["product.created"])).await;
+    let id = product_on_second("heard").await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = receiver.got();
+    let objects: Vec<String> =
+        got.iter().map(|r| r.json()["data"]["object"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(objects, [id], "only the event recorded after the endpoint existed, once");
+    let _ = stop.send(());
+    let _ = second.await;
+}
+
 /// `kassa listen --forward-to`: prints the secret, forwards each event signed with it, and
 /// deletes its endpoint on Ctrl-C.
 #[tokio::test]
