@@ -305,9 +305,12 @@ async fn customer_text_is_escaped_and_every_page_renders() {
         )
         .await
         .ok();
-    paid_order(&app, "buyer@example.com").await;
+    let (order, _) = paid_order(&app, "buyer@example.com").await;
     let mut b = Browser::new(&app);
     assert_eq!(b.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    // The date range (its end also bounds the id): today's order is within, not before 2000.
+    assert!(b.get("/dashboard/orders?from=2000-01-01&to=2999-12-31").await.html.contains(&order));
+    assert!(!b.get("/dashboard/orders?to=2000-01-01").await.html.contains(&order));
     let id = customer["id"].as_str().unwrap();
     let page = b.get(&format!("/dashboard/customers/{id}")).await;
     assert_eq!(page.status, 200);
