@@ -202,7 +202,7 @@ def test_pagination_walks_all_of_120_orders_exactly_once(kassa, owner):
     assert sorted(back) == sorted(seen)
 
 
-PAGES = ["", "/orders", "/customers", "/payments", "/events", "/catalog", "/webhook-endpoints", "/api-keys", "/users"]
+PAGES = ["", "/orders", "/customers", "/subscriptions", "/invoices", "/payments", "/events", "/catalog", "/webhook-endpoints", "/api-keys", "/users"]
 
 
 def test_every_page_has_no_serious_accessibility_problem_and_reads_at_390px(kassa, owner, browser):
@@ -243,3 +243,50 @@ def test_the_keyboard_reaches_the_content_and_the_refund_form(kassa, owner):
         if owner.evaluate("() => document.activeElement.id") == "refund-amount":
             break
     assert owner.evaluate("() => document.activeElement.id") == "refund-amount"
+
+
+def subscription(kassa):
+    """A monthly $10.00 subscription of a new customer paying by a card on file."""
+    product = kassa.admin("POST", "/admin/products", {"name": f"Plan {uuid.uuid4().hex[:6]}"})
+    price = kassa.admin("POST", "/admin/prices", {"product": product["id"], "currency": "usd", "unit_amount": 1000,
+                                                  "recurring": {"interval": "month"}})
+    customer = kassa.admin("POST", "/admin/customers", {"email": email()})
+    kassa.admin("POST", f"/admin/customers/{customer['id']}/payment-methods",
+                {"payment_method": "pm_card_visa", "default": True})
+    sub = kassa.admin("POST", "/admin/subscriptions", {"customer": customer["id"], "items": [{"price": price["id"]}]})
+    assert sub["status"] == "active", sub
+    return sub
+
+
+def test_subscription_and_invoice_pages_are_accessible_and_cancel_at_period_end_agrees_with_the_api(kassa, owner):
+    sub = subscription(kassa)
+    url = kassa.dashboard[0]
+    paths = ["/subscriptions", "/invoices", f"/subscriptions/{sub['id']}", f"/invoices/{sub['latest_invoice']}",
+             f"/subscriptions?customer={sub['customer']}"]
+    for path in paths:
+        owner.goto(url + path)
+        assert axe_problems(owner) == [], path
+
+    # From the customer's page to the subscription, then cancel at the period end.
+    owner.goto(f"{url}/customers/{sub['customer']}")
+    owner.get_by_role("link", name=sub["id"]).click()
+    expect(owner.get_by_role("heading", level=1)).to_contain_text(sub["id"])
+    owner.get_by_label("I confirm the cancellation at the period end").check()
+    owner.get_by_role("button", name="Cancel at period end").click()
+    expect(owner.get_by_role("status")).to_have_text("The subscription will be canceled at the end of its period.")
+    expect(owner.locator("#cancel-at-period-end")).to_have_text("yes")
+    assert axe_problems(owner) == []
+    shot(owner, "subscription")
+
+    admin = kassa.admin("GET", f"/admin/subscriptions/{sub['id']}")
+    assert admin["cancel_at_period_end"] is True
+    assert admin["status"] == "active"
+    assert admin["current_period_end"] == sub["current_period_end"]
+    audit = kassa.admin("GET", f"/admin/events?type=dashboard.subscription.cancel&object={sub['id']}")["data"]
+    assert len(audit) == 1
+    assert audit[0]["data"]["object"]["user"]["email"] == kassa.dashboard[1]
+
+    # The invoice page shows its lines and attempts.
+    owner.get_by_role("link", name=sub["latest_invoice"]).first.click()
+    expect(owner.locator("#amount-due")).to_have_text("$10.00")
+    expect(owner.locator("#attempt-count")).to_have_text("1")

@@ -208,6 +208,12 @@ pub async fn search_orders<'e, E: Executor<'e, Database = Any>>(
     }
     if let Some(until) = f.created_until {
         bounds.push(format!("created < {until}"));
+        // The same bound on the id, so the primary key (the list's order) starts at the
+        // range's end instead of walking back from the newest order through every later one.
+        // Ids are ULIDs stamped with the wall clock when the order was made, and `created` is
+        // never earlier than that (the server clock only moves forward of the wall clock in
+        // tests), so a day's margin keeps every order of the range.
+        bounds.push(format!("id < 'ord_{}'", ulid_time_prefix(until.saturating_add(86_400))));
     }
     if !bounds.is_empty() {
         select.push_str(" WHERE ");
@@ -227,6 +233,31 @@ pub async fn search_orders<'e, E: Executor<'e, Database = Any>>(
         filters.push(("payment_status", s));
     }
     sql::list_page(db, &select, &filters, page).await
+}
+
+/// The first 10 characters of a ULID made at `unix_secs` (its 48-bit millisecond time in
+/// lowercase Crockford base32): every id made before that time sorts below it.
+pub fn ulid_time_prefix(unix_secs: i64) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let ms = (unix_secs.max(0) as u64).saturating_mul(1000).min((1 << 48) - 1);
+    (0..10).map(|k| ALPHABET[((ms >> (5 * (9 - k))) & 31) as usize] as char).collect()
+}
+
+#[cfg(test)]
+mod ulid_prefix_tests {
+    use super::ulid_time_prefix;
+
+    #[test]
+    fn an_id_made_now_sorts_between_the_prefixes_of_this_second_and_the_next() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let id = kassa_domain::ids::new_id("ord");
+        let body = &id["ord_".len()..];
+        assert!(body >= ulid_time_prefix(now).as_str(), "{id}");
+        assert!(body < ulid_time_prefix(now + 2).as_str(), "{id}");
+        assert_eq!(ulid_time_prefix(-5), "0000000000");
+        assert_eq!(ulid_time_prefix(0), "0000000000");
+        assert_eq!(ulid_time_prefix(1), "00000000z8"); // 1000 ms = 31*32 + 8
+    }
 }
 
 /// Totals of a period, per currency.

@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod backlog;
+pub mod bench_seed;
 pub mod billing;
 pub mod carts;
 pub mod catalog;

@@ -46,6 +46,7 @@ pub struct BenchArgs {
     /// (`webhooks.allow_private_urls`, on with `--demo`).
     #[arg(long)]
     pub webhooks: bool,
+<<<<<<< HEAD
     /// Renewals: how many subscriptions fall due at once.
     #[arg(long, default_value_t = 10_000)]
     pub subscriptions: usize,
@@ -60,6 +61,21 @@ pub struct BenchArgs {
     /// processor per subscription and period).
     #[arg(long)]
     pub database_url: Option<String>,
+=======
+    /// Dashboard scenarios: first insert this many orders straight into the database
+    /// (PostgreSQL only, bulk SQL; the rows reference no cart or payment, so use a database
+    /// made for the bench). 0 seeds nothing.
+    #[arg(long, default_value_t = 0)]
+    pub seed_orders: i64,
+    /// The database `--seed-orders` writes to (the server's `KASSA_DATABASE_URL`).
+    #[arg(long, env = "KASSA_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Dashboard scenarios: a dashboard user (made with `kassa users create`).
+    #[arg(long, env = "KASSA_BENCH_DASHBOARD_EMAIL", default_value = "")]
+    pub dashboard_email: String,
+    #[arg(long, env = "KASSA_BENCH_DASHBOARD_PASSWORD", default_value = "")]
+    pub dashboard_password: String,
+>>>>>>> dash2
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -79,10 +95,25 @@ pub enum Scenario {
     Credits,
     /// Create a product (admin API): one event each, for `--webhooks`' delivery rate.
     Events,
+<<<<<<< HEAD
     /// `--subscriptions` subscriptions falling due at once, renewed and paid off-session by
     /// the servers (`--url`, `--also-url`): renewals/s until all are renewed (a one-shot run:
     /// `--duration` does not apply). See `bench/renewals.rs`.
     Renewals,
+=======
+    /// The dashboard's orders list, first page (signed in as a dashboard user).
+    DashboardOrders,
+    /// The dashboard's orders list searched by a buyer's email.
+    DashboardSearch,
+    /// One order's dashboard page.
+    DashboardOrder,
+}
+
+impl Scenario {
+    fn dashboard(self) -> bool {
+        matches!(self, Scenario::DashboardOrders | Scenario::DashboardSearch | Scenario::DashboardOrder)
+    }
+>>>>>>> dash2
 }
 
 /// What every client shares: the HTTP client and the ids the setup created.
@@ -101,6 +132,10 @@ struct Ctx {
     customer: String,
     email: String,
     run: String,
+    /// Dashboard: the session cookie, the buyers' emails and order ids to look up.
+    cookie: String,
+    emails: Vec<String>,
+    login: (String, String),
 }
 
 impl Ctx {
@@ -140,6 +175,20 @@ impl Ctx {
             .await
             .map_err(|e| format!("network: {e}"))?;
         read(res).await
+    }
+
+    /// A dashboard page, signed in; only its status is checked.
+    async fn page(&self, path: &str) -> Result<String, String> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .map_err(|e| format!("network: {e}"))?;
+        let status = res.status();
+        let body = res.text().await.map_err(|e| format!("network: {e}"))?;
+        if status.is_success() { Ok(body) } else { Err(status.as_u16().to_string()) }
     }
 
     async fn store_get(&self, path: &str) -> Result<Value, String> {
@@ -202,6 +251,9 @@ async fn setup(ctx: &mut Ctx, scenario: Scenario) -> anyhow::Result<()> {
         let c = must(ctx.admin_post("/admin/customers", json!({"email": ctx.email})).await)?;
         ctx.customer = c["id"].as_str().unwrap_or_default().to_string();
     }
+    if scenario.dashboard() {
+        dashboard_setup(ctx).await?;
+    }
     if scenario == Scenario::CatalogRead {
         for i in 0..20 {
             let p = ctx
@@ -217,6 +269,60 @@ async fn setup(ctx: &mut Ctx, scenario: Scenario) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Signs in to the dashboard and picks the orders and emails to look up from its first pages.
+async fn dashboard_setup(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let (email, password) = ctx.login.clone();
+    let res = ctx.http.get(format!("{}/dashboard/login", ctx.url)).send().await?;
+    let pre: Vec<String> = res
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let login = res.text().await?;
+    let csrf = between(&login, "name=\"csrf_token\" value=\"", "\"").context("no csrf token on the login page")?;
+    let res = ctx
+        .http
+        .post(format!("{}/dashboard/login", ctx.url))
+        .header(reqwest::header::COOKIE, pre.join("; "))
+        .form(&[("csrf_token", csrf.as_str()), ("email", email.as_str()), ("password", password.as_str())])
+        .send()
+        .await?;
+    let cookie = res
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .find(|c| c.starts_with("kassa_dashboard="))
+        .context("signing in to the dashboard failed (KASSA_BENCH_DASHBOARD_EMAIL/PASSWORD?)")?;
+    ctx.cookie = cookie;
+    // Orders spread over the list: the ids and emails of the first pages.
+    let mut after = String::new();
+    for _ in 0..8 {
+        let page = ctx.page(&format!("/dashboard/orders{after}")).await.map_err(anyhow::Error::msg)?;
+        let ids: Vec<String> = page
+            .split("href=\"/dashboard/orders/")
+            .skip(1)
+            .filter_map(|r| r.split('"').next().map(str::to_string))
+            .collect();
+        let Some(last) = ids.last().cloned() else { break };
+        ctx.products.extend(ids);
+        ctx.emails.extend(
+            page.split("data-label=\"Email\">").skip(1).filter_map(|r| r.split('<').next().map(str::to_string)),
+        );
+        after = format!("?starting_after={last}");
+    }
+    if ctx.products.is_empty() {
+        bail!("the dashboard lists no orders: seed some with --seed-orders");
+    }
+    Ok(())
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    text[from..].split(end).next().map(str::to_string)
 }
 
 /// One operation; a checkout answers `<cart id> <order id>` of the order it made.
@@ -238,7 +344,20 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, S
             let p = ctx.admin_post("/admin/products", json!({"name": format!("Bench event {n}")})).await?;
             Ok(p["id"].as_str().map(str::to_string))
         }
+<<<<<<< HEAD
         Scenario::Renewals => Err("renewals is a one-shot run (bench::renewals)".into()),
+=======
+        Scenario::DashboardOrders => ctx.page("/dashboard/orders").await.map(|_| None),
+        Scenario::DashboardSearch => {
+            let email = &ctx.emails[n % ctx.emails.len()];
+            let q: String = email.replace('@', "%40");
+            ctx.page(&format!("/dashboard/orders?q={q}")).await.map(|_| None)
+        }
+        Scenario::DashboardOrder => {
+            let id = &ctx.products[n % ctx.products.len()];
+            ctx.page(&format!("/dashboard/orders/{id}")).await.map(|_| None)
+        }
+>>>>>>> dash2
         Scenario::Checkout => checkout(ctx, n).await.map(Some),
         Scenario::CheckoutCompact => checkout_compact(ctx, n).await.map(Some),
         Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await.map(|()| None),
@@ -383,6 +502,26 @@ struct ClientResult {
     committed: Vec<(String, String, Instant)>,
 }
 
+/// `--seed-orders`: bulk orders straight into the database, timed.
+async fn seed(args: &BenchArgs, run: &str) -> anyhow::Result<()> {
+    let url = args.database_url.clone().context("--seed-orders needs --database-url (or KASSA_DATABASE_URL)")?;
+    let opts = kassa_store::db::ConnectOptions {
+        url,
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(30),
+        sqlite_full_sync: false,
+    };
+    let store = kassa_store::db::Store::connect(&opts).await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let started = Instant::now();
+    let n = kassa_store::bench_seed::seed_orders(&store, args.seed_orders, run, now)
+        .await?
+        .context("--seed-orders needs PostgreSQL")?;
+    println!("seeded {n} orders (one line each) in {:.1} s", started.elapsed().as_secs_f64());
+    store.close().await;
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.duration == 0 {
         bail!("--clients and --duration must be positive");
@@ -405,7 +544,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         customer: String::new(),
         email: String::new(),
         run,
+        cookie: String::new(),
+        emails: Vec::new(),
+        login: (args.dashboard_email.clone(), args.dashboard_password.clone()),
     };
+<<<<<<< HEAD
     if args.scenario == Scenario::Renewals {
         let mut urls = vec![ctx.url.clone()];
         urls.extend(args.also_url.iter().map(|u| u.trim_end_matches('/').to_string()));
@@ -417,6 +560,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             database_url: args.database_url.clone(),
         };
         return renewals::run(&ctx, options).await;
+=======
+    if args.seed_orders > 0 {
+        seed(&args, &ctx.run).await?;
+>>>>>>> dash2
     }
     setup(&mut ctx, args.scenario).await?;
     let hooks = if args.webhooks { Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?) } else { None };

@@ -1,5 +1,6 @@
 //! Customers: search by email, and the customer's page (orders, payments, credits balance and
-//! ledger with an adjustment form, the processor's customer id).
+//! ledger with an adjustment form, the processor's customer id, links to its subscriptions
+//! and invoices).
 
 use crate::dashboard::error_page;
 use crate::dashboard::layout::{self, Area, badge, csrf, form_key, money, pager, query, sides, time};
@@ -112,7 +113,12 @@ pub async fn detail(
         section.card aria-labelledby="subscriptions-h" {
             h2 #subscriptions-h { "Subscriptions" }
             @if d.subscriptions.data.is_empty() { p.muted { "No subscriptions." } } @else {
-                ul { @for s in &d.subscriptions.data { li { span.id { (s.id) } " " span.id { (s.price) } " " (badge(&s.status)) " until " (time(s.current_period_end)) } } }
+                ul { @for s in &d.subscriptions.data { li { a.id href=(format!("/dashboard/subscriptions/{}", s.id)) { (s.id) } " " span.id { (s.price) } " " (badge(&s.status)) " until " (time(s.current_period_end)) } } }
+            }
+            p {
+                a href=(format!("/dashboard/subscriptions?{}", query(&[("customer", Some(&c.id))]))) { "All subscriptions of this customer" }
+                " · "
+                a href=(format!("/dashboard/invoices?{}", query(&[("customer", Some(&c.id))]))) { "Invoices of this customer" }
             }
         }
         section.card aria-labelledby="credits-h" {

@@ -16,6 +16,8 @@ pub enum Area {
     Overview,
     Orders,
     Customers,
+    Subscriptions,
+    Invoices,
     Payments,
     Events,
     Catalog,
@@ -24,12 +26,13 @@ pub enum Area {
     Users,
 }
 
-/// The navigation: what exists now; subscriptions and invoices slot in here (an entry and a
-/// module beside `orders.rs`) once their issues land.
-const NAV: [(Area, &str, &str); 9] = [
+/// The navigation: one entry per area.
+const NAV: [(Area, &str, &str); 11] = [
     (Area::Overview, "/dashboard", "Overview"),
     (Area::Orders, "/dashboard/orders", "Orders"),
     (Area::Customers, "/dashboard/customers", "Customers"),
+    (Area::Subscriptions, "/dashboard/subscriptions", "Subscriptions"),
+    (Area::Invoices, "/dashboard/invoices", "Invoices"),
     (Area::Payments, "/dashboard/payments", "Payments"),
     (Area::Events, "/dashboard/events", "Events"),
     (Area::Catalog, "/dashboard/catalog", "Catalog"),
@@ -133,11 +136,11 @@ pub fn date(day: i64) -> String {
 /// A status as a badge, coloured by what it means.
 pub fn badge(status: &str) -> Markup {
     let class = match status {
-        "succeeded" | "captured" | "completed" | "fulfilled" | "enabled" | "active" => "badge good",
-        "failed" | "canceled" | "refunded" | "voided" | "revoked" | "disabled" => "badge bad",
-        "pending" | "authorized" | "partially_refunded" | "requires_action" | "processing" | "void_pending" => {
-            "badge warn"
-        }
+        "succeeded" | "captured" | "completed" | "fulfilled" | "enabled" | "active" | "paid" => "badge good",
+        "failed" | "canceled" | "refunded" | "voided" | "revoked" | "disabled" | "void" | "unpaid"
+        | "uncollectible" => "badge bad",
+        "pending" | "authorized" | "partially_refunded" | "requires_action" | "processing" | "void_pending"
+        | "past_due" | "incomplete" | "trialing" => "badge warn",
         _ => "badge",
     };
     html! { span class=(class) { (status.replace('_', " ")) } }

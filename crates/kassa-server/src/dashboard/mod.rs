@@ -8,7 +8,7 @@
 //! - `session`: the session cookie, the signed-in extractor and the CSRF-checked form.
 //! - `layout`: the page shell, navigation and the small formatting helpers.
 //! - one module per area: `login`, `overview`, `orders`, `customers`, `lists` (payments,
-//!   events, catalog), `webhooks` (endpoints, delivery log, resend), `admin` (API keys, users).
+//!   events, catalog), `subscriptions` (subscriptions and invoices), `webhooks` (endpoints, delivery log, resend), `admin` (API keys, users).
 
 mod admin;
 mod assets;
@@ -19,6 +19,7 @@ mod login;
 mod orders;
 mod overview;
 mod session;
+mod subscriptions;
 mod webhooks;
 
 use crate::error::ApiError;
@@ -47,6 +48,12 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/customers", get(customers::list))
         .route("/dashboard/customers/{id}", get(customers::detail))
         .route("/dashboard/customers/{id}/credits", post(customers::adjust_credits))
+        .route("/dashboard/subscriptions", get(subscriptions::list))
+        .route("/dashboard/subscriptions/{id}", get(subscriptions::detail))
+        .route("/dashboard/subscriptions/{id}/cancel", post(subscriptions::cancel))
+        .route("/dashboard/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/dashboard/invoices", get(subscriptions::invoices))
+        .route("/dashboard/invoices/{id}", get(subscriptions::invoice))
         .route("/dashboard/payments", get(lists::payments))
         .route("/dashboard/events", get(lists::events))
         .route("/dashboard/catalog", get(lists::catalog))

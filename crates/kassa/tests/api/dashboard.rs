@@ -1,7 +1,8 @@
 //! The merchant's dashboard over HTTP: sign-in (and its throttle), the session cookie's
 //! flags, CSRF (403, nothing changes), roles (a viewer's forged refund is 403), a partial
 //! refund done once for a double submission and recorded naming the user, sign out
-//! everywhere.
+//! everywhere; subscriptions and invoices listed, filtered and shown, a subscription canceled
+//! at the period end once for a double submission, resumed, canceled now.
 
 use crate::checkout::{VISA, pay, ready_cart, shop};
 use crate::helpers::*;
@@ -304,9 +305,12 @@ async fn customer_text_is_escaped_and_every_page_renders() {
         )
         .await
         .ok();
-    paid_order(&app, "buyer@example.com").await;
+    let (order, _) = paid_order(&app, "buyer@example.com").await;
     let mut b = Browser::new(&app);
     assert_eq!(b.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    // The date range (its end also bounds the id): today's order is within, not before 2000.
+    assert!(b.get("/dashboard/orders?from=2000-01-01&to=2999-12-31").await.html.contains(&order));
+    assert!(!b.get("/dashboard/orders?to=2000-01-01").await.html.contains(&order));
     let id = customer["id"].as_str().unwrap();
     let page = b.get(&format!("/dashboard/customers/{id}")).await;
     assert_eq!(page.status, 200);
@@ -316,6 +320,8 @@ async fn customer_text_is_escaped_and_every_page_renders() {
         "/dashboard",
         "/dashboard/orders",
         "/dashboard/customers",
+        "/dashboard/subscriptions",
+        "/dashboard/invoices",
         "/dashboard/payments",
         "/dashboard/events",
         "/dashboard/catalog",
@@ -408,4 +414,174 @@ fn kassa_users_create_takes_the_password_from_the_environment_and_refuses_duplic
     assert!(ok, "{list}");
     assert!(list.contains("ada@example.com") && !list.contains("bob@") && !list.contains("eve@"), "{list}");
     assert!(!list.contains("argon2"), "{list}");
+}
+
+/// A monthly $10.00 subscription of a new customer (card on file); returns (customer, subscription).
+async fn subscribed(app: &TestApp, email: &str) -> (String, String) {
+    use serde_json::json;
+    let product = app.api.post("/admin/products", As::Admin, json!({"name": "Plan"})).await.ok();
+    let price = app
+        .api
+        .post(
+            "/admin/prices",
+            As::Admin,
+            json!({"product": product["id"], "currency": "usd", "unit_amount": 1000, "recurring": {"interval": "month"}}),
+        )
+        .await
+        .ok();
+    let customer = app.api.post("/admin/customers", As::Admin, json!({"email": email})).await.ok();
+    let customer = customer["id"].as_str().unwrap().to_string();
+    let pm = json!({"payment_method": "pm_card_visa", "default": true});
+    app.api.post(&format!("/admin/customers/{customer}/payment-methods"), As::Admin, pm).await.ok();
+    let sub = app
+        .api
+        .post("/admin/subscriptions", As::Admin, json!({"customer": customer, "items": [{"price": price["id"]}]}))
+        .await
+        .ok();
+    assert_eq!(sub["status"], "active", "{sub}");
+    (customer, sub["id"].as_str().unwrap().to_string())
+}
+
+/// Every value of the hidden inputs `name`, in page order.
+fn fields(page: &Page, name: &str) -> Vec<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    page.html.split(&marker).skip(1).map(|rest| rest.split('"').next().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn subscriptions_and_invoices_are_listed_filtered_and_shown_and_a_viewer_cannot_cancel() {
+    let app = spawn_app().await;
+    user(&app, "viewer@example.com", Role::Viewer).await;
+    let (alice, older) = subscribed(&app, "alice@example.com").await;
+    let (_bob, newer) = subscribed(&app, "bob@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("viewer@example.com", PASSWORD).await.status, 303);
+
+    let all = b.get("/dashboard/subscriptions").await;
+    assert_eq!(all.status, 200);
+    assert!(all.html.contains(&older) && all.html.contains(&newer), "{}", all.html);
+    assert!(all.html.contains("href=\"/dashboard/subscriptions\""), "in the navigation");
+    let mine = b.get(&format!("/dashboard/subscriptions?customer={alice}")).await;
+    assert!(mine.html.contains(&older) && !mine.html.contains(&newer), "{}", mine.html);
+    let canceled = b.get("/dashboard/subscriptions?status=canceled").await;
+    assert!(!canceled.html.contains(&older) && !canceled.html.contains(&newer));
+    let next = b.get(&format!("/dashboard/subscriptions?starting_after={newer}")).await;
+    assert!(next.html.contains(&older) && !next.html.contains(&format!(">{newer}<")), "{}", next.html);
+    assert_eq!(b.get("/dashboard/subscriptions?status=nonsense").await.status, 400);
+    assert_eq!(b.get("/dashboard/subscriptions?customer=ord_1").await.status, 400);
+    assert_eq!(b.get("/dashboard/subscriptions/sub_nope").await.status, 404);
+
+    let api_sub = app.api.get(&format!("/admin/subscriptions/{older}"), As::Admin).await.ok();
+    let invoice = api_sub["latest_invoice"].as_str().unwrap().to_string();
+    let page = b.get(&format!("/dashboard/subscriptions/{older}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains(&invoice), "latest invoice and the invoices list");
+    assert!(!page.html.contains("/cancel\""), "no cancel form for a viewer");
+    assert!(!page.html.contains("/resume\""), "no resume form for a viewer");
+
+    let invoices = b.get(&format!("/dashboard/invoices?customer={alice}")).await;
+    assert_eq!(invoices.status, 200);
+    assert!(invoices.html.contains(&invoice), "{}", invoices.html);
+    assert_eq!(b.get("/dashboard/invoices?status=draft").await.status, 200);
+    assert_eq!(b.get("/dashboard/invoices?status=nonsense").await.status, 400);
+    let inv = b.get(&format!("/dashboard/invoices/{invoice}")).await;
+    assert_eq!(inv.status, 200);
+    assert!(inv.html.contains("$10.00") && inv.html.contains(&older), "{}", inv.html);
+    assert!(inv.html.contains("id=\"attempt-count\">1<"), "{}", inv.html);
+    assert_eq!(b.get("/dashboard/invoices/in_nope").await.status, 404);
+
+    let customer = b.get(&format!("/dashboard/customers/{alice}")).await;
+    assert!(customer.html.contains(&format!("/dashboard/subscriptions/{older}")), "{}", customer.html);
+    assert!(customer.html.contains(&format!("/dashboard/invoices?customer={alice}")));
+
+    // A forged cancel is refused, changes nothing, and is in the audit trail.
+    let csrf = b.csrf().await;
+    let form =
+        [("csrf_token", csrf.as_str()), ("idempotency_key", "k1"), ("confirm", "yes"), ("at_period_end", "false")];
+    let forged = b.post(&format!("/dashboard/subscriptions/{older}/cancel"), &form).await;
+    assert_eq!(forged.status, 403, "{}", forged.html);
+    let s = app.api.get(&format!("/admin/subscriptions/{older}"), As::Admin).await.ok();
+    assert_eq!((s["status"].as_str(), s["cancel_at_period_end"].as_bool()), (Some("active"), Some(false)));
+    let audit = app.api.get("/admin/events?type=dashboard.subscription.cancel.refused", As::Admin).await.ok();
+    assert_eq!(audit["data"][0]["data"]["object"]["user"]["email"], "viewer@example.com");
+}
+
+#[tokio::test]
+async fn staff_cancel_at_period_end_twice_is_done_once_then_resume_then_cancel_now() {
+    let app = spawn_app().await;
+    user(&app, "staff@example.com", Role::Staff).await;
+    let (_, sub) = subscribed(&app, "carol@example.com").await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("staff@example.com", PASSWORD).await.status, 303);
+    let path = format!("/dashboard/subscriptions/{sub}");
+    let api = format!("/admin/subscriptions/{sub}");
+
+    // The forms: cancel at period end, then cancel now.
+    let page = b.get(&path).await;
+    let (csrf, keys) = (page.field("csrf_token"), fields(&page, "idempotency_key"));
+    assert_eq!(keys.len(), 2, "{}", page.html);
+    let cancel = format!("{path}/cancel");
+    let unconfirmed = [("csrf_token", csrf.as_str()), ("idempotency_key", keys[0].as_str()), ("at_period_end", "true")];
+    assert_eq!(b.post(&cancel, &unconfirmed).await.status, 400);
+    assert_eq!(app.api.get(&api, As::Admin).await.ok()["cancel_at_period_end"], false);
+
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("idempotency_key", keys[0].as_str()),
+        ("confirm", "yes"),
+        ("at_period_end", "true"),
+    ];
+    let (first, second) = tokio::join!(
+        async {
+            let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), cookies: b.cookies.clone() };
+            b2.post(&cancel, &form).await
+        },
+        async {
+            let mut b3 = Browser { http: b.http.clone(), base: b.base.clone(), cookies: b.cookies.clone() };
+            b3.post(&cancel, &form).await
+        }
+    );
+    assert_eq!((first.status, second.status), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER));
+    let again = b.post(&cancel, &form).await;
+    assert!(again.location().ends_with("done=repeat"), "{}", again.location());
+    let s = app.api.get(&api, As::Admin).await.ok();
+    assert_eq!((s["status"].as_str(), s["cancel_at_period_end"].as_bool()), (Some("active"), Some(true)));
+    let audit =
+        app.api.get(&format!("/admin/events?type=dashboard.subscription.cancel&object={sub}"), As::Admin).await.ok();
+    let events = audit["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["data"]["object"]["user"]["email"], "staff@example.com");
+    assert_eq!(events[0]["data"]["object"]["detail"]["params"]["at_period_end"], true);
+
+    // Now the page offers resume (and cancel now).
+    let page = b.get(&format!("{path}?done=cancel_at_period_end")).await;
+    assert!(page.html.contains("id=\"cancel-at-period-end\">yes<"), "{}", page.html);
+    assert!(page.html.contains("will be canceled at the end of its period"));
+    let keys = fields(&page, "idempotency_key");
+    let resume = [("csrf_token", csrf.as_str()), ("idempotency_key", keys[0].as_str()), ("confirm", "yes")];
+    let done = b.post(&format!("{path}/resume"), &resume).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    assert_eq!(app.api.get(&api, As::Admin).await.ok()["cancel_at_period_end"], false);
+    let resumed =
+        app.api.get(&format!("/admin/events?type=dashboard.subscription.resume&object={sub}"), As::Admin).await.ok();
+    assert_eq!(resumed["data"].as_array().unwrap().len(), 1);
+    // Resuming what is not set to cancel changes nothing (the service's resume is a no-op then).
+    let page = b.get(&path).await;
+    let keys = fields(&page, "idempotency_key");
+    let resume = [("csrf_token", csrf.as_str()), ("idempotency_key", keys[0].as_str()), ("confirm", "yes")];
+    let noop = b.post(&format!("{path}/resume"), &resume).await;
+    assert_eq!(noop.status, 303, "{}", noop.html);
+    assert_eq!(app.api.get(&api, As::Admin).await.ok()["cancel_at_period_end"], false);
+
+    let now = [
+        ("csrf_token", csrf.as_str()),
+        ("idempotency_key", keys[1].as_str()),
+        ("confirm", "yes"),
+        ("at_period_end", "false"),
+    ];
+    assert_eq!(b.post(&cancel, &now).await.status, 303);
+    let s = app.api.get(&api, As::Admin).await.ok();
+    assert_eq!(s["status"], "canceled", "{s}");
+    let page = b.get(&path).await;
+    assert!(!page.html.contains("/cancel\""), "a canceled subscription offers no action: {}", page.html);
 }

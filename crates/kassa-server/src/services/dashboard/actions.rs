@@ -11,11 +11,13 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
 use crate::objects::credits::CreditEntry;
+use crate::objects::customer::Subscription;
 use crate::services::dashboard::audit::audit;
 use crate::services::dashboard::{Permission, Role, SignedIn};
 use crate::services::idempotency::{self, Outcome};
 use crate::services::keys::{self, KeyKind, NewKey};
 use crate::services::orders::{self, CaptureInput, RefundInput};
+use crate::services::subscriptions::{self, CancelInput};
 use crate::services::{credits, validate};
 use crate::state::AppState;
 use kassa_domain::currency::Currency;
@@ -200,6 +202,40 @@ pub async fn fulfill_order(state: &AppState, user: &SignedIn, id: &str, sub: Sub
         Ok(order)
     };
     let a = Action { permission: Permission::ManageOrders, name: "order.fulfill", object: id, sub, detail: json!({}) };
+    act(state, user, a, work).await
+}
+
+/// Cancels a subscription now (its open invoices are voided) or at its period end, as
+/// `POST /admin/subscriptions/{id}/cancel` does.
+pub async fn cancel_subscription(
+    state: &AppState,
+    user: &SignedIn,
+    id: &str,
+    at_period_end: bool,
+    sub: Submitted<'_>,
+) -> ApiResult<Done<Subscription>> {
+    let detail = json!({"at_period_end": at_period_end});
+    let work = subscriptions::cancel(state, id, CancelInput { at_period_end: Some(at_period_end) });
+    let a =
+        Action { permission: Permission::ManageSubscriptions, name: "subscription.cancel", object: id, sub, detail };
+    act(state, user, a, work).await
+}
+
+/// Undoes a cancel at the period end, as `POST /admin/subscriptions/{id}/resume` does.
+pub async fn resume_subscription(
+    state: &AppState,
+    user: &SignedIn,
+    id: &str,
+    sub: Submitted<'_>,
+) -> ApiResult<Done<Subscription>> {
+    let work = subscriptions::resume(state, id);
+    let a = Action {
+        permission: Permission::ManageSubscriptions,
+        name: "subscription.resume",
+        object: id,
+        sub,
+        detail: json!({}),
+    };
     act(state, user, a, work).await
 }
 

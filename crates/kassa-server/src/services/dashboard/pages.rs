@@ -2,6 +2,7 @@
 //! reads the admin API makes, so the page shows what `GET /admin/…` answers.
 
 use crate::error::{ApiError, ApiResult};
+use crate::objects::billing::Invoice;
 use crate::objects::catalog::Product;
 use crate::objects::commerce::{Order, Payment, Refund};
 use crate::objects::credits::CreditBalance;
@@ -10,7 +11,9 @@ use crate::objects::event::Event;
 use crate::objects::webhook_endpoint::{WebhookDeliveryAttempt, WebhookEndpoint};
 use crate::services::dashboard::users::{self, User};
 use crate::services::dashboard::{Permission, SignedIn};
-use crate::services::{Listed, Page, catalog, credits, customers, events, orders, payments, webhook_endpoints};
+use crate::services::{
+    Listed, Page, catalog, credits, customers, events, invoices, orders, payments, webhook_endpoints,
+};
 use crate::state::AppState;
 use kassa_domain::ids::IdKind;
 use kassa_domain::lifecycle::order::{OrderPaymentStatus, OrderStatus};
@@ -304,6 +307,54 @@ pub async fn products(
         out.push((p, prices));
     }
     Ok(out)
+}
+
+/// The subscription and invoice lists' filters, as typed in their forms (all optional).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct BillingQuery {
+    pub status: Option<String>,
+    pub customer: Option<String>,
+    pub starting_after: Option<String>,
+    pub ending_before: Option<String>,
+}
+
+/// Subscriptions, newest first, by status and customer (the admin API's list).
+pub async fn subscriptions(state: &AppState, q: &BillingQuery) -> ApiResult<Listed<Subscription>> {
+    let page = page(&q.starting_after, &q.ending_before);
+    crate::services::subscriptions::list(state, filled(&q.customer), filled(&q.status), &page).await
+}
+
+/// Everything a subscription's page shows: it, its latest invoice and its invoices.
+pub struct SubscriptionDetail {
+    pub subscription: Subscription,
+    pub latest_invoice: Option<Invoice>,
+    pub invoices: Listed<Invoice>,
+}
+
+pub async fn subscription(
+    state: &AppState,
+    id: &str,
+    starting_after: &Option<String>,
+    ending_before: &Option<String>,
+) -> ApiResult<SubscriptionDetail> {
+    let subscription = crate::services::subscriptions::get(state, id).await?;
+    let latest_invoice = match &subscription.latest_invoice {
+        Some(inv) => Some(invoices::get(state, inv).await?),
+        None => None,
+    };
+    let invoices = invoices::list(state, Some(id), None, None, &page(starting_after, ending_before)).await?;
+    Ok(SubscriptionDetail { subscription, latest_invoice, invoices })
+}
+
+/// Invoices, newest first, by status and customer (the admin API's list).
+pub async fn invoices(state: &AppState, q: &BillingQuery) -> ApiResult<Listed<Invoice>> {
+    let page = page(&q.starting_after, &q.ending_before);
+    invoices::list(state, None, filled(&q.customer), filled(&q.status), &page).await
+}
+
+/// One invoice (lines, amounts, attempts, the next attempt).
+pub async fn invoice(state: &AppState, id: &str) -> ApiResult<Invoice> {
+    invoices::get(state, id).await
 }
 
 /// The owner's list of dashboard users.

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 pub enum Role {
     /// Everything, including API keys and users.
     Owner,
-    /// Orders, customers and credits.
+    /// Orders, customers, credits and subscriptions.
     Staff,
     /// Reads only.
     Viewer,
@@ -27,6 +27,8 @@ pub enum Permission {
     ManageUsers,
     /// Resend events to webhook endpoints.
     ManageWebhooks,
+    /// Cancel and resume subscriptions.
+    ManageSubscriptions,
 }
 
 impl Role {
@@ -50,7 +52,9 @@ impl Role {
     pub fn allows(self, p: Permission) -> bool {
         match self {
             Role::Owner => true,
-            Role::Staff => matches!(p, Permission::ManageOrders | Permission::AdjustCredits),
+            Role::Staff => {
+                matches!(p, Permission::ManageOrders | Permission::AdjustCredits | Permission::ManageSubscriptions)
+            }
             Role::Viewer => false,
         }
     }
@@ -78,6 +82,8 @@ mod tests {
             assert!(!Role::Viewer.allows(p));
         }
         assert!(Role::Staff.allows(Permission::ManageOrders));
+        assert!(Role::Staff.allows(Permission::ManageSubscriptions));
+        assert!(!Role::Viewer.allows(Permission::ManageSubscriptions));
         assert!(!Role::Staff.allows(Permission::ManageApiKeys));
         assert!(!Role::Staff.allows(Permission::ManageUsers));
         assert!(Role::parse("admin").is_err());
