@@ -247,6 +247,16 @@ pub async fn claim_due_invoices(
     Ok(q.fetch_all(store.writer()).await?)
 }
 
+/// When an open invoice's next payment attempt is due (its claim, if any, is kept).
+pub async fn set_next_payment_attempt(tx: &mut Tx, id: &str, at: i64) -> Result<()> {
+    sql::query("UPDATE invoices SET next_payment_attempt = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// Gives a claim back without an outcome (the processor could not be reached).
 pub async fn release_invoice<'e, E: Executor<'e, Database = Any>>(db: E, id: &str, attempt_count: i64) -> Result<()> {
     sql::query("UPDATE invoices SET lease_until = NULL WHERE id = $1 AND attempt_count = $2")

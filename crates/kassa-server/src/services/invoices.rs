@@ -346,6 +346,13 @@ async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome) -> Api
             let next = if first { None } else { schedule.next_attempt(attempts, now) };
             inv.next_payment_attempt = next;
             apply_invoice(&mut tx, &mut inv, InvoiceInput::AttemptFailed { action_required }, now).await?;
+            if sub.as_ref().is_some_and(|s| s.status == SubscriptionStatus::Canceled.as_str()) {
+                // Canceled while this attempt was under way (the cancel left the invoice open
+                // for its outcome): nothing more is collected.
+                apply_invoice(&mut tx, &mut inv, InvoiceInput::Void, now).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
             if next.is_none() && !first {
                 apply_invoice(&mut tx, &mut inv, InvoiceInput::GiveUp, now).await?;
             }

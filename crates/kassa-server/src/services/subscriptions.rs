@@ -333,15 +333,26 @@ async fn locked(tx: &mut Tx, id: &str) -> ApiResult<SubscriptionRow> {
     db::lock_subscription(tx, id).await?.ok_or_else(|| ApiError::not_found("subscription", id))
 }
 
-/// Voids what is still open of a subscription that stopped billing.
+/// Voids what is still open of a subscription that stopped billing — except an invoice whose
+/// payment attempt was claimed and has no outcome yet (`lease_until` set): its charge may be
+/// under way (or done, by a server that died before writing it). Voiding it would lose a
+/// charge that succeeds. It stays open, due at once, so that the attempt is finished with the
+/// same processor key (the same charge, never a second) and its outcome written: paid, or
+/// voided then (`services::invoices`, a canceled subscription's failed attempt is not retried).
 async fn void_open_invoices(tx: &mut Tx, sub: &SubscriptionRow, now: i64) -> ApiResult<()> {
     let page = Page { limit: 100, starting_after: None, ending_before: None };
     let open = InvoiceStatus::Open.as_str();
     let listed = db::list_invoices(tx.conn(), &[("subscription", sub.id.as_str()), ("status", open)], &page).await?;
     for row in listed.data {
-        if let Some(mut inv) = db::lock_invoice(tx, &row.id).await? {
-            apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
+        let Some(mut inv) = db::lock_invoice(tx, &row.id).await? else { continue };
+        if inv.status != open {
+            continue;
         }
+        if inv.lease_until.is_some() {
+            db::set_next_payment_attempt(tx, &inv.id, now).await?;
+            continue;
+        }
+        apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
     }
     Ok(())
 }

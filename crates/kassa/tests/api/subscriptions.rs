@@ -591,3 +591,73 @@ async fn a_card_not_set_up_for_off_session_leaves_the_subscription_incomplete() 
     assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.payment_action_required"));
     assert!(charges_by_invoice(&app).await.is_empty());
 }
+
+/// Marks an invoice's payment attempt as claimed by a server that has not written its outcome
+/// (its charge under way, or made by a server that died before recording it).
+async fn claim_without_outcome(app: &TestApp, invoice: &str) {
+    let until = app.state.clock.now() + kassa_server::services::invoices::ATTEMPT_LEASE_SECS;
+    kassa_store::sql::query("UPDATE invoices SET lease_until = $1 WHERE id = $2")
+        .bind(until)
+        .bind(invoice)
+        .execute(app.state.store.writer())
+        .await
+        .unwrap();
+}
+
+/// Canceling while an invoice's payment attempt is under way does not lose the charge: the
+/// invoice stays open for that attempt's outcome, which the job writes with the same
+/// processor key — paid (recorded, charged once) or, declined, voided and not retried.
+#[tokio::test]
+async fn a_cancel_during_a_payment_attempt_keeps_its_outcome() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1500, 0).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    let failing = attach(&app, &customer, "pm_card_chargeCustomerFail").await;
+    let start = |pm: String| {
+        let body = json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 1,
+                          "default_payment_method": pm});
+        let app = &app;
+        async move { app.post("/admin/subscriptions", As::Admin, body).await.ok()["id"].as_str().unwrap().to_string() }
+    };
+    let (paying, declining) = (start(failing.clone()).await, start(failing.clone()).await);
+    advance(&app, &clock, JAN_31_2027 + DAY).await; // both first charges decline: past_due
+    let visa = attach(&app, &customer, "pm_card_visa").await;
+    app.post(&format!("/admin/subscriptions/{paying}"), As::Admin, json!({"default_payment_method": visa})).await.ok();
+
+    let mut open = Vec::new();
+    for sub in [&paying, &declining] {
+        let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+        assert_eq!(s["status"], "past_due");
+        let inv = s["latest_invoice"].as_str().unwrap().to_string();
+        claim_without_outcome(&app, &inv).await;
+        let canceled = app.post(&format!("/admin/subscriptions/{sub}/cancel"), As::Admin, json!({})).await.ok();
+        assert_eq!(canceled["status"], "canceled");
+        let i = app.get(&format!("/admin/invoices/{inv}"), As::Admin).await.ok();
+        assert_eq!(i["status"], "open", "an attempt under way keeps its invoice open for its outcome");
+        assert_eq!(i["next_payment_attempt"], JAN_31_2027 + DAY, "due at once, to finish the attempt");
+        open.push(inv);
+    }
+    assert!(charges_by_invoice(&app).await.is_empty());
+
+    // The claim runs out (its server died): the job makes the same attempt and writes it.
+    app.state.clock.advance(kassa_server::services::invoices::ATTEMPT_LEASE_SECS + 1);
+    advance(&app, &clock, JAN_31_2027 + DAY + 1).await;
+    let paid = app.get(&format!("/admin/invoices/{}", open[0]), As::Admin).await.ok();
+    assert_eq!((paid["status"].as_str(), paid["amount_paid"].as_i64()), (Some("paid"), Some(1500)));
+    let voided = app.get(&format!("/admin/invoices/{}", open[1]), As::Admin).await.ok();
+    assert_eq!(voided["status"], "void", "a canceled subscription's declined attempt is not retried");
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(open[0].clone(), 1)]));
+    for sub in [&paying, &declining] {
+        let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+        assert_eq!(s["status"], "canceled");
+    }
+    let events = app.get(&format!("/admin/events?object={}&limit=100", open[0]), As::Admin).await.ok();
+    assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.paid"));
+
+    // Much later, nothing more is attempted.
+    advance(&app, &clock, JAN_31_2027 + 60 * DAY).await;
+    assert_eq!(charges_by_invoice(&app).await.len(), 1);
+    let voided = app.get(&format!("/admin/invoices/{}", open[1]), As::Admin).await.ok();
+    assert_eq!(voided["attempt_count"], 2);
+}
