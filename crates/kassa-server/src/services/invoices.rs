@@ -240,7 +240,7 @@ pub(crate) async fn earlier_intent_paid_if_done(state: &AppState, inv: &InvoiceR
     Ok(pi
         .status
         .is_paid_or_authorized()
-        .then(|| Outcome::Paid { payment_intent: Some(pi.id), payment_method: pi.payment_method }))
+        .then_some(Outcome::Paid { payment_intent: Some(pi.id), payment_method: pi.payment_method }))
 }
 
 fn invoice_state(inv: &InvoiceRow) -> ApiResult<InvoiceState> {
