@@ -164,6 +164,8 @@ pub struct InvoiceRow {
     /// JSON of the last failure.
     pub last_payment_error: Option<String>,
     pub lease_until: Option<i64>,
+    /// The hosted invoice page (with its secret); none on invoices made before it existed.
+    pub hosted_invoice_url: Option<String>,
     pub paid_at: Option<i64>,
     pub created: i64,
     pub updated: i64,
@@ -171,13 +173,13 @@ pub struct InvoiceRow {
 
 const INVOICE_COLUMNS: &str = "id, customer, subscription, status, billing_reason, currency, amount_due, amount_paid, \
     attempt_count, next_payment_attempt, period_start, period_end, lines, credits, payment_method, payment_intent, \
-    last_payment_error, lease_until, paid_at, created, updated";
+    last_payment_error, lease_until, paid_at, created, updated, hosted_invoice_url";
 
 /// Inserts an invoice; `false` when the subscription has its invoice for that period already.
 pub async fn insert_invoice(tx: &mut Tx, r: &InvoiceRow) -> Result<bool> {
     let done = sql::query(&format!(
         "INSERT INTO invoices ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING"
     ))
     .bind(&r.id)
     .bind(&r.customer)
@@ -200,6 +202,7 @@ pub async fn insert_invoice(tx: &mut Tx, r: &InvoiceRow) -> Result<bool> {
     .bind(r.paid_at)
     .bind(r.created)
     .bind(r.updated)
+    .bind(&r.hosted_invoice_url)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -274,6 +277,27 @@ pub async fn claim_due_invoices(
         q = q.bind(c);
     }
     Ok(q.fetch_all(store.writer()).await?)
+}
+
+/// Claims one open invoice's payment attempt (the customer paying on its page) until
+/// `lease_until`, unless a claim holds it or one ended without an outcome (`lease_until` set:
+/// only the job finishes that attempt, with its key). `None` when not claimable.
+pub async fn claim_invoice(store: &Store, id: &str, status: &str, lease_until: i64) -> Result<Option<InvoiceRow>> {
+    let sql = format!(
+        "UPDATE invoices SET lease_until = $2 WHERE id = $1 AND status = $3 AND lease_until IS NULL \
+         RETURNING {INVOICE_COLUMNS}"
+    );
+    Ok(sql::query_as(&sql).bind(id).bind(lease_until).bind(status).fetch_optional(store.writer()).await?)
+}
+
+/// When an open invoice's next payment attempt is due (its claim, if any, is kept).
+pub async fn set_next_payment_attempt(tx: &mut Tx, id: &str, at: i64) -> Result<()> {
+    sql::query("UPDATE invoices SET next_payment_attempt = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Gives a claim back without an outcome (the processor could not be reached).

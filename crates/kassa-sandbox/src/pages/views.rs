@@ -9,7 +9,7 @@ use kassa_processors::PaymentIntent;
 use kassa_processors::types::{CaptureMethod, CheckoutSessionStatus};
 use maud::{DOCTYPE, Markup, html};
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -36,7 +36,7 @@ pub fn money(amount: i64, currency: &str) -> String {
 /// The element that says what went wrong. The page opens with focus on it (the `autofocus`,
 /// and the script for browsers that ignore it on a non-control), so that a screen reader
 /// reads it and the buyer sees it first.
-fn error_box(error: Option<&str>) -> Markup {
+pub fn error_box(error: Option<&str>) -> Markup {
     html! { @if let Some(e) = error { div #payment-error .error role="alert" tabindex="-1" autofocus { (e) } } }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cors;
 pub mod extract;
 pub mod idempotency;
+pub mod invoice_pages;
 pub mod keep_alive;
 pub mod limits;
 pub mod nul;
@@ -73,6 +74,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(store::routes())
         .merge(test_processor::routes())
         .merge(processor_webhooks::routes())
+        .merge(invoice_pages::routes())
 }
 
 /// The OpenAPI document of the whole API, with the default settings' bounds.

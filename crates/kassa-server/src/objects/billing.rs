@@ -34,8 +34,8 @@ pub struct Invoice {
     pub credits: i64,
     pub payment_intent: Option<String>,
     pub last_payment_error: Option<InvoicePaymentError>,
-    /// The page where the customer pays it in the browser; `null` until hosted invoice pages
-    /// exist.
+    /// The page where the customer pays it in the browser (card entry, 3-D Secure); its
+    /// secret is the credential: share it only with the customer.
     pub hosted_invoice_url: Option<String>,
     pub created: i64,
 }
@@ -96,7 +96,7 @@ impl From<InvoiceRow> for Invoice {
             credits: r.credits,
             payment_intent: r.payment_intent,
             last_payment_error: r.last_payment_error.and_then(|e| serde_json::from_str(&e).ok()),
-            hosted_invoice_url: None,
+            hosted_invoice_url: r.hosted_invoice_url,
             status: r.status,
             created: r.created,
             id: r.id,

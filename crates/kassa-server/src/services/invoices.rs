@@ -83,7 +83,7 @@ pub async fn customer_now(state: &AppState, tx: &mut Tx, customer: &str) -> ApiR
 
 /// What a payment attempt came to.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     Paid { payment_intent: Option<String>, payment_method: Option<String> },
     Failed { error: InvoicePaymentError, action_required: bool, payment_intent: Option<String> },
 }
@@ -126,7 +126,7 @@ async fn attempt(state: &AppState, inv: &InvoiceRow) -> ApiResult<()> {
             return Err(e);
         }
     };
-    record(state, inv, outcome).await
+    record(state, inv, outcome, false).await
 }
 
 fn failure(code: &str, decline_code: Option<String>, message: String) -> InvoicePaymentError {
@@ -136,6 +136,9 @@ fn failure(code: &str, decline_code: Option<String>, message: String) -> Invoice
 async fn charge(state: &AppState, inv: &InvoiceRow) -> ApiResult<Outcome> {
     if inv.amount_due == 0 {
         return Ok(Outcome::Paid { payment_intent: None, payment_method: None });
+    }
+    if let Some(paid) = earlier_intent_paid(state, inv).await? {
+        return Ok(paid);
     }
     let customer = kassa_store::customers::get(state.store.reader(), &inv.customer)
         .await?
@@ -200,6 +203,44 @@ async fn charge(state: &AppState, inv: &InvoiceRow) -> ApiResult<Outcome> {
         },
         Err(e) => return Err(e.into()),
     })
+}
+
+/// The invoice's earlier PaymentIntent (one the customer may still authenticate on the
+/// hosted invoice page): succeeded → that is the outcome, no new charge; still waiting for
+/// authentication → canceled first, so that it cannot succeed besides a new charge (should the
+/// customer finish the challenge meanwhile, the cancel is refused and it is the outcome).
+pub(crate) async fn earlier_intent_paid(state: &AppState, inv: &InvoiceRow) -> ApiResult<Option<Outcome>> {
+    let Some(id) = &inv.payment_intent else { return Ok(None) };
+    let paid = |pi: kassa_processors::PaymentIntent| {
+        Some(Outcome::Paid { payment_intent: Some(pi.id), payment_method: pi.payment_method })
+    };
+    let pi = state.processor.retrieve_payment_intent(id).await?;
+    match pi.status {
+        s if s.is_paid_or_authorized() => Ok(paid(pi)),
+        PaymentIntentStatus::RequiresAction | PaymentIntentStatus::RequiresConfirmation => {
+            match state.processor.cancel_payment_intent(id, &processor_keys::cancel_invoice_intent(id)).await {
+                Ok(_) => Ok(None),
+                Err(e) => {
+                    let pi = state.processor.retrieve_payment_intent(id).await?;
+                    if pi.status.is_paid_or_authorized() { Ok(paid(pi)) } else { Err(e.into()) }
+                }
+            }
+        }
+        PaymentIntentStatus::Processing => {
+            Err(ApiError::Internal(anyhow::anyhow!("invoice {}: payment {id} still processing", inv.id)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The invoice's earlier PaymentIntent, if it has succeeded since (read only).
+pub(crate) async fn earlier_intent_paid_if_done(state: &AppState, inv: &InvoiceRow) -> ApiResult<Option<Outcome>> {
+    let Some(id) = &inv.payment_intent else { return Ok(None) };
+    let pi = state.processor.retrieve_payment_intent(id).await?;
+    Ok(pi
+        .status
+        .is_paid_or_authorized()
+        .then_some(Outcome::Paid { payment_intent: Some(pi.id), payment_method: pi.payment_method }))
 }
 
 fn invoice_state(inv: &InvoiceRow) -> ApiResult<InvoiceState> {
@@ -311,8 +352,10 @@ pub async fn apply_subscription(
     Ok(rest)
 }
 
-/// Writes an attempt's outcome, if the claim is still current.
-async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome) -> ApiResult<()> {
+/// Writes an attempt's outcome, if the claim is still current. A failure of the customer's
+/// own attempt on the invoice page (`on_page`) does not count in dunning: the schedule of
+/// the job's retries and the subscription's status stay as they were.
+pub(crate) async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome, on_page: bool) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
     let Some(mut inv) = db::lock_invoice(&mut tx, &claimed.id).await? else { return Ok(()) };
     if inv.status != InvoiceStatus::Open.as_str() || inv.attempt_count != claimed.attempt_count {
@@ -338,6 +381,14 @@ async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome) -> Api
         Outcome::Failed { error, action_required, payment_intent } => {
             inv.payment_intent = payment_intent.or(inv.payment_intent.take());
             inv.last_payment_error = Some(serde_json::to_string(&error).map_err(anyhow::Error::from)?);
+            if on_page {
+                // No transition: the status, the attempt count (the job's keys) and the retry
+                // schedule stay; the page's payment is remembered for the job to settle first.
+                inv.updated = now;
+                db::update_invoice(&mut tx, &inv).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
             let first = inv.billing_reason == REASON_CREATE;
             let attempts = u32::try_from(inv.attempt_count + 1).unwrap_or(u32::MAX);
             let schedule = RetrySchedule { days_after_previous: state.settings.billing.retry_days.clone() };
@@ -346,6 +397,13 @@ async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome) -> Api
             let next = if first { None } else { schedule.next_attempt(attempts, now) };
             inv.next_payment_attempt = next;
             apply_invoice(&mut tx, &mut inv, InvoiceInput::AttemptFailed { action_required }, now).await?;
+            if sub.as_ref().is_some_and(|s| s.status == SubscriptionStatus::Canceled.as_str()) {
+                // Canceled while this attempt was under way (the cancel left the invoice open
+                // for its outcome): nothing more is collected.
+                apply_invoice(&mut tx, &mut inv, InvoiceInput::Void, now).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
             if next.is_none() && !first {
                 apply_invoice(&mut tx, &mut inv, InvoiceInput::GiveUp, now).await?;
             }

@@ -13,6 +13,7 @@ pub mod event_dedupe;
 pub mod events;
 pub mod idempotency;
 pub mod identity;
+pub mod invoice_pages;
 pub mod invoices;
 pub mod keys;
 pub mod orders;

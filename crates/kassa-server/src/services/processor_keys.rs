@@ -65,6 +65,17 @@ pub fn customer(customer_id: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_customer_{customer_id}"))
 }
 
+/// The charge the customer makes on an invoice's hosted page with the card of one form
+/// (`confirmation_token`): a key of its own (its request differs from the off-session one).
+pub fn pay_invoice_on_page(invoice_id: &str, confirmation_token: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_invoice_{invoice_id}_page_{confirmation_token}"))
+}
+
+/// Canceling an invoice's earlier PaymentIntent before it is charged again.
+pub fn cancel_invoice_intent(payment_intent: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_invoice_cancel_{payment_intent}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::objects::customer::Subscription;
 use crate::services::invoices::{
     self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, customer_now, filter_id,
 };
-use crate::services::{payment_methods, validate};
+use crate::services::{invoice_pages, payment_methods, validate};
 use crate::state::AppState;
 use kassa_domain::billing::{Interval, boundary_after, cycle_boundary, proration};
 use kassa_domain::ids::IdKind;
@@ -167,6 +167,8 @@ fn line(
 }
 
 struct NewInvoice<'a> {
+    /// Kassa's public URL, the base of the hosted invoice page.
+    public_url: &'a str,
     sub: &'a SubscriptionRow,
     reason: &'static str,
     currency: &'a str,
@@ -186,8 +188,11 @@ async fn open_invoice(
     claimed_until: Option<i64>,
 ) -> ApiResult<Option<InvoiceRow>> {
     let amount_due = n.lines.iter().try_fold(0i64, |a, l| a.checked_add(l.amount)).unwrap_or(i64::MAX).max(0);
+    let id = IdKind::Invoice.new_id();
+    let hosted_invoice_url = Some(invoice_pages::url_of(n.public_url, &id));
     let row = InvoiceRow {
-        id: IdKind::Invoice.new_id(),
+        hosted_invoice_url,
+        id,
         customer: n.sub.customer.clone(),
         subscription: Some(n.sub.id.clone()),
         status: InvoiceStatus::Open.as_str().into(),
@@ -283,8 +288,16 @@ pub async fn create(state: &AppState, input: CreateSubscriptionInput) -> ApiResu
         (b.total, b.price.credits_per_period.saturating_mul(b.quantity), describe(&b.price, b.quantity))
     };
     let lines = vec![line(description, &b.price.id, b.quantity, amount, false, now, end)];
-    let new =
-        NewInvoice { sub: &sub, reason: REASON_CREATE, currency: &b.price.currency, lines, credits, start: now, end };
+    let new = NewInvoice {
+        public_url: &state.public_url,
+        sub: &sub,
+        reason: REASON_CREATE,
+        currency: &b.price.currency,
+        lines,
+        credits,
+        start: now,
+        end,
+    };
     let mut inv = open_invoice(&mut tx, new, now, Some(state.clock.now() + invoices::ATTEMPT_LEASE_SECS))
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a new subscription's first invoice exists already")))?;
@@ -334,21 +347,33 @@ async fn locked(tx: &mut Tx, id: &str) -> ApiResult<SubscriptionRow> {
     db::lock_subscription(tx, id).await?.ok_or_else(|| ApiError::not_found("subscription", id))
 }
 
-/// Voids what is still open of a subscription that stopped billing.
+/// Voids what is still open of a subscription that stopped billing — except an invoice whose
+/// payment attempt was claimed and has no outcome yet (`lease_until` set): its charge may be
+/// under way (or done, by a server that died before writing it). Voiding it would lose a
+/// charge that succeeds. It stays open, due at once, so that the attempt is finished with the
+/// same processor key (the same charge, never a second) and its outcome written: paid, or
+/// voided then (`services::invoices`, a canceled subscription's failed attempt is not retried).
 async fn void_open_invoices(tx: &mut Tx, sub: &SubscriptionRow, now: i64) -> ApiResult<()> {
     let page = Page { limit: 100, starting_after: None, ending_before: None };
     let open = InvoiceStatus::Open.as_str();
     let listed = db::list_invoices(tx.conn(), &[("subscription", sub.id.as_str()), ("status", open)], &page).await?;
     for row in listed.data {
-        if let Some(mut inv) = db::lock_invoice(tx, &row.id).await? {
-            apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
+        let Some(mut inv) = db::lock_invoice(tx, &row.id).await? else { continue };
+        if inv.status != open {
+            continue;
         }
+        if inv.lease_until.is_some() {
+            db::set_next_payment_attempt(tx, &inv.id, now).await?;
+            continue;
+        }
+        apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
     }
     Ok(())
 }
 
 async fn carry_out(
     tx: &mut Tx,
+    public_url: &str,
     sub: &mut SubscriptionRow,
     effects: Vec<SubscriptionEffect>,
     now: i64,
@@ -356,7 +381,7 @@ async fn carry_out(
     for effect in effects {
         match effect {
             SubscriptionEffect::StopBilling => void_open_invoices(tx, sub, now).await?,
-            SubscriptionEffect::Renew => renew(tx, sub, now).await?,
+            SubscriptionEffect::Renew => renew(tx, public_url, sub, now).await?,
             SubscriptionEffect::Record(_) => {}
         }
     }
@@ -370,7 +395,7 @@ pub async fn cancel(state: &AppState, id: &str, input: CancelInput) -> ApiResult
     let now = customer_now(state, &mut tx, &sub.customer).await?;
     let at_period_end = input.at_period_end.unwrap_or(false);
     let effects = apply_subscription(&mut tx, &mut sub, SubscriptionInput::Cancel { at_period_end }, now).await?;
-    carry_out(&mut tx, &mut sub, effects, now).await?;
+    carry_out(&mut tx, &state.public_url, &mut sub, effects, now).await?;
     tx.commit().await?;
     Ok(sub.into())
 }
@@ -454,6 +479,7 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
             sub.pending_price = None;
             sub.pending_quantity = None;
             let new = NewInvoice {
+                public_url: &state.public_url,
                 sub: &sub,
                 reason: REASON_UPDATE,
                 currency: &b.price.currency,
@@ -494,7 +520,7 @@ pub async fn update(state: &AppState, id: &str, input: UpdateSubscriptionInput) 
 
 /// The next period's invoice of a subscription whose period ended, and the period advanced
 /// (Stripe's order: the invoice bills the period that starts now).
-async fn renew(tx: &mut Tx, sub: &mut SubscriptionRow, now: i64) -> ApiResult<()> {
+async fn renew(tx: &mut Tx, public_url: &str, sub: &mut SubscriptionRow, now: i64) -> ApiResult<()> {
     if let Some(p) = sub.pending_price.take() {
         sub.price = p;
         sub.quantity = sub.pending_quantity.take().unwrap_or(sub.quantity);
@@ -517,7 +543,8 @@ async fn renew(tx: &mut Tx, sub: &mut SubscriptionRow, now: i64) -> ApiResult<()
     let lines = vec![line(describe(&price, sub.quantity), &price.id, sub.quantity, total, false, start, end)];
     sub.current_period_start = start;
     sub.current_period_end = end;
-    let new = NewInvoice { sub, reason: REASON_CYCLE, currency: &price.currency, lines, credits, start, end };
+    let new =
+        NewInvoice { public_url, sub, reason: REASON_CYCLE, currency: &price.currency, lines, credits, start, end };
     let created = open_invoice(tx, new, start, None).await?;
     if let Some(inv) = &created {
         sub.latest_invoice = Some(inv.id.clone());
@@ -558,7 +585,7 @@ pub async fn renew_due(state: &AppState, clock: Option<&str>, limit: i64) -> Api
         }
         let ended = sub.current_period_end;
         let effects = apply_subscription(&mut tx, &mut sub, SubscriptionInput::PeriodEnded, ended).await?;
-        carry_out(&mut tx, &mut sub, effects, now).await?;
+        carry_out(&mut tx, &state.public_url, &mut sub, effects, now).await?;
         tx.commit().await?;
         done += 1;
     }

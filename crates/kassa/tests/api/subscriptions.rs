@@ -591,3 +591,215 @@ async fn a_card_not_set_up_for_off_session_leaves_the_subscription_incomplete() 
     assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.payment_action_required"));
     assert!(charges_by_invoice(&app).await.is_empty());
 }
+
+/// Marks an invoice's payment attempt as claimed by a server that has not written its outcome
+/// (its charge under way, or made by a server that died before recording it).
+async fn claim_without_outcome(app: &TestApp, invoice: &str) {
+    let until = app.state.clock.now() + kassa_server::services::invoices::ATTEMPT_LEASE_SECS;
+    kassa_store::sql::query("UPDATE invoices SET lease_until = $1 WHERE id = $2")
+        .bind(until)
+        .bind(invoice)
+        .execute(app.state.store.writer())
+        .await
+        .unwrap();
+}
+
+/// Canceling while an invoice's payment attempt is under way does not lose the charge: the
+/// invoice stays open for that attempt's outcome, which the job writes with the same
+/// processor key — paid (recorded, charged once) or, declined, voided and not retried.
+#[tokio::test]
+async fn a_cancel_during_a_payment_attempt_keeps_its_outcome() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 1500, 0).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    let failing = attach(&app, &customer, "pm_card_chargeCustomerFail").await;
+    let start = |pm: String| {
+        let body = json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 1,
+                          "default_payment_method": pm});
+        let app = &app;
+        async move { app.post("/admin/subscriptions", As::Admin, body).await.ok()["id"].as_str().unwrap().to_string() }
+    };
+    let (paying, declining) = (start(failing.clone()).await, start(failing.clone()).await);
+    advance(&app, &clock, JAN_31_2027 + DAY).await; // both first charges decline: past_due
+    let visa = attach(&app, &customer, "pm_card_visa").await;
+    app.post(&format!("/admin/subscriptions/{paying}"), As::Admin, json!({"default_payment_method": visa})).await.ok();
+
+    let mut open = Vec::new();
+    for sub in [&paying, &declining] {
+        let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+        assert_eq!(s["status"], "past_due");
+        let inv = s["latest_invoice"].as_str().unwrap().to_string();
+        claim_without_outcome(&app, &inv).await;
+        let canceled = app.post(&format!("/admin/subscriptions/{sub}/cancel"), As::Admin, json!({})).await.ok();
+        assert_eq!(canceled["status"], "canceled");
+        let i = app.get(&format!("/admin/invoices/{inv}"), As::Admin).await.ok();
+        assert_eq!(i["status"], "open", "an attempt under way keeps its invoice open for its outcome");
+        assert_eq!(i["next_payment_attempt"], JAN_31_2027 + DAY, "due at once, to finish the attempt");
+        open.push(inv);
+    }
+    assert!(charges_by_invoice(&app).await.is_empty());
+
+    // The claim runs out (its server died): the job makes the same attempt and writes it.
+    app.state.clock.advance(kassa_server::services::invoices::ATTEMPT_LEASE_SECS + 1);
+    advance(&app, &clock, JAN_31_2027 + DAY + 1).await;
+    let paid = app.get(&format!("/admin/invoices/{}", open[0]), As::Admin).await.ok();
+    assert_eq!((paid["status"].as_str(), paid["amount_paid"].as_i64()), (Some("paid"), Some(1500)));
+    let voided = app.get(&format!("/admin/invoices/{}", open[1]), As::Admin).await.ok();
+    assert_eq!(voided["status"], "void", "a canceled subscription's declined attempt is not retried");
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(open[0].clone(), 1)]));
+    for sub in [&paying, &declining] {
+        let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+        assert_eq!(s["status"], "canceled");
+    }
+    let events = app.get(&format!("/admin/events?object={}&limit=100", open[0]), As::Admin).await.ok();
+    assert!(events["data"].as_array().unwrap().iter().any(|e| e["type"] == "invoice.paid"));
+
+    // Much later, nothing more is attempted.
+    advance(&app, &clock, JAN_31_2027 + 60 * DAY).await;
+    assert_eq!(charges_by_invoice(&app).await.len(), 1);
+    let voided = app.get(&format!("/admin/invoices/{}", open[1]), As::Admin).await.ok();
+    assert_eq!(voided["attempt_count"], 2);
+}
+
+/// A client that does not follow redirects (the pages answer 303).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn form(url: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+    let r = browser().post(url).form(fields).send().await.unwrap();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+    (r.status().as_u16(), location, r.text().await.unwrap())
+}
+
+async fn page(url: &str) -> (u16, String) {
+    let r = browser().get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A subscription past due because its renewal's card asks for authentication off-session:
+/// (subscription, invoice).
+async fn past_due_for_authentication(app: &TestApp, amount: i64) -> (String, Value) {
+    let price = recurring_price(app, amount, 0).await;
+    let clock = clock(app, JAN_31_2027).await;
+    let customer = customer_on(app, Some(&clock)).await;
+    attach(app, &customer, "pm_card_threeDSecure2Required").await;
+    let body = json!({"customer": customer, "items": [{"price": price}], "trial_period_days": 1});
+    let sub = app.post("/admin/subscriptions", As::Admin, body).await.ok()["id"].as_str().unwrap().to_string();
+    advance(app, &clock, JAN_31_2027 + DAY).await;
+    let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "past_due");
+    let inv = app.get(&format!("/admin/invoices/{}", s["latest_invoice"].as_str().unwrap()), As::Admin).await.ok();
+    assert_eq!(inv["last_payment_error"]["code"], "authentication_required");
+    (sub, inv)
+}
+
+const CARD_3DS: [(&str, &str); 3] = [("number", "4000 0000 0000 3220"), ("exp", "12/34"), ("cvc", "123")];
+
+/// The hosted invoice page: the customer pays a renewal that needed authentication with a
+/// card and 3-D Secure; the invoice is paid once, the subscription active again; a second
+/// submit charges nothing; a wrong secret opens nothing.
+#[tokio::test]
+async fn a_renewal_needing_authentication_is_paid_on_its_hosted_invoice_page() {
+    let app = spawn_app().await;
+    let (sub, inv) = past_due_for_authentication(&app, 1200).await;
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+    let url = inv["hosted_invoice_url"].as_str().expect("an open invoice has its page").to_string();
+    let secret = url.rsplit('/').next().unwrap().to_string();
+    assert!(secret.starts_with(&format!("{inv_id}_secret_")) && secret.len() >= inv_id.len() + 8 + 32);
+
+    // Only the exact secret opens the page; every miss is the same 404.
+    let base = format!("{}/invoice-pages", app.address);
+    let other = app.post("/admin/customers", As::Admin, json!({"email": "x@example.com"})).await.ok();
+    for wrong in [
+        format!("{inv_id}_secret_{}", "a".repeat(32)),
+        format!("{inv_id}_secret_"),
+        inv_id.clone(),
+        secret[..secret.len() - 1].to_string(),
+        format!("{}_secret_{}", other["id"].as_str().unwrap(), &secret[inv_id.len() + 8..]),
+    ] {
+        assert_eq!(page(&format!("{base}/{wrong}")).await.0, 404, "{wrong}");
+        assert_eq!(form(&format!("{base}/{wrong}"), &CARD_3DS).await.0, 404, "{wrong}");
+    }
+    assert_eq!(page(&format!("{base}/in_%00_secret_x")).await.0, 400, "a NUL is refused before any lookup");
+    let (status, html) = page(&url).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("$12.00") && html.contains("Pay with card"), "{html}");
+
+    // A card with a bad expiry: the page again, nothing charged.
+    let (status, _, html) = form(&url, &[("number", "4242424242424242"), ("exp", "13/99")]).await;
+    assert_eq!(status, 400, "{html}");
+
+    // The card asks for 3-D Secure: to the challenge, which returns to the page.
+    let (status, challenge, _) = form(&url, &CARD_3DS).await;
+    assert_eq!(status, 303);
+    assert!(challenge.contains("/test-processor/authenticate/pi_"), "{challenge}");
+    let challenge = if challenge.starts_with('/') { format!("{}{challenge}", app.address) } else { challenge };
+    assert!(charges_by_invoice(&app).await.is_empty());
+    let (status, back, _) = form(&challenge, &[("outcome", "complete")]).await;
+    assert_eq!(status, 303);
+    assert!(back.starts_with(&format!("{url}?payment_intent=pi_")), "back to the page: {back}");
+    let (status, html) = page(&url).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("This invoice is paid"), "{html}");
+
+    let paid = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!((paid["status"].as_str(), paid["amount_paid"].as_i64()), (Some("paid"), Some(1200)));
+    let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "active");
+    let events = app.get(&format!("/admin/events?object={inv_id}&limit=100"), As::Admin).await.ok();
+    let paid_events = events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "invoice.paid").count();
+    assert_eq!(paid_events, 1);
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(inv_id.clone(), 1)]));
+
+    // A second submit (and a second answer to the challenge) pays nothing again.
+    let (status, _, _) = form(&url, &[("number", "4242 4242 4242 4242"), ("exp", "12/34"), ("cvc", "123")]).await;
+    assert_eq!(status, 303);
+    form(&challenge, &[("outcome", "complete")]).await;
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(inv_id, 1)]));
+}
+
+/// The job's retry does not charge besides a page payment waiting for 3-D Secure: it cancels
+/// that payment first, so the customer finishing the challenge afterwards charges nothing.
+/// A card the customer gets wrong on the page does not count in dunning.
+#[tokio::test]
+async fn a_retry_racing_a_page_payment_waiting_for_authentication_charges_once_at_most() {
+    let app = spawn_app().await;
+    let (sub, inv) = past_due_for_authentication(&app, 700).await;
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+    let url = inv["hosted_invoice_url"].as_str().unwrap().to_string();
+    let next = inv["next_payment_attempt"].as_i64().unwrap();
+
+    let (status, _, html) = form(&url, &[("number", "4000 0000 0000 0002"), ("exp", "12/34"), ("cvc", "123")]).await;
+    assert_eq!(status, 402, "a declined card: the page again: {html}");
+    assert!(html.contains("role=\"alert\""));
+    let after = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!(after["next_payment_attempt"], next, "the job's schedule is unchanged");
+    assert_eq!(app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok()["status"], "past_due");
+
+    let (status, challenge, _) = form(&url, &CARD_3DS).await;
+    assert_eq!(status, 303);
+    let challenge = if challenge.starts_with('/') { format!("{}{challenge}", app.address) } else { challenge };
+    // The job's retry comes first: the saved card still needs authentication off-session.
+    let clock =
+        app.get(&format!("/admin/customers/{}", inv["customer"].as_str().unwrap()), As::Admin).await.ok()["test_clock"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    advance(&app, &clock, next).await;
+    let (status, _, _) = form(&challenge, &[("outcome", "complete")]).await;
+    assert!(status == 409 || status == 303 || status == 200, "{status}");
+    page(&url).await;
+    assert!(charges_by_invoice(&app).await.is_empty(), "the page payment was canceled before the retry");
+    let after = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!(after["status"], "open");
+
+    // Paid on the page after all: once.
+    let (_, challenge, _) = form(&url, &CARD_3DS).await;
+    let challenge = if challenge.starts_with('/') { format!("{}{challenge}", app.address) } else { challenge };
+    form(&challenge, &[("outcome", "complete")]).await;
+    page(&url).await;
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(inv_id.clone(), 1)]));
+    assert_eq!(app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok()["status"], "active");
+}

@@ -8,7 +8,7 @@
 
 mod assets;
 mod control;
-mod pages;
+pub(crate) mod pages;
 mod tokens;
 
 use crate::error::ApiError;

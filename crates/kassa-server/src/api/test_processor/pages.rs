@@ -78,15 +78,15 @@ fn page_error(e: ProcessorError) -> Result<(StatusCode, String), ApiError> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CheckoutForm {
     /// `card` (default) or `bank_debit`.
-    method: Option<String>,
+    pub(crate) method: Option<String>,
     /// The card number; spaces allowed.
-    number: Option<String>,
+    pub(crate) number: Option<String>,
     /// `MM/YY` or `MM/YYYY`.
-    exp: Option<String>,
-    cvc: Option<String>,
+    pub(crate) exp: Option<String>,
+    pub(crate) cvc: Option<String>,
 }
 
-fn filled(v: &Option<String>) -> Option<&str> {
+pub(crate) fn filled(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -101,7 +101,7 @@ fn parse_expiry(exp: &str) -> Option<(i64, i64)> {
     Some((month.parse().ok()?, year.parse().ok()?))
 }
 
-fn card_input(form: &CheckoutForm) -> Result<CardInput, &'static str> {
+pub(crate) fn card_input(form: &CheckoutForm) -> Result<CardInput, &'static str> {
     let number = filled(&form.number).ok_or("Enter your card number.")?;
     let exp = filled(&form.exp).ok_or("Enter the card's expiry date as MM/YY.")?;
     let (exp_month, exp_year) = parse_expiry(exp).ok_or("Enter the card's expiry date as MM/YY.")?;
