@@ -46,7 +46,6 @@ pub struct BenchArgs {
     /// (`webhooks.allow_private_urls`, on with `--demo`).
     #[arg(long)]
     pub webhooks: bool,
-<<<<<<< HEAD
     /// Renewals: how many subscriptions fall due at once.
     #[arg(long, default_value_t = 10_000)]
     pub subscriptions: usize,
@@ -57,17 +56,14 @@ pub struct BenchArgs {
     /// the clocks are spread over all of them.
     #[arg(long)]
     pub also_url: Vec<String>,
-    /// Renewals: the servers' database, for the double-charge check (charges at the test
-    /// processor per subscription and period).
-    #[arg(long)]
-    pub database_url: Option<String>,
-=======
     /// Dashboard scenarios: first insert this many orders straight into the database
     /// (PostgreSQL only, bulk SQL; the rows reference no cart or payment, so use a database
     /// made for the bench). 0 seeds nothing.
     #[arg(long, default_value_t = 0)]
     pub seed_orders: i64,
-    /// The database `--seed-orders` writes to (the server's `KASSA_DATABASE_URL`).
+    /// The servers' database (the server's `KASSA_DATABASE_URL`): where `--seed-orders`
+    /// writes, and where renewals check for double charges (charges at the test processor per
+    /// subscription and period).
     #[arg(long, env = "KASSA_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Dashboard scenarios: a dashboard user (made with `kassa users create`).
@@ -75,7 +71,6 @@ pub struct BenchArgs {
     pub dashboard_email: String,
     #[arg(long, env = "KASSA_BENCH_DASHBOARD_PASSWORD", default_value = "")]
     pub dashboard_password: String,
->>>>>>> dash2
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -95,12 +90,10 @@ pub enum Scenario {
     Credits,
     /// Create a product (admin API): one event each, for `--webhooks`' delivery rate.
     Events,
-<<<<<<< HEAD
     /// `--subscriptions` subscriptions falling due at once, renewed and paid off-session by
     /// the servers (`--url`, `--also-url`): renewals/s until all are renewed (a one-shot run:
     /// `--duration` does not apply). See `bench/renewals.rs`.
     Renewals,
-=======
     /// The dashboard's orders list, first page (signed in as a dashboard user).
     DashboardOrders,
     /// The dashboard's orders list searched by a buyer's email.
@@ -113,7 +106,6 @@ impl Scenario {
     fn dashboard(self) -> bool {
         matches!(self, Scenario::DashboardOrders | Scenario::DashboardSearch | Scenario::DashboardOrder)
     }
->>>>>>> dash2
 }
 
 /// What every client shares: the HTTP client and the ids the setup created.
@@ -344,9 +336,7 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, S
             let p = ctx.admin_post("/admin/products", json!({"name": format!("Bench event {n}")})).await?;
             Ok(p["id"].as_str().map(str::to_string))
         }
-<<<<<<< HEAD
         Scenario::Renewals => Err("renewals is a one-shot run (bench::renewals)".into()),
-=======
         Scenario::DashboardOrders => ctx.page("/dashboard/orders").await.map(|_| None),
         Scenario::DashboardSearch => {
             let email = &ctx.emails[n % ctx.emails.len()];
@@ -357,7 +347,6 @@ async fn op(ctx: &Ctx, scenario: Scenario, n: usize) -> Result<Option<String>, S
             let id = &ctx.products[n % ctx.products.len()];
             ctx.page(&format!("/dashboard/orders/{id}")).await.map(|_| None)
         }
->>>>>>> dash2
         Scenario::Checkout => checkout(ctx, n).await.map(Some),
         Scenario::CheckoutCompact => checkout_compact(ctx, n).await.map(Some),
         Scenario::Credits if n.is_multiple_of(2) => top_up(ctx).await.map(|()| None),
@@ -548,7 +537,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         emails: Vec::new(),
         login: (args.dashboard_email.clone(), args.dashboard_password.clone()),
     };
-<<<<<<< HEAD
     if args.scenario == Scenario::Renewals {
         let mut urls = vec![ctx.url.clone()];
         urls.extend(args.also_url.iter().map(|u| u.trim_end_matches('/').to_string()));
@@ -560,10 +548,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             database_url: args.database_url.clone(),
         };
         return renewals::run(&ctx, options).await;
-=======
+    }
     if args.seed_orders > 0 {
         seed(&args, &ctx.run).await?;
->>>>>>> dash2
     }
     setup(&mut ctx, args.scenario).await?;
     let hooks = if args.webhooks { Some(webhooks::Receiver::start(&ctx.http, &ctx.url, &ctx.sk).await?) } else { None };
