@@ -130,18 +130,12 @@ pub async fn claim_lacking_processor_customers(state: &AppState, limit: i64) -> 
     Ok(db::claim_lacking_processor_customers(&state.store, now, now + PROCESSOR_CLAIM_SECS, limit).await?)
 }
 
-/// Creates the processor customer of a customer whose lease the caller took, as the attempt
-/// that payments asking for it meanwhile join.
+/// Creates the processor customer of a customer whose lease the caller took. Not through
+/// the in-process attempt that payments share: a payment that asked first is polling for this
+/// very lease inside that attempt, and joining it would wait for the lease to run out (30 s).
+/// The payment sees the stored id on its next poll instead.
 pub async fn create_claimed_processor_customer(state: &AppState, customer: CustomerRow) -> ApiResult<String> {
-    let id = customer.id.clone();
-    let result = state
-        .processor_customers
-        .run(&id, || {
-            let state = state.clone();
-            async move { create_processor_customer(&state, &customer).await.map_err(|e| e.to_string()) }
-        })
-        .await;
-    result.map_err(ApiError::ProcessorUnavailable)
+    create_processor_customer(state, &customer).await
 }
 
 async fn ensure_once(state: &AppState, customer_id: &str) -> ApiResult<String> {
