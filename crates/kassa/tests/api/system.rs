@@ -161,3 +161,21 @@ fn configuration_from_a_file_is_validated_at_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Client generators and schemathesis name methods after `operationId`: every one is unique.
+#[tokio::test]
+async fn every_operation_id_is_unique() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", As::Nobody).await.ok();
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                seen.entry(id.to_string()).or_default().push(format!("{method} {path}"));
+            }
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(twice.is_empty(), "operation ids used more than once: {twice:?}");
+    assert!(seen.len() > 50, "the document lists its operations");
+}

@@ -21,7 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_customer, list_customers))
         .routes(routes!(get_customer, update_customer))
-        .routes(routes!(list_subscriptions))
+        .routes(routes!(list_customer_subscriptions))
 }
 
 /// Create a customer: with the default pricing model (unless given), its free default
@@ -105,7 +105,7 @@ async fn update_customer(
 #[utoipa::path(get, path = "/admin/customers/{id}/subscriptions", tag = "Customers", security(("secret_key" = [])),
     params(("id" = String, Path), ListParams),
     responses((status = 200, body = List<Subscription>), (status = "4XX", body = ErrorBody)))]
-async fn list_subscriptions(
+async fn list_customer_subscriptions(
     State(app): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
