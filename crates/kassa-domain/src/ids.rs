@@ -40,6 +40,8 @@ pub enum IdKind {
     TestClock,
     /// A person who signs in to the merchant's dashboard.
     DashboardUser,
+    /// A customer's short-lived link to the billing portal (Stripe's `bps_`).
+    BillingPortalSession,
 }
 
 impl IdKind {
@@ -72,6 +74,7 @@ impl IdKind {
             IdKind::Invoice => "in",
             IdKind::TestClock => "clock",
             IdKind::DashboardUser => "user",
+            IdKind::BillingPortalSession => "bps",
         }
     }
 

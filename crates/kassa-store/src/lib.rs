@@ -25,6 +25,7 @@ pub mod idempotency;
 mod migration_rules;
 pub mod orders;
 pub mod payments;
+pub mod portal_sessions;
 pub mod processor_events;
 pub mod settings;
 pub mod sql;

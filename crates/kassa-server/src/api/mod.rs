@@ -11,6 +11,7 @@ pub mod keep_alive;
 pub mod limits;
 pub mod nul;
 pub mod pagination;
+pub mod portal_pages;
 pub mod processor_webhooks;
 pub mod rate_limit;
 pub mod request_id;
@@ -75,6 +76,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(test_processor::routes())
         .merge(processor_webhooks::routes())
         .merge(invoice_pages::routes())
+        // The billing portal's pages (issue 15).
+        .merge(portal_pages::routes())
 }
 
 /// The OpenAPI document of the whole API, with the default settings' bounds.

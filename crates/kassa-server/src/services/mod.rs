@@ -19,6 +19,7 @@ pub mod keys;
 pub mod orders;
 pub mod payment_methods;
 pub mod payments;
+pub mod portal_sessions;
 pub mod processor_keys;
 pub mod processor_webhooks;
 pub mod settlement;

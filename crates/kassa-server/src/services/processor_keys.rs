@@ -76,6 +76,17 @@ pub fn cancel_invoice_intent(payment_intent: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_invoice_cancel_{payment_intent}"))
 }
 
+/// The authorization that verifies a card typed in the billing portal: one per form (the
+/// portal session and the form's nonce), so a form posted twice verifies once.
+pub fn verify_card_in_portal(session_id: &str, nonce: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_portal_{session_id}_card_{nonce}"))
+}
+
+/// Voiding that authorization once the card is saved.
+pub fn void_card_verification(payment_intent: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_portal_void_{payment_intent}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +103,8 @@ mod tests {
             (open_session("cs_1"), "kassa_cs_1"),
             (expire_session("cs_1"), "kassa_expire_cs_1"),
             (customer("cus_1"), "kassa_customer_cus_1"),
+            (verify_card_in_portal("bps_1", "n1"), "kassa_portal_bps_1_card_n1"),
+            (void_card_verification("pi_1"), "kassa_portal_void_pi_1"),
         ];
         for (key, spelled) in keys {
             assert_eq!(key.as_str(), spelled);

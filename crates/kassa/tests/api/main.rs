@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod billing_portal;
 mod carts;
 mod catalog;
 mod chaos;

@@ -6,6 +6,7 @@ mod customers;
 mod events;
 mod orders;
 mod payment_methods;
+mod portal_sessions;
 mod subscriptions;
 mod test_clocks;
 mod webhook_endpoints;
@@ -25,4 +26,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(payment_methods::routes())
         .merge(subscriptions::routes())
         .merge(test_clocks::routes())
+        // The billing portal (issue 15).
+        .merge(portal_sessions::routes())
 }
