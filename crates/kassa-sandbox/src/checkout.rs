@@ -249,9 +249,10 @@ impl TestProcessor {
                 capture_method: req.capture_method,
                 setup_future_usage: req.save_card.as_ref().map(|_| "off_session".to_string()),
             },
-            custom_text: req.save_card.as_ref().map(|s| o::CustomText {
-                submit: Some(o::CustomTextMessage { message: s.consent_text.clone() }),
-            }),
+            custom_text: req
+                .save_card
+                .as_ref()
+                .map(|s| o::CustomText { submit: Some(o::CustomTextMessage { message: s.consent_text.clone() }) }),
         };
         w.put(&session);
         Ok(Committed::Done(o::checkout_session_neutral(&session)))

@@ -907,7 +907,6 @@ async fn a_session_that_saves_the_card_needs_consent_and_saves_it_for_off_sessio
     assert_eq!(renewal.status, PaymentIntentStatus::Succeeded);
 }
 
-
 #[tokio::test]
 async fn a_checkout_session_is_paid_by_card_on_its_page() {
     let env = Env::new().await;

@@ -1,9 +1,9 @@
 //! Carts, orders, payments, refunds and checkout sessions as the API shows them.
 
 use super::{Metadata, parse_metadata};
+use kassa_domain::lifecycle::checkout_session::SessionPurpose;
 use kassa_store::carts::{CartRow, LineRow};
 use kassa_store::checkout_sessions::SessionRow;
-use kassa_domain::lifecycle::checkout_session::SessionPurpose;
 use kassa_store::orders::{OrderLineRow, OrderRow, RefundRow};
 use kassa_store::payments::PaymentRow;
 use serde::{Deserialize, Serialize};

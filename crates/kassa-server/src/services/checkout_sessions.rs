@@ -330,7 +330,10 @@ fn session_payment(
         SessionPurpose::Cart => Purpose::Order,
         SessionPurpose::Credits => Purpose::Credits,
         SessionPurpose::Subscription => {
-            return Err(ApiError::Internal(anyhow::anyhow!("session {}: a subscription's money is its invoice's", s.id)));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "session {}: a subscription's money is its invoice's",
+                s.id
+            )));
         }
     };
     Ok(PaymentRow {

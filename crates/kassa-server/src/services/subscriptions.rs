@@ -699,8 +699,7 @@ async fn end_free_subscriptions(tx: &mut Tx, public_url: &str, customer: &str, k
             continue;
         }
         let mut sub = locked(tx, &row.id).await?;
-        let effects =
-            apply_subscription(tx, &mut sub, SubscriptionInput::Cancel { at_period_end: false }, now).await?;
+        let effects = apply_subscription(tx, &mut sub, SubscriptionInput::Cancel { at_period_end: false }, now).await?;
         carry_out(tx, public_url, &mut sub, effects, now).await?;
     }
     Ok(())

@@ -340,7 +340,10 @@ async fn a_customer_on_the_free_default_plan_upgrades_and_the_free_plan_ends() {
     let customer = me["id"].as_str().unwrap().to_string();
     let before = subscriptions_of(&app, &customer).await;
     assert_eq!(before.len(), 1);
-    assert_eq!((before[0]["price"].as_str(), before[0]["status"].as_str()), (Some(free_price.as_str()), Some("active")));
+    assert_eq!(
+        (before[0]["price"].as_str(), before[0]["status"].as_str()),
+        (Some(free_price.as_str()), Some("active"))
+    );
     let free_sub = before[0]["id"].as_str().unwrap().to_string();
 
     let session = start(&app, As::Customer(&token), body(&price, 1, None)).await;
