@@ -185,6 +185,20 @@ pub struct CreateCheckoutSession {
     pub capture_method: CaptureMethod,
     /// Unix seconds; Stripe accepts 30 minutes to 24 hours from now.
     pub expires_at: i64,
+    /// Save the card with the customer for later off-session charges (a subscription's
+    /// renewals), with the buyer's consent to what the page says; `None` for a one-off payment.
+    pub save_card: Option<SaveCard>,
+}
+
+/// A hosted checkout that saves the card: Stripe's `mode=payment` with
+/// `payment_intent_data[setup_future_usage]=off_session` — not `mode=subscription`, since
+/// Kassa, not the processor, is the billing engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveCard {
+    /// What the buyer agrees to, shown beside the pay button (Stripe's
+    /// `custom_text[submit][message]`, at most 1,200 characters): that the card is saved and
+    /// charged for the subscription's future payments, how much and how often.
+    pub consent_text: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -172,6 +172,7 @@ fn top_up_session(capture_method: CaptureMethod) -> CreateCheckoutSession {
         metadata: metadata(&[("kassa_checkout_session", "chk_01JDQX5Y7Z8A9B0C1D2E3F4G5H")]),
         capture_method,
         expires_at: 1_732_636_800,
+        save_card: None,
     }
 }
 

@@ -369,6 +369,7 @@ async fn checkout_sessions_are_unsupported_by_localstripe() {
         metadata: Metadata::new(),
         capture_method: CaptureMethod::Automatic,
         expires_at: support::now() + 3600,
+        save_card: None,
     };
     let err = p.create_checkout_session(&req, &key("session")).await.unwrap_err();
     assert!(matches!(err, ProcessorError::Unsupported(_)), "{err:?}");

@@ -47,6 +47,16 @@ fn check_url(param: &str, value: &str) -> Result<(), ProcessorError> {
     }
 }
 
+/// A card saved for future payments needs the buyer's consent (the page's checkbox).
+fn consent_required() -> ProcessorError {
+    invalid(
+        "consent_required",
+        Some("consent"),
+        "Tick the box to agree that your card is saved and charged for the future payments of this \
+         subscription. Nothing was charged.",
+    )
+}
+
 fn not_open(session: &o::CheckoutSession, now: i64) -> Option<ProcessorError> {
     let why = match session.status {
         Status::Complete => "is already complete",
@@ -188,6 +198,22 @@ impl TestProcessor {
         if let Some(cancel) = &req.cancel_url {
             check_url("cancel_url", cancel)?;
         }
+        if let Some(save) = &req.save_card {
+            if save.consent_text.trim().is_empty() || save.consent_text.chars().count() > 1200 {
+                return Err(invalid(
+                    "parameter_invalid",
+                    Some("custom_text[submit][message]"),
+                    "The consent text must have 1 to 1,200 characters.",
+                ));
+            }
+            if req.capture_method == CaptureMethod::Manual {
+                return Err(invalid(
+                    "parameter_invalid",
+                    Some("payment_intent_data[capture_method]"),
+                    "A session that saves the card is captured at once.",
+                ));
+            }
+        }
         if !(w.now + MIN_SESSION_SECS..=w.now + MAX_SESSION_SECS).contains(&req.expires_at) {
             return Err(invalid(
                 "parameter_invalid",
@@ -219,7 +245,14 @@ impl TestProcessor {
             created: w.now,
             livemode: false,
             line_items: o::List { data: items, ..o::List::embedded(None) },
-            payment_intent_data: o::PaymentIntentData { capture_method: req.capture_method },
+            payment_intent_data: o::PaymentIntentData {
+                capture_method: req.capture_method,
+                setup_future_usage: req.save_card.as_ref().map(|_| "off_session".to_string()),
+            },
+            custom_text: req
+                .save_card
+                .as_ref()
+                .map(|s| o::CustomText { submit: Some(o::CustomTextMessage { message: s.consent_text.clone() }) }),
         };
         w.put(&session);
         Ok(Committed::Done(o::checkout_session_neutral(&session)))
@@ -254,7 +287,7 @@ impl TestProcessor {
             last_payment_error: None,
             latest_charge: None,
             charges: None,
-            setup_future_usage: None,
+            setup_future_usage: session.payment_intent_data.setup_future_usage.clone(),
             cancellation_reason: None,
             canceled_at: None,
             payment_method_types: vec!["card".into(), "us_bank_account".into()],
@@ -272,9 +305,21 @@ impl TestProcessor {
     /// [`ProcessorError::Payment`] (the session stays open for another card); a bad card is
     /// [`ProcessorError::InvalidRequest`] with a `param`.
     pub async fn pay_checkout_session(&self, id: &str, card: &CardInput) -> Result<CheckoutPayment, ProcessorError> {
+        self.pay_checkout_session_consenting(id, card, false).await
+    }
+
+    /// [`TestProcessor::pay_checkout_session`] with the buyer's answer to the consent
+    /// checkbox. A session that saves the card (`setup_future_usage`) is paid only with
+    /// `consent`; without it nothing is charged (`consent_required`, `param` `consent`).
+    pub async fn pay_checkout_session_consenting(
+        &self,
+        id: &str,
+        card: &CardInput,
+        consent: bool,
+    ) -> Result<CheckoutPayment, ProcessorError> {
         self.check_available()?;
         let checked = card.check(self.now())?;
-        call!(self, None, "", |w| self.pay_with_card_in(&mut w, id, checked).await)
+        call!(self, None, "", |w| self.pay_with_card_in(&mut w, id, checked, consent).await)
     }
 
     /// Pays a session by a simulated bank debit that settles later
@@ -361,10 +406,14 @@ impl TestProcessor {
         w: &mut Work,
         id: &str,
         checked: CheckedCard,
+        consent: bool,
     ) -> Result<Committed<CheckoutPayment>, ProcessorError> {
         let mut session = load_session(w, id).await?;
         if let Some(e) = not_open(&session, w.now) {
             return Err(e);
+        }
+        if session.payment_intent_data.setup_future_usage.is_some() && !consent {
+            return Err(consent_required());
         }
         let pi = self.session_payment_intent(w, &mut session)?;
         let pm = card_payment_method(w.now, checked.card, checked.exp_month, checked.exp_year);
@@ -386,6 +435,13 @@ impl TestProcessor {
         let mut session = load_session(w, id).await?;
         if let Some(e) = not_open(&session, w.now) {
             return Err(e);
+        }
+        if session.payment_intent_data.setup_future_usage.is_some() {
+            return Err(invalid(
+                "payment_method_unavailable",
+                None,
+                "This checkout saves a card for future payments; pay by card.",
+            ));
         }
         if session.payment_intent_data.capture_method == CaptureMethod::Manual {
             return Err(invalid(

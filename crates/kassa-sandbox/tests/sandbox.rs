@@ -163,6 +163,7 @@ impl Env {
             metadata: BTreeMap::from([("kassa_cart".to_string(), "cart_1".to_string())]),
             capture_method: capture,
             expires_at: self.now() + 3600,
+            save_card: None,
         };
         self.tp.create_checkout_session(&req, &key()).await.unwrap()
     }
@@ -853,6 +854,60 @@ async fn payment_intents_are_listed_newest_first_across_pages_with_their_refunds
 // ---------------------------------------------------------------- checkout sessions
 
 #[tokio::test]
+async fn a_session_that_saves_the_card_needs_consent_and_saves_it_for_off_session_use() {
+    let env = Env::new().await;
+    let cus = env.customer().await;
+    let req = CreateCheckoutSession {
+        customer: cus.clone(),
+        currency: "usd".into(),
+        lines: vec![CheckoutLine { name: "Pro (every month)".into(), unit_amount: 1500, quantity: 1 }],
+        success_url: "https://shop.test/welcome".into(),
+        cancel_url: None,
+        metadata: BTreeMap::new(),
+        capture_method: CaptureMethod::Automatic,
+        expires_at: env.now() + 3600,
+        save_card: Some(SaveCard { consent_text: "Saved and charged $15.00 every month.".into() }),
+    };
+    // A card saved for later is captured at once, and says what the buyer agrees to.
+    let manual = CreateCheckoutSession { capture_method: CaptureMethod::Manual, ..req.clone() };
+    assert_eq!(refused(env.tp.create_checkout_session(&manual, &key()).await).0, "parameter_invalid");
+    let blank = CreateCheckoutSession { save_card: Some(SaveCard { consent_text: " ".into() }), ..req.clone() };
+    assert_eq!(refused(env.tp.create_checkout_session(&blank, &key()).await).0, "parameter_invalid");
+
+    let session = env.tp.create_checkout_session(&req, &key()).await.unwrap();
+    let page = env.tp.checkout_session(&session.id).await.unwrap();
+    assert_eq!(page.payment_intent_data.setup_future_usage.as_deref(), Some("off_session"));
+    assert_eq!(page.custom_text.unwrap().submit.unwrap().message, "Saved and charged $15.00 every month.");
+
+    // Without consent: refused, nothing attempted (no PaymentIntent, no charge).
+    let (code, param) = refused(env.tp.pay_checkout_session(&session.id, &card("4242424242424242")).await);
+    assert_eq!((code.as_str(), param.as_deref()), ("consent_required", Some("consent")));
+    assert_eq!(env.tp.checkout_session(&session.id).await.unwrap().payment_intent, None);
+    assert_eq!(refused(env.tp.pay_checkout_session_by_bank_debit(&session.id).await).0, "payment_method_unavailable");
+
+    // On the page, the card asks for 3-D Secure; once passed, the session completes.
+    let paid = env.tp.pay_checkout_session_consenting(&session.id, &card("4000 0025 0000 3155"), true).await.unwrap();
+    assert!(matches!(paid, CheckoutPayment::RequiresAction { .. }), "{paid:?}");
+    let waiting = env.tp.checkout_session(&session.id).await.unwrap().payment_intent.unwrap();
+    env.tp.complete_authentication(&waiting, true).await.unwrap();
+    let done = env.tp.retrieve_checkout_session(&session.id).await.unwrap();
+    assert_eq!(done.payment_status, CheckoutPaymentStatus::Paid);
+    let pi = env.tp.retrieve_payment_intent(done.payment_intent.as_deref().unwrap()).await.unwrap();
+    let pm = pi.payment_method.clone().unwrap();
+    let saved = env.tp.list_payment_methods(&cus).await.unwrap();
+    assert_eq!(saved.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [pm.as_str()]);
+    // Set up through a payment with consent: a card that asks for authentication unless set
+    // up for off-session use is charged off-session without the customer.
+    let later = CreatePaymentIntent {
+        confirm: Some(PaymentSource::PaymentMethod(pm)),
+        off_session: true,
+        ..pay(&cus, 1500, None)
+    };
+    let renewal = env.tp.create_payment_intent(&later, &key()).await.unwrap();
+    assert_eq!(renewal.status, PaymentIntentStatus::Succeeded);
+}
+
+#[tokio::test]
 async fn a_checkout_session_is_paid_by_card_on_its_page() {
     let env = Env::new().await;
     let cus = env.customer().await;
@@ -1055,6 +1110,7 @@ async fn checkout_sessions_expire_by_request_and_by_time() {
         metadata: Default::default(),
         capture_method: CaptureMethod::Automatic,
         expires_at: env.now() + 7200,
+        save_card: None,
     };
     let fresh = env.tp.create_checkout_session(&req, &key()).await.unwrap();
     assert_eq!(env.tp.expire_overdue_sessions().await.unwrap(), 2);
@@ -1080,6 +1136,7 @@ async fn checkout_session_parameters_are_checked() {
         metadata: Default::default(),
         capture_method: CaptureMethod::Automatic,
         expires_at: env.now() + 24 * 3600,
+        save_card: None,
     };
     assert_eq!(env.tp.create_checkout_session(&good, &key()).await.unwrap().amount_total, 1350);
     let cases: Vec<(CreateCheckoutSession, &str)> = vec![

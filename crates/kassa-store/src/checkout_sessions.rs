@@ -34,6 +34,11 @@ pub struct SessionRow {
     pub updated: i64,
     /// SHA-256 (hex) of the session's client secret; set once at creation.
     pub client_secret_hash: Option<String>,
+    /// A subscription session: the recurring price and quantity it starts.
+    pub price: Option<String>,
+    pub quantity: Option<i64>,
+    /// A subscription session: the subscription its payment started (set once).
+    pub subscription: Option<String>,
 }
 
 impl SessionRow {
@@ -59,12 +64,12 @@ pub struct SessionWithCartSecret {
 
 const COLUMNS: &str = "id, purpose, cart, cart_version, customer, credits, currency, amount_total, lines, status, \
     payment_status, success_url, cancel_url, processor_session, url, payment, order_id, expires_at, created, updated, \
-    client_secret_hash";
+    client_secret_hash, price, quantity, subscription";
 
 pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     sql::query(&format!(
         "INSERT INTO checkout_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21)"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     ))
     .bind(&s.id)
     .bind(s.purpose.as_str())
@@ -87,6 +92,9 @@ pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     .bind(s.created)
     .bind(s.updated)
     .bind(&s.client_secret_hash)
+    .bind(&s.price)
+    .bind(s.quantity)
+    .bind(&s.subscription)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -129,7 +137,7 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<SessionRow>> {
 pub async fn save(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     sql::query(
         "UPDATE checkout_sessions SET status = $2, payment_status = $3, processor_session = $4, url = $5, \
-            payment = $6, order_id = $7, updated = $8 WHERE id = $1",
+            payment = $6, order_id = $7, updated = $8, subscription = $9 WHERE id = $1",
     )
     .bind(&s.id)
     .bind(s.status.as_str())
@@ -139,6 +147,7 @@ pub async fn save(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     .bind(&s.payment)
     .bind(&s.order_id)
     .bind(s.updated)
+    .bind(&s.subscription)
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -239,6 +239,9 @@ async fn order_cart_session_and_refund_transitions_are_kept_as_decided() {
         created: NOW,
         updated: NOW,
         client_secret_hash: None,
+        price: None,
+        quantity: None,
+        subscription: None,
     };
     let mut tx = store.begin().await.unwrap();
     payments::insert(&mut tx, &p).await.unwrap();

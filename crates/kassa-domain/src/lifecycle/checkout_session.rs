@@ -27,6 +27,9 @@ status_enum!(
         Cart => "cart",
         /// A credit top-up.
         Credits => "credits",
+        /// A subscription (recurring price × quantity): the card is saved with the buyer's
+        /// consent, and the subscription starts with its first invoice paid by this payment.
+        Subscription => "subscription",
     }
 );
 

@@ -476,6 +476,23 @@ pub struct LineItem {
 pub struct PaymentIntentData {
     #[serde(deserialize_with = "capture_method")]
     pub capture_method: CaptureMethod,
+    /// `off_session`: the card is saved with the customer for later charges (a subscription
+    /// checkout); the page then asks for the buyer's consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_future_usage: Option<String>,
+}
+
+/// Stripe's `custom_text`: what the page shows beside the pay button.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CustomText {
+    pub submit: Option<CustomTextMessage>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CustomTextMessage {
+    pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -521,6 +538,8 @@ pub struct CheckoutSession {
     pub line_items: List<LineItem>,
     #[serde(default)]
     pub payment_intent_data: PaymentIntentData,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_text: Option<CustomText>,
 }
 
 impl CheckoutSession {

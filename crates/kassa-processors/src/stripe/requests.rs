@@ -134,6 +134,12 @@ pub(crate) fn create_checkout_session(req: &CreateCheckoutSession) -> Form {
     if req.capture_method == CaptureMethod::Manual {
         form.push("payment_intent_data[capture_method]", "manual");
     }
+    if let Some(save) = &req.save_card {
+        // Kassa bills the subscription; Stripe only saves the card at the customer for the
+        // off-session renewals, and shows what the buyer agrees to beside the pay button.
+        form.push("payment_intent_data[setup_future_usage]", "off_session")
+            .push("custom_text[submit][message]", &save.consent_text);
+    }
     form.push("expires_at", req.expires_at);
     form
 }
@@ -233,6 +239,7 @@ mod tests {
             metadata: [("kassa_checkout_session".to_string(), "chk_1".to_string())].into(),
             capture_method: CaptureMethod::Manual,
             expires_at: 1_800_000_000,
+            save_card: None,
         };
         assert_eq!(
             pairs(&create_checkout_session(&req)),
@@ -254,5 +261,26 @@ mod tests {
                 ("expires_at", "1800000000"),
             ]
         );
+    }
+
+    #[test]
+    fn a_subscription_checkout_is_a_payment_that_saves_the_card() {
+        let req = CreateCheckoutSession {
+            customer: "cus_1".into(),
+            currency: "usd".into(),
+            lines: vec![CheckoutLine { name: "1 × Pro".into(), unit_amount: 1500, quantity: 1 }],
+            success_url: "https://shop.example/ok".into(),
+            cancel_url: None,
+            metadata: Default::default(),
+            capture_method: CaptureMethod::Automatic,
+            expires_at: 1_800_000_000,
+            save_card: Some(crate::types::SaveCard { consent_text: "Saved for $15.00 every month.".into() }),
+        };
+        let form = create_checkout_session(&req);
+        let p = pairs(&form);
+        assert!(p.contains(&("mode", "payment")), "never Stripe Billing's mode=subscription");
+        assert!(p.contains(&("payment_intent_data[setup_future_usage]", "off_session")));
+        assert!(p.contains(&("custom_text[submit][message]", "Saved for $15.00 every month.")));
+        assert!(!p.iter().any(|(k, _)| k.starts_with("payment_intent_data[capture_method]")));
     }
 }

@@ -82,7 +82,17 @@ pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed,
     let action = format!("/test-processor/checkout/{}", session.id);
     let merchant = summary.merchant_name.as_deref();
     let top_up = summary.credits.is_some();
-    let heading = if top_up { "Top up credits" } else { "Checkout" };
+    // A session that saves the card for future payments (a subscription): the page says so,
+    // with the merchant's words, and asks for consent before anything is charged.
+    let saves_card = session.payment_intent_data.setup_future_usage.is_some();
+    let consent_text = session.custom_text.as_ref().and_then(|t| t.submit.as_ref()).map(|m| m.message.as_str());
+    let heading = if saves_card {
+        "Subscribe"
+    } else if top_up {
+        "Top up credits"
+    } else {
+        "Checkout"
+    };
     let title = match merchant {
         Some(m) => format!("{heading} · {m}"),
         None => heading.to_string(),
@@ -107,7 +117,7 @@ pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed,
                 }
             }
             h1 { (heading) }
-            p.due { span { @if top_up { "Amount due" } @else { "Total due" } } " " strong { (total) } }
+            p.due { span { @if top_up || saves_card { "Amount due" } @else { "Total due" } } " " strong { (total) } }
             table {
                 caption.visually-hidden { "Summary" }
                 @for line in item_lines {
@@ -174,9 +184,27 @@ pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed,
                                 input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
                             }
                         }
-                        button type="submit" { "Pay " (total) }
+                        @if saves_card {
+                            div.consent {
+                                p #consent-text {
+                                    @if let Some(text) = consent_text { (text) } @else {
+                                        "Your card will be saved and charged for the future payments of this \
+                                         subscription until you cancel."
+                                    }
+                                }
+                                label.checkbox for="consent" {
+                                    input #consent type="checkbox" name="consent" value="yes" required
+                                        aria-describedby="consent-text";
+                                    " I agree that " (shop) " saves my card and charges it for the future payments of \
+                                     this subscription."
+                                }
+                            }
+                            button type="submit" { "Subscribe and pay " (total) }
+                        } @else {
+                            button type="submit" { "Pay " (total) }
+                        }
                     }
-                    @if session.payment_intent_data.capture_method == CaptureMethod::Automatic {
+                    @if session.payment_intent_data.capture_method == CaptureMethod::Automatic && !saves_card {
                         form method="post" action=(action) {
                             input type="hidden" name="method" value="bank_debit";
                             button.secondary type="submit" { "Pay by bank debit (settles later)" }

@@ -1,6 +1,7 @@
 //! Carts, orders, payments, refunds and checkout sessions as the API shows them.
 
 use super::{Metadata, parse_metadata};
+use kassa_domain::lifecycle::checkout_session::SessionPurpose;
 use kassa_store::carts::{CartRow, LineRow};
 use kassa_store::checkout_sessions::SessionRow;
 use kassa_store::orders::{OrderLineRow, OrderRow, RefundRow};
@@ -328,8 +329,11 @@ pub struct CheckoutSession {
     pub id: String,
     /// Always `checkout.session`.
     pub object: &'static str,
-    /// `cart` or `credits`.
+    /// `cart`, `credits` or `subscription`.
     pub purpose: String,
+    /// `payment`, or `subscription` for a session that starts a subscription (Stripe's
+    /// names; the processor's side is a payment that saves the card either way).
+    pub mode: &'static str,
     /// Send the buyer here.
     pub url: Option<String>,
     /// `open`, `complete` or `expired`.
@@ -348,6 +352,11 @@ pub struct CheckoutSession {
     pub payment: Option<String>,
     /// The order, once a cart session is paid.
     pub order: Option<String>,
+    /// A subscription session: the recurring price and quantity it starts.
+    pub price: Option<String>,
+    pub quantity: Option<i64>,
+    /// The subscription, once a subscription session is paid.
+    pub subscription: Option<String>,
     pub expires_at: i64,
     pub created: i64,
     /// Only in the answer that created the session, shown once: the capability that opens this
@@ -364,6 +373,7 @@ impl From<SessionRow> for CheckoutSession {
             lines: serde_json::from_str(&s.lines).unwrap_or_default(),
             id: s.id,
             object: "checkout.session",
+            mode: if s.purpose == SessionPurpose::Subscription { "subscription" } else { "payment" },
             purpose: s.purpose.to_string(),
             url: s.url,
             status: s.status.to_string(),
@@ -377,6 +387,9 @@ impl From<SessionRow> for CheckoutSession {
             cancel_url: s.cancel_url,
             payment: s.payment,
             order: s.order_id,
+            price: s.price,
+            quantity: s.quantity,
+            subscription: s.subscription,
             expires_at: s.expires_at,
             created: s.created,
             client_secret: None,

@@ -8,7 +8,7 @@ use crate::objects::commerce::{CheckoutSession, SessionLine};
 use crate::services::access::Caller;
 use crate::services::carts::may_access;
 use crate::services::event_dedupe::{self, Record};
-use crate::services::{customers, payments, processor_keys, validate};
+use crate::services::{customers, payments, processor_keys, subscriptions, validate};
 use crate::state::AppState;
 use kassa_domain::client_secret;
 use kassa_domain::ids::IdKind;
@@ -19,7 +19,7 @@ use kassa_domain::lifecycle::checkout_session::{
 use kassa_domain::lifecycle::payment::Purpose;
 use kassa_processors::{
     CaptureMethod, CheckoutLine, CheckoutPaymentStatus, CheckoutSessionStatus, CreateCheckoutSession, Event, Metadata,
-    PaymentIntentStatus,
+    PaymentIntentStatus, SaveCard,
 };
 use kassa_store::checkout_sessions::{self as db, SessionRow};
 use kassa_store::payments::{self as payment_db, PaymentRow};
@@ -81,8 +81,27 @@ pub struct SessionSpec {
     pub cancel_url: Option<String>,
 }
 
+/// What a subscription session starts once paid: a recurring price × quantity, the card saved
+/// with the buyer's consent to `consent_text`.
+pub struct PlanSpec {
+    pub price: String,
+    pub quantity: i64,
+    pub consent_text: String,
+}
+
 /// Creates the processor's session and Kassa's record of it.
 pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSession> {
+    open_for(state, spec, None).await
+}
+
+/// [`open`] for a session in subscription mode: a payment that saves the card for the
+/// subscription's renewals (`setup_future_usage=off_session`, never the processor's own
+/// billing), captured at once.
+pub async fn open_subscription(state: &AppState, spec: SessionSpec, plan: PlanSpec) -> ApiResult<CheckoutSession> {
+    open_for(state, spec, Some(plan)).await
+}
+
+async fn open_for(state: &AppState, spec: SessionSpec, plan: Option<PlanSpec>) -> ApiResult<CheckoutSession> {
     let processor_customer = customers::ensure_processor_customer(state, &spec.customer).await?;
     let now = state.clock.now();
     let id = IdKind::CheckoutSession.new_id();
@@ -100,6 +119,10 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
     if let Some(c) = spec.credits {
         metadata.insert("kassa_credits".into(), c.to_string());
     }
+    if let Some(plan) = &plan {
+        metadata.insert("kassa_price".into(), plan.price.clone());
+        metadata.insert("kassa_quantity".into(), plan.quantity.to_string());
+    }
     let manual =
         spec.purpose == SessionPurpose::Cart && state.settings.checkout.capture == crate::config::CaptureMode::Manual;
     let req = CreateCheckoutSession {
@@ -115,6 +138,7 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
         metadata,
         capture_method: if manual { CaptureMethod::Manual } else { CaptureMethod::Automatic },
         expires_at,
+        save_card: plan.as_ref().map(|p| SaveCard { consent_text: p.consent_text.clone() }),
     };
     let processor_session = state.processor.create_checkout_session(&req, &processor_keys::open_session(&id)).await?;
     let row = SessionRow {
@@ -139,6 +163,9 @@ pub async fn open(state: &AppState, spec: SessionSpec) -> ApiResult<CheckoutSess
         created: now,
         updated: now,
         client_secret_hash: Some(secret_hash),
+        price: plan.as_ref().map(|p| p.price.clone()),
+        quantity: plan.as_ref().map(|p| p.quantity),
+        subscription: None,
     };
     let mut tx = state.store.begin().await?;
     db::insert(&mut tx, &row).await?;
@@ -257,6 +284,10 @@ pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> 
     s.set_state(t.next);
     for effect in &t.effects {
         if let (SessionEffect::ApplyPayment, Some(pi)) = (effect, secured) {
+            if s.purpose == SessionPurpose::Subscription {
+                start_subscription(&mut tx, state, &mut s, pi).await?;
+                continue;
+            }
             let payment_id = match &s.payment {
                 Some(id) => id.clone(),
                 None => {
@@ -264,7 +295,7 @@ pub async fn sync(state: &AppState, row: &SessionRow, event: Option<&Event>) -> 
                         (Some(c), Some(v)) => next_attempt(&mut tx, c, v).await?,
                         _ => 1,
                     };
-                    let p = session_payment(state, &s, pi, attempt, now);
+                    let p = session_payment(state, &s, pi, attempt, now)?;
                     payment_db::insert(&mut tx, &p).await?;
                     s.payment = Some(p.id.clone());
                     p.id
@@ -294,19 +325,77 @@ fn session_payment(
     pi: &kassa_processors::PaymentIntent,
     attempt: i64,
     now: i64,
-) -> PaymentRow {
+) -> ApiResult<PaymentRow> {
     let purpose = match s.purpose {
         SessionPurpose::Cart => Purpose::Order,
         SessionPurpose::Credits => Purpose::Credits,
+        SessionPurpose::Subscription => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "session {}: a subscription's money is its invoice's",
+                s.id
+            )));
+        }
     };
-    PaymentRow {
+    Ok(PaymentRow {
         cart: s.cart.clone(),
         cart_version: s.cart_version,
         attempt,
         checkout_session: Some(s.id.clone()),
         processor_payment_intent: Some(pi.id.clone()),
         ..PaymentRow::pending(purpose, &s.customer, s.amount_total, &s.currency, state.processor.name(), now)
+    })
+}
+
+/// The money of a subscription session came in: the subscription starts with its first
+/// invoice paid by this PaymentIntent (no second charge), once — the session is locked in
+/// `tx` and names its subscription from then on, so a repeated report (webhooks, the success
+/// page, a double submit) finds it and does nothing. The saved card becomes the
+/// subscription's payment method, and the customer's default — except for a guest customer
+/// that has one already: a guest is only an email, which anyone may type, so a checkout
+/// never changes what that customer's other subscriptions are charged to.
+async fn start_subscription(
+    tx: &mut kassa_store::Tx,
+    state: &AppState,
+    s: &mut SessionRow,
+    pi: &kassa_processors::PaymentIntent,
+) -> ApiResult<()> {
+    if s.subscription.is_some() {
+        return Ok(());
     }
+    let (Some(price), Some(quantity)) = (s.price.clone(), s.quantity) else {
+        return Err(ApiError::Internal(anyhow::anyhow!("subscription session {} has no price", s.id)));
+    };
+    if pi.amount != s.amount_total || !pi.currency.eq_ignore_ascii_case(&s.currency) {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "session {}: the PaymentIntent {} is for {} {}, the session for {} {}",
+            s.id,
+            pi.id,
+            pi.amount,
+            pi.currency,
+            s.amount_total,
+            s.currency
+        )));
+    }
+    let customer = kassa_store::customers::get(tx.conn(), &s.customer)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("session {}: customer missing", s.id)))?;
+    let now = crate::services::invoices::customer_now(state, tx, &customer.id).await?;
+    let paid = subscriptions::PaidCheckout {
+        customer: &customer,
+        price: &price,
+        quantity,
+        payment_method: pi.payment_method.clone(),
+        payment_intent: &pi.id,
+        amount: s.amount_total,
+    };
+    let sub = subscriptions::start_paid_by_checkout(tx, &state.public_url, paid, now).await?;
+    if let Some(pm) = &pi.payment_method
+        && (!customer.guest || customer.default_payment_method.is_none())
+    {
+        kassa_store::billing::set_default_payment_method(tx, &customer.id, Some(pm), state.clock.now()).await?;
+    }
+    s.subscription = Some(sub.id);
+    Ok(())
 }
 
 async fn next_attempt(tx: &mut kassa_store::Tx, cart: &str, version: i64) -> ApiResult<i64> {

@@ -23,6 +23,7 @@ pub mod portal_sessions;
 pub mod processor_keys;
 pub mod processor_webhooks;
 pub mod settlement;
+pub mod subscription_checkout;
 pub mod subscriptions;
 pub mod test_clocks;
 pub mod validate;

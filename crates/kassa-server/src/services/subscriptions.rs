@@ -95,16 +95,18 @@ fn renewing() -> Vec<&'static str> {
 }
 
 /// A price a subscription can bill: recurring and active.
-struct Billable {
-    price: PriceRow,
-    interval: Interval,
-    count: u32,
-    quantity: i64,
+pub(crate) struct Billable {
+    pub(crate) price: PriceRow,
+    pub(crate) interval: Interval,
+    pub(crate) count: u32,
+    pub(crate) quantity: i64,
     /// price × quantity, minor units.
-    total: i64,
+    pub(crate) total: i64,
 }
 
-async fn billable(state: &AppState, items: &[ItemInput]) -> ApiResult<Billable> {
+/// Checks items naming one recurring, active price and a quantity in bounds (400 naming
+/// `items[0].price` / `items[0].quantity` otherwise).
+pub(crate) async fn billable(state: &AppState, items: &[ItemInput]) -> ApiResult<Billable> {
     let item = match items {
         [] => return Err(ApiError::invalid("items", "items must hold one item (a recurring price).")),
         [one] => one,
@@ -595,4 +597,110 @@ pub async fn renew_due(state: &AppState, clock: Option<&str>, limit: i64) -> Api
 /// The earliest moment billing work falls due for the customers on `clock`.
 pub async fn next_due_on_clock(state: &AppState, clock: &str) -> ApiResult<Option<i64>> {
     Ok(db::next_due_on_clock(state.store.reader(), clock, &renewing(), InvoiceStatus::Open.as_str()).await?)
+}
+
+// ---------------------------------------------------------------- started by a hosted checkout
+
+/// What a paid subscription checkout starts (`services::subscription_checkout`).
+pub(crate) struct PaidCheckout<'a> {
+    pub customer: &'a CustomerRow,
+    pub price: &'a str,
+    pub quantity: i64,
+    /// The card the checkout saved: the subscription's payment method for its renewals.
+    pub payment_method: Option<String>,
+    /// The checkout's PaymentIntent, which paid the first invoice.
+    pub payment_intent: &'a str,
+    /// What it paid (minor units): the first invoice's amount, whatever the price says now.
+    pub amount: i64,
+}
+
+/// Starts the subscription a hosted checkout paid for, in the caller's transaction (the one
+/// that holds the checkout session's lock, so that it runs once per session): `active` from
+/// `now` with its first invoice (`subscription_create`) paid by the checkout's PaymentIntent —
+/// no second charge —, the credits of the period, the events (`subscription.created`,
+/// `invoice.created`, `invoice.paid`, `subscription.updated`). The customer's free
+/// subscriptions (a free default plan) end: the paid plan replaces them.
+pub(crate) async fn start_paid_by_checkout(
+    tx: &mut Tx,
+    public_url: &str,
+    paid: PaidCheckout<'_>,
+    now: i64,
+) -> ApiResult<SubscriptionRow> {
+    let price = catalog::get_price(tx.conn(), paid.price)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("checkout price {} is missing", paid.price)))?;
+    // Checked when the session was made; the money came in for it, so a price archived since
+    // still starts the subscription.
+    let interval = price
+        .recurring_interval
+        .as_deref()
+        .and_then(Interval::parse)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("checkout price {} is not recurring", price.id)))?;
+    let count = u32::try_from(price.recurring_interval_count.unwrap_or(1).max(1)).unwrap_or(1);
+    let end = cycle_boundary(now, interval, count, 1)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no period after {now} for price {}", price.id)))?;
+    let mut sub = SubscriptionRow {
+        id: IdKind::Subscription.new_id(),
+        customer: paid.customer.id.clone(),
+        price: price.id.clone(),
+        status: SubscriptionStatus::Incomplete.as_str().into(),
+        current_period_start: now,
+        current_period_end: end,
+        created: now,
+        updated: now,
+        quantity: paid.quantity,
+        billing_cycle_anchor: Some(now),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        default_payment_method: paid.payment_method.clone(),
+        latest_invoice: None,
+        pending_price: None,
+        pending_quantity: None,
+    };
+    kassa_store::customers::insert_subscription(tx, &sub).await?;
+    events::record(tx, "subscription.created", &sub.id, &Subscription::from(sub.clone()), now).await?;
+    let lines = vec![line(describe(&price, paid.quantity), &price.id, paid.quantity, paid.amount, false, now, end)];
+    let new = NewInvoice {
+        public_url,
+        sub: &sub,
+        reason: REASON_CREATE,
+        currency: &price.currency,
+        lines,
+        credits: price.credits_per_period.saturating_mul(paid.quantity),
+        start: now,
+        end,
+    };
+    let mut inv = open_invoice(tx, new, now, None)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a new subscription's first invoice exists already")))?;
+    inv.payment_intent = Some(paid.payment_intent.to_string());
+    inv.payment_method = paid.payment_method.clone();
+    apply_invoice(tx, &mut inv, InvoiceInput::Paid, now).await?;
+    sub.latest_invoice = Some(inv.id.clone());
+    db::update_subscription(tx, &sub).await?;
+    apply_subscription(tx, &mut sub, SubscriptionInput::InvoicePaid, now).await?;
+    end_free_subscriptions(tx, public_url, &paid.customer.id, &sub.id, now).await?;
+    Ok(sub)
+}
+
+/// Cancels the customer's free subscriptions that still bill (the default plan a new
+/// customer gets), other than `keep`: a paid plan started through checkout replaces them.
+async fn end_free_subscriptions(tx: &mut Tx, public_url: &str, customer: &str, keep: &str, now: i64) -> ApiResult<()> {
+    let page = Page { limit: 100, starting_after: None, ending_before: None };
+    let listed = kassa_store::customers::subscriptions_of(tx.conn(), customer, &page).await?;
+    for row in listed.data {
+        let billing = SubscriptionStatus::parse(&row.status).is_some_and(kassa_domain::lifecycle::subscription::bills);
+        if row.id == keep || !billing {
+            continue;
+        }
+        let free = catalog::get_price(tx.conn(), &row.price).await?.is_some_and(|p| p.unit_amount == 0);
+        if !free {
+            continue;
+        }
+        let mut sub = locked(tx, &row.id).await?;
+        let effects = apply_subscription(tx, &mut sub, SubscriptionInput::Cancel { at_period_end: false }, now).await?;
+        carry_out(tx, public_url, &mut sub, effects, now).await?;
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ mod localstripe;
 mod operations;
 mod rate_limits;
 mod round_trips;
+mod subscription_checkout;
 mod subscriptions;
 mod system;
 mod test_processor;

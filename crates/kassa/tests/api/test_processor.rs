@@ -31,6 +31,7 @@ async fn checkout_session_to(app: &TestApp, capture: CaptureMethod, success_url:
         metadata: Default::default(),
         capture_method: capture,
         expires_at: app.state.clock.now() + 3600,
+        save_card: None,
     };
     processor.create_checkout_session(&req, &key("cs")).await.unwrap()
 }
@@ -51,6 +52,7 @@ async fn the_checkout_page_shows_amounts_in_the_currencys_own_format() {
         metadata: Default::default(),
         capture_method: CaptureMethod::Automatic,
         expires_at: app.state.clock.now() + 3600,
+        save_card: None,
     };
     let session = processor.create_checkout_session(&req, &key("cs")).await.unwrap();
     let page = browse(&app, &format!("/test-processor/checkout/{}", session.id), None).await;

@@ -5,6 +5,7 @@ mod catalog;
 mod credits;
 mod customers;
 mod orders;
+mod subscription_checkout;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +17,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::routes())
         .merge(carts::routes())
         .merge(orders::routes())
+        // Hosted subscription checkout (issue 15, "Starting one").
+        .merge(subscription_checkout::routes())
 }
 
 /// Documents the client secret that opens a guest's cart, checkout session or order.

@@ -84,6 +84,9 @@ pub struct CheckoutForm {
     /// `MM/YY` or `MM/YYYY`.
     pub(crate) exp: Option<String>,
     pub(crate) cvc: Option<String>,
+    /// The consent checkbox of a checkout that saves the card for future payments (a
+    /// subscription): `yes` when ticked. Without it such a checkout charges nothing.
+    pub(crate) consent: Option<String>,
 }
 
 pub(crate) fn filled(v: &Option<String>) -> Option<&str> {
@@ -162,7 +165,9 @@ async fn checkout_page(State(app): State<AppState>, Path(id): Path<String>) -> A
 }
 
 /// Pay a checkout session from its page: by card (`method=card`, `number`, `exp`, `cvc`) or by
-/// a bank debit that settles later (`method=bank_debit`).
+/// a bank debit that settles later (`method=bank_debit`). A checkout that saves the card for
+/// a subscription's future payments takes a card only, and only with `consent=yes` (the
+/// page's checkbox); without it nothing is charged and the page says why (400).
 #[utoipa::path(post, path = "/test-processor/checkout/{id}", tag = "Test processor",
     params(("id" = String, Path, description = "The checkout session (`cs_…`)")),
     request_body(content = CheckoutForm, content_type = "application/x-www-form-urlencoded"),
@@ -189,7 +194,10 @@ async fn submit_checkout(State(app): State<AppState>, Path(id): Path<String>, re
         tp.pay_checkout_session_by_bank_debit(&id).await
     } else {
         match card_input(&form) {
-            Ok(card) => tp.pay_checkout_session(&id, &card).await,
+            Ok(card) => {
+                let consent = matches!(filled(&form.consent), Some("yes" | "on" | "true"));
+                tp.pay_checkout_session_consenting(&id, &card, consent).await
+            }
             Err(message) => {
                 return render_checkout(&app, &tp, &id, StatusCode::BAD_REQUEST, &typed, Some(message)).await;
             }
