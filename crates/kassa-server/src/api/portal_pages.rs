@@ -269,8 +269,13 @@ async fn billing_portal_update_card(
 async fn card_posted(app: &AppState, token: &str, req: Request) -> ApiResult<Response> {
     portal_sessions::find(app, token).await?;
     let form = form_of(req).await?;
-    let typed =
-        CheckoutForm { method: None, number: form.number.clone(), exp: form.exp.clone(), cvc: form.cvc.clone() };
+    let typed = CheckoutForm {
+        method: None,
+        number: form.number.clone(),
+        exp: form.exp.clone(),
+        cvc: form.cvc.clone(),
+        consent: None,
+    };
     let card = match card_input(&typed) {
         Ok(c) => c,
         Err(m) => return after(app, token, Acted::Invalid(m.into()), StatusCode::BAD_REQUEST).await,
