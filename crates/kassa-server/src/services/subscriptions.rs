@@ -87,7 +87,8 @@ pub struct CancelInput {
     pub at_period_end: Option<bool>,
 }
 
-/// The statuses whose periods renew.
+/// The statuses whose periods renew. Migration 0021's partial index `subscriptions_renewing_due` lists
+/// the same ones (the due query uses it): change both together.
 const RENEWING: [SubscriptionStatus; 3] =
     [SubscriptionStatus::Trialing, SubscriptionStatus::Active, SubscriptionStatus::PastDue];
 
