@@ -14,6 +14,15 @@ pub(crate) struct Server {
     pub(crate) address: String,
 }
 
+/// A test that fails before killing its server does not leave it running (and holding its
+/// database).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(crate) fn start(db_url: &str, failpoints: &str, delivery_ms: u64, keys: &mut Option<(String, String)>) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
         .arg("serve")
