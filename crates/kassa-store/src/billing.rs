@@ -108,8 +108,15 @@ fn due_branches(table: &str, due: &str, order: &str, limit: &str, clock: Option<
 
 /// Up to `limit` subscriptions in one of `statuses` whose period has ended by their
 /// customer's time (its test clock's, else `now`), earliest first; with `clock`, only the
-/// customers on that test clock. Not locked: a caller locks each with
-/// [`lock_due_subscription`] and checks it is still due.
+/// customers on that test clock. Not locked: a caller locks them with
+/// [`lock_due_subscriptions`] and checks each is still due.
+///
+/// The statuses are written into the statement as literals (they are the names of a status
+/// enum, never input; anything but `[a-z_]` is left out), so that PostgreSQL and SQLite can
+/// use the partial index `subscriptions_renewing_due` of migration 0021, which holds only the
+/// subscriptions in the renewing statuses: a parameter would hide that the condition implies
+/// the index's. Without it the due range would also walk every canceled subscription, whose
+/// period end stays in the past for ever (docs/benchmarks.md, "Renewals").
 pub async fn due_subscriptions<'e, E: Executor<'e, Database = Any>>(
     db: E,
     statuses: &[&str],
@@ -117,26 +124,52 @@ pub async fn due_subscriptions<'e, E: Executor<'e, Database = Any>>(
     clock: Option<&str>,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let status_list = sql::placeholders(3, statuses.len());
-    let clock_param = format!("${}", 3 + statuses.len());
-    let due = format!("t.status IN ({status_list}) AND t.current_period_end <= {{time}}");
-    let branches = due_branches("subscriptions", &due, "current_period_end", "$2", clock.map(|_| clock_param.as_str()));
+    let literals: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(|s| format!("'{s}'"))
+        .collect();
+    debug_assert_eq!(literals.len(), statuses.len(), "status names are [a-z_]");
+    let due = format!("t.status IN ({}) AND t.current_period_end <= {{time}}", literals.join(", "));
+    let branches = due_branches("subscriptions", &due, "current_period_end", "$2", clock.map(|_| "$3"));
     let sql = format!("SELECT id FROM ({branches}) AS due ORDER BY due_at LIMIT $2");
     let mut q = sql::query_scalar::<String>(&sql).bind(now).bind(limit);
-    for s in statuses {
-        q = q.bind(*s);
-    }
     if let Some(c) = clock {
         q = q.bind(c);
     }
     Ok(q.fetch_all(db).await?)
 }
 
-/// Locks a subscription for this transaction, or `None` when another server holds it
-/// (`SKIP LOCKED` on PostgreSQL; SQLite has one writer) or it does not exist.
-pub async fn lock_due_subscription(tx: &mut Tx, id: &str) -> Result<Option<SubscriptionRow>> {
-    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1{}", lock_rows(tx.backend()));
-    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+/// A locked row with its customer's time (its test clock's frozen time; `None`: real time),
+/// read in the same statement (one round trip less per renewal and per payment outcome).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SubscriptionAt {
+    #[sqlx(flatten)]
+    pub row: SubscriptionRow,
+    pub customer_time: Option<i64>,
+}
+
+/// Locks up to `limit` of the subscriptions `ids` for this transaction in one statement, each
+/// with its customer's time, skipping those another server holds (`SKIP LOCKED` on PostgreSQL,
+/// so two servers given the same candidates take different ones; SQLite has one writer).
+/// The caller checks each is still due: another server may have renewed it meanwhile.
+pub async fn lock_due_subscriptions(tx: &mut Tx, ids: &[String], limit: i64) -> Result<Vec<SubscriptionAt>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {SUBSCRIPTION_COLUMNS}, {} AS customer_time FROM subscriptions WHERE id IN ({}) \
+         ORDER BY id LIMIT ${}{}",
+        clock_of("subscriptions.customer"),
+        sql::placeholders(1, ids.len()),
+        ids.len() + 1,
+        lock_rows(tx.backend())
+    );
+    let mut q = sql::query_as(&sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    Ok(q.bind(limit).fetch_all(tx.conn()).await?)
 }
 
 // ------------------------------------------------------------------ invoices
@@ -220,6 +253,49 @@ pub async fn lock_invoice(tx: &mut Tx, id: &str) -> Result<Option<InvoiceRow>> {
     Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
 }
 
+/// An invoice locked with its customer's time (see [`SubscriptionAt`]).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InvoiceAt {
+    #[sqlx(flatten)]
+    pub row: InvoiceRow,
+    pub customer_time: Option<i64>,
+}
+
+pub async fn lock_invoice_at(tx: &mut Tx, id: &str) -> Result<Option<InvoiceAt>> {
+    let sql = format!(
+        "SELECT {INVOICE_COLUMNS}, {} AS customer_time FROM invoices WHERE id = $1{}",
+        clock_of("invoices.customer"),
+        tx.for_update()
+    );
+    Ok(sql::query_as(&sql).bind(id).fetch_optional(tx.conn()).await?)
+}
+
+/// Who pays an invoice off-session, in one read: the customer's processor customer (if made)
+/// and the saved payment methods to charge — the subscription's default, else the customer's.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InvoicePayer {
+    pub processor_customer: Option<String>,
+    pub subscription_payment_method: Option<String>,
+    pub customer_payment_method: Option<String>,
+}
+
+/// `None` when the customer does not exist.
+pub async fn invoice_payer<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    customer: &str,
+    subscription: Option<&str>,
+) -> Result<Option<InvoicePayer>> {
+    Ok(sql::query_as(
+        "SELECT c.processor_customer, s.default_payment_method AS subscription_payment_method, \
+         c.default_payment_method AS customer_payment_method \
+         FROM customers c LEFT JOIN subscriptions s ON s.id = $2 AND s.customer = c.id WHERE c.id = $1",
+    )
+    .bind(customer)
+    .bind(subscription)
+    .fetch_optional(db)
+    .await?)
+}
+
 pub async fn list_invoices<'e, E: Executor<'e, Database = Any>>(
     db: E,
     filters: &[(&str, &str)],
@@ -288,6 +364,31 @@ pub async fn claim_invoice(store: &Store, id: &str, status: &str, lease_until: i
          RETURNING {INVOICE_COLUMNS}"
     );
     Ok(sql::query_as(&sql).bind(id).bind(lease_until).bind(status).fetch_optional(store.writer()).await?)
+}
+
+/// Writes the PaymentIntent a claimed attempt is about to confirm, before it is confirmed, so
+/// that a crash after the charge leaves it findable. Only while the claim (`lease_until`) and
+/// its attempt are current and the invoice in `status` (open); `false` when the claim was lost.
+pub async fn set_attempt_payment_intent<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    attempt_count: i64,
+    lease_until: i64,
+    status: &str,
+    payment_intent: &str,
+) -> Result<bool> {
+    let done = sql::query(
+        "UPDATE invoices SET payment_intent = $5 WHERE id = $1 AND attempt_count = $2 AND lease_until = $3 \
+         AND status = $4",
+    )
+    .bind(id)
+    .bind(attempt_count)
+    .bind(lease_until)
+    .bind(status)
+    .bind(payment_intent)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// When an open invoice's next payment attempt is due (its claim, if any, is kept).

@@ -8,7 +8,9 @@
 //! retry cannot charge twice: the one that does not hold the claim makes no charge. A charge
 //! waiting for 3-D Secure is written as the invoice's `payment_intent`; when the browser
 //! comes back the page reads it (and the job, before any new charge, takes it as paid or
-//! cancels it — `invoices::earlier_intent_paid`).
+//! cancels it — `invoices::earlier_intent_paid`). The page's PaymentIntent is written as the
+//! invoice's before it is confirmed, so a crash between the charge and its outcome leaves it
+//! for the job to settle rather than charge again (see `charge_on_page`).
 
 use crate::error::{ApiError, ApiResult};
 use crate::services::invoices::{self, ATTEMPT_LEASE_SECS, Outcome};
@@ -17,7 +19,8 @@ use crate::state::AppState;
 use kassa_domain::ids::IdKind;
 use kassa_domain::lifecycle::invoice::InvoiceStatus;
 use kassa_processors::{
-    CaptureMethod, CreatePaymentIntent, Metadata, PaymentIntentStatus, PaymentSource, ProcessorError,
+    CaptureMethod, ConfirmPaymentIntent, CreatePaymentIntent, Metadata, PaymentIntentStatus, PaymentSource,
+    ProcessorError,
 };
 use kassa_sandbox::{CardInput, TokenSource};
 use kassa_store::billing::{self as db, InvoiceRow};
@@ -113,7 +116,8 @@ pub async fn pay(state: &AppState, token: &str, card: CardInput) -> ApiResult<Pa
         });
     };
     let outcome = match charge_on_page(state, &claimed, source, token).await {
-        Ok(o) => o,
+        Ok(Some(o)) => o,
+        Ok(None) => return Ok(Paying::Busy),
         Err(e) => {
             db::release_invoice(state.store.writer(), &claimed.id, claimed.attempt_count).await?;
             return Err(e);
@@ -129,16 +133,28 @@ pub async fn pay(state: &AppState, token: &str, card: CardInput) -> ApiResult<Pa
 }
 
 /// The page's charge, on-session, returning to the page after 3-D Secure; with the URL of
-/// the challenge when the card asks for it.
+/// the challenge when the card asks for it. `None` when the claim was lost before the charge
+/// (it ran out and the job took the invoice over): nothing was charged.
+///
+/// Crash safety: the PaymentIntent is made unconfirmed first and written as the invoice's
+/// `payment_intent` (fenced by this claim) *before* it is confirmed, so a server that dies
+/// between the processor's charge and writing its outcome leaves the charge findable: the job
+/// (and a later page submit) settles that intent first (`invoices::earlier_intent_paid`: paid →
+/// that is the outcome; not yet paid → canceled before any new charge), never a second charge.
 async fn charge_on_page(
     state: &AppState,
     inv: &InvoiceRow,
     confirmation_token: String,
     token: &str,
-) -> ApiResult<(Outcome, Option<String>)> {
+) -> ApiResult<Option<(Outcome, Option<String>)>> {
     if let Some(paid) = invoices::earlier_intent_paid(state, inv).await? {
-        return Ok((paid, None));
+        return Ok(Some((paid, None)));
     }
+    let failed = |code: &str, message: String, pi: Option<String>, action: bool| Outcome::Failed {
+        error: crate::objects::billing::InvoicePaymentError { code: code.into(), decline_code: None, message },
+        action_required: action,
+        payment_intent: pi,
+    };
     let processor_customer = customers::ensure_processor_customer(state, &inv.customer).await?;
     let mut metadata = Metadata::new();
     metadata.insert("kassa_invoice".into(), inv.id.clone());
@@ -153,19 +169,37 @@ async fn charge_on_page(
         metadata,
         capture_method: CaptureMethod::Automatic,
         setup_future_usage: false,
-        confirm: Some(PaymentSource::ConfirmationToken(confirmation_token.clone())),
+        confirm: None,
         off_session: false,
-        return_url: Some(format!("{}/invoice-pages/{token}", state.public_url)),
+        return_url: None,
     };
     // One key per form submitted (its confirmation token): the claim keeps two from running
     // at once, and the invoice is no longer open once one is paid.
-    let key = processor_keys::pay_invoice_on_page(&inv.id, &confirmation_token);
-    let failed = |code: &str, message: String, pi: Option<String>, action: bool| Outcome::Failed {
-        error: crate::objects::billing::InvoicePaymentError { code: code.into(), decline_code: None, message },
-        action_required: action,
-        payment_intent: pi,
+    let pi = match state
+        .processor
+        .create_payment_intent(&req, &processor_keys::pay_invoice_on_page(&inv.id, &confirmation_token))
+        .await
+    {
+        Ok(pi) => pi,
+        Err(ProcessorError::InvalidRequest { code, message, .. }) => {
+            return Ok(Some((failed(code.as_deref().unwrap_or("payment_intent_invalid"), message, None, false), None)));
+        }
+        Err(e) => return Err(e.into()),
     };
-    Ok(match state.processor.create_payment_intent(&req, &key).await {
+    let (lease, open) = (inv.lease_until.unwrap_or_default(), InvoiceStatus::Open.as_str());
+    if !db::set_attempt_payment_intent(state.store.writer(), &inv.id, inv.attempt_count, lease, open, &pi.id).await? {
+        // The claim ran out meanwhile: the unconfirmed intent can charge nothing; drop it.
+        let _ = state.processor.cancel_payment_intent(&pi.id, &processor_keys::cancel_invoice_intent(&pi.id)).await;
+        return Ok(None);
+    }
+    let confirm = ConfirmPaymentIntent {
+        source: PaymentSource::ConfirmationToken(confirmation_token.clone()),
+        return_url: Some(format!("{}/invoice-pages/{token}", state.public_url)),
+    };
+    let key = processor_keys::confirm_invoice_on_page(&inv.id, &confirmation_token);
+    let confirmed = state.processor.confirm_payment_intent(&pi.id, &confirm, &key).await;
+    crate::failpoint::hit("invoice_page.after_processor_confirm").await;
+    Ok(Some(match confirmed {
         Ok(pi) if pi.status.is_paid_or_authorized() => {
             (Outcome::Paid { payment_intent: Some(pi.id), payment_method: pi.payment_method }, None)
         }
@@ -180,11 +214,11 @@ async fn charge_on_page(
             (failed("card_declined", message, Some(pi.id), false), None)
         }
         Err(ProcessorError::Payment { error, payment_intent }) => {
-            (failed(&error.code, error.message, payment_intent.map(|p| p.id), false), None)
+            (failed(&error.code, error.message, payment_intent.map(|p| p.id).or(Some(pi.id)), false), None)
         }
         Err(ProcessorError::InvalidRequest { code, message, .. }) => {
-            (failed(code.as_deref().unwrap_or("payment_method_invalid"), message, None, false), None)
+            (failed(code.as_deref().unwrap_or("payment_method_invalid"), message, Some(pi.id), false), None)
         }
         Err(e) => return Err(e.into()),
-    })
+    }))
 }

@@ -82,7 +82,7 @@ pub async fn customer_now(state: &AppState, tx: &mut Tx, customer: &str) -> ApiR
 }
 
 /// What a payment attempt came to.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Outcome {
     Paid { payment_intent: Option<String>, payment_method: Option<String> },
     Failed { error: InvoicePaymentError, action_required: bool, payment_intent: Option<String> },
@@ -95,15 +95,21 @@ pub async fn collect_due(state: &AppState, clock: Option<&str>, limit: i64) -> A
     let open = InvoiceStatus::Open.as_str();
     let claimed = db::claim_due_invoices(&state.store, open, now, now + ATTEMPT_LEASE_SECS, clock, limit).await?;
     // Attempts of different invoices are independent: several at once, bounded.
+    // Their outcomes are written together, one transaction per chunk.
     let mut failed = 0;
     for chunk in claimed.chunks(ATTEMPTS_AT_ONCE) {
-        let outcomes = futures::future::join_all(chunk.iter().map(|inv| attempt(state, inv))).await;
+        let outcomes = futures::future::join_all(chunk.iter().map(|inv| charge_or_release(state, inv))).await;
+        let mut reached = Vec::with_capacity(chunk.len());
         for (inv, outcome) in chunk.iter().zip(outcomes) {
-            if let Err(e) = outcome {
-                tracing::warn!(invoice = %inv.id, error = %e, "invoice payment attempt without outcome; retried later");
-                failed += 1;
+            match outcome {
+                Ok(o) => reached.push((inv, o)),
+                Err(e) => {
+                    tracing::warn!(invoice = %inv.id, error = %e, "invoice payment attempt without outcome; retried later");
+                    failed += 1;
+                }
             }
         }
+        record_all(state, reached).await?;
     }
     Ok((claimed.len(), failed))
 }
@@ -117,16 +123,20 @@ pub async fn pay_claimed(state: &AppState, inv: &InvoiceRow) -> ApiResult<()> {
 
 /// One payment attempt of a claimed invoice: the processor call, then its outcome.
 async fn attempt(state: &AppState, inv: &InvoiceRow) -> ApiResult<()> {
-    let outcome = match charge(state, inv).await {
-        Ok(o) => o,
-        Err(e) => {
-            // No outcome (the processor unreachable): give the claim back; the same attempt
-            // (same key) is made again later.
-            db::release_invoice(state.store.writer(), &inv.id, inv.attempt_count).await?;
-            return Err(e);
-        }
-    };
+    let outcome = charge_or_release(state, inv).await?;
     record(state, inv, outcome, false).await
+}
+
+/// The processor call of a claimed invoice's attempt. Without an outcome (the processor
+/// unreachable) the claim is given back; the same attempt (same key) is made again later.
+async fn charge_or_release(state: &AppState, inv: &InvoiceRow) -> ApiResult<Outcome> {
+    match charge(state, inv).await {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            db::release_invoice(state.store.writer(), &inv.id, inv.attempt_count).await?;
+            Err(e)
+        }
+    }
 }
 
 fn failure(code: &str, decline_code: Option<String>, message: String) -> InvoicePaymentError {
@@ -140,25 +150,24 @@ async fn charge(state: &AppState, inv: &InvoiceRow) -> ApiResult<Outcome> {
     if let Some(paid) = earlier_intent_paid(state, inv).await? {
         return Ok(paid);
     }
-    let customer = kassa_store::customers::get(state.store.reader(), &inv.customer)
+    // The customer, its processor customer and the payment methods in one read.
+    let payer = db::invoice_payer(state.store.reader(), &inv.customer, inv.subscription.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("customer", &inv.customer))?;
-    let sub = match &inv.subscription {
-        Some(s) => db::get_subscription(state.store.reader(), s).await?,
-        None => None,
-    };
-    let pm = sub.as_ref().and_then(|s| s.default_payment_method.clone()).or(customer.default_payment_method.clone());
-    let Some(pm) = pm else {
+    let Some(pm) = payer.subscription_payment_method.or(payer.customer_payment_method) else {
         return Ok(Outcome::Failed {
             error: failure("invoice_no_payment_method", None, "The customer has no saved payment method.".into()),
             action_required: false,
             payment_intent: None,
         });
     };
-    let processor_customer = customers::ensure_processor_customer(state, &customer.id).await?;
+    let processor_customer = match payer.processor_customer {
+        Some(pc) => pc,
+        None => customers::create_lacking_processor_customer(state, &inv.customer).await?,
+    };
     let mut metadata = Metadata::new();
     metadata.insert("kassa_invoice".into(), inv.id.clone());
-    metadata.insert("kassa_customer_id".into(), customer.id.clone());
+    metadata.insert("kassa_customer_id".into(), inv.customer.clone());
     if let Some(s) = &inv.subscription {
         metadata.insert("kassa_subscription".into(), s.clone());
     }
@@ -206,9 +215,11 @@ async fn charge(state: &AppState, inv: &InvoiceRow) -> ApiResult<Outcome> {
 }
 
 /// The invoice's earlier PaymentIntent (one the customer may still authenticate on the
-/// hosted invoice page): succeeded → that is the outcome, no new charge; still waiting for
-/// authentication → canceled first, so that it cannot succeed besides a new charge (should the
-/// customer finish the challenge meanwhile, the cancel is refused and it is the outcome).
+/// hosted invoice page, or one the page wrote before confirming it and whose outcome was never
+/// written — its server died, or its claim ran out): succeeded → that is the outcome, no new
+/// charge; not yet succeeded but able to (waiting for authentication, for confirmation, or
+/// made and not yet confirmed) → canceled first, so that it cannot succeed besides a new
+/// charge (should it succeed meanwhile, the cancel is refused and it is the outcome).
 pub(crate) async fn earlier_intent_paid(state: &AppState, inv: &InvoiceRow) -> ApiResult<Option<Outcome>> {
     let Some(id) = &inv.payment_intent else { return Ok(None) };
     let paid = |pi: kassa_processors::PaymentIntent| {
@@ -217,7 +228,9 @@ pub(crate) async fn earlier_intent_paid(state: &AppState, inv: &InvoiceRow) -> A
     let pi = state.processor.retrieve_payment_intent(id).await?;
     match pi.status {
         s if s.is_paid_or_authorized() => Ok(paid(pi)),
-        PaymentIntentStatus::RequiresAction | PaymentIntentStatus::RequiresConfirmation => {
+        PaymentIntentStatus::RequiresAction
+        | PaymentIntentStatus::RequiresConfirmation
+        | PaymentIntentStatus::RequiresPaymentMethod => {
             match state.processor.cancel_payment_intent(id, &processor_keys::cancel_invoice_intent(id)).await {
                 Ok(_) => Ok(None),
                 Err(e) => {
@@ -328,7 +341,43 @@ pub async fn apply_subscription(
     input: SubscriptionInput,
     now: i64,
 ) -> ApiResult<Vec<SubscriptionEffect>> {
-    let t = sub_machine::transition(&subscription_state(sub)?, &input)?;
+    transition_subscription(tx, sub, input, now, WriteRow::Always).await
+}
+
+/// [`apply_subscription`] leaving the row's write to the caller, who changes it further in the
+/// same transaction and writes it once (a renewal: one UPDATE instead of two).
+pub async fn apply_subscription_unwritten(
+    tx: &mut Tx,
+    sub: &mut SubscriptionRow,
+    input: SubscriptionInput,
+    now: i64,
+) -> ApiResult<Vec<SubscriptionEffect>> {
+    transition_subscription(tx, sub, input, now, WriteRow::Never).await
+}
+
+/// Whether a transition writes the subscription row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteRow {
+    Always,
+    /// The caller writes it.
+    Never,
+    /// Only when the transition changed the state or has effects: for a caller that changed
+    /// nothing else on the row (a renewal paid while active: no UPDATE at all).
+    IfChanged,
+}
+
+async fn transition_subscription(
+    tx: &mut Tx,
+    sub: &mut SubscriptionRow,
+    input: SubscriptionInput,
+    now: i64,
+    write: WriteRow,
+) -> ApiResult<Vec<SubscriptionEffect>> {
+    let current = subscription_state(sub)?;
+    let t = sub_machine::transition(&current, &input)?;
+    if write == WriteRow::IfChanged && t.next == current && t.effects.is_empty() {
+        return Ok(Vec::new());
+    }
     sub.status = t.next.status.as_str().to_string();
     sub.cancel_at_period_end = t.next.cancel_at_period_end;
     sub.updated = now;
@@ -340,7 +389,9 @@ pub async fn apply_subscription(
             sub.pending_quantity = None;
         }
     }
-    db::update_subscription(tx, sub).await?;
+    if write != WriteRow::Never {
+        db::update_subscription(tx, sub).await?;
+    }
     for effect in t.effects {
         match effect {
             SubscriptionEffect::Record(kind) => {
@@ -357,15 +408,62 @@ pub async fn apply_subscription(
 /// the job's retries and the subscription's status stay as they were.
 pub(crate) async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outcome, on_page: bool) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
-    let Some(mut inv) = db::lock_invoice(&mut tx, &claimed.id).await? else { return Ok(()) };
-    if inv.status != InvoiceStatus::Open.as_str() || inv.attempt_count != claimed.attempt_count {
-        // Another claim (after this one's lease ran out) wrote the outcome already.
-        tx.rollback().await?;
+    record_in(state, &mut tx, claimed, outcome, on_page).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes the outcomes of several attempts in one transaction (one commit for the lot, in
+/// invoice order); should that fail as a whole (a deadlock with another server's batch), each
+/// is written in its own.
+async fn record_all(state: &AppState, mut outcomes: Vec<(&InvoiceRow, Outcome)>) -> ApiResult<()> {
+    if outcomes.is_empty() {
         return Ok(());
     }
-    let now = customer_now(state, &mut tx, &inv.customer).await?;
+    outcomes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let together = async {
+        let mut tx = state.store.begin().await?;
+        for (inv, outcome) in &outcomes {
+            record_in(state, &mut tx, inv, outcome.clone(), false).await?;
+        }
+        tx.commit().await?;
+        ApiResult::Ok(())
+    };
+    if let Err(e) = together.await {
+        tracing::warn!(error = %e, "writing payment outcomes in one transaction failed; writing them one by one");
+        for (inv, outcome) in outcomes {
+            if let Err(e) = record(state, inv, outcome, false).await {
+                // Its claim runs out and the same attempt (same key) is made and written again.
+                tracing::warn!(invoice = %inv.id, error = %e, "payment outcome not written; the attempt is repeated later");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`record`] in the caller's transaction: writes nothing when the claim is no longer current.
+async fn record_in(
+    state: &AppState,
+    tx: &mut Tx,
+    claimed: &InvoiceRow,
+    outcome: Outcome,
+    on_page: bool,
+) -> ApiResult<()> {
+    let Some(db::InvoiceAt { row: mut inv, customer_time }) = db::lock_invoice_at(tx, &claimed.id).await? else {
+        return Ok(());
+    };
+    // A page's claim must still be its own: once it ran out, the job holds the invoice (and
+    // settles the page's payment, written to the invoice before it was confirmed, itself);
+    // writing here would end the job's claim while its charge may be under way. The job's
+    // own attempts are fenced by the attempt number (a repeat is the same charge, same key).
+    let lost_page_claim = on_page && inv.lease_until != claimed.lease_until;
+    if inv.status != InvoiceStatus::Open.as_str() || inv.attempt_count != claimed.attempt_count || lost_page_claim {
+        // Another claim (after this one's lease ran out) wrote the outcome already, or holds it.
+        return Ok(());
+    }
+    let now = customer_time.unwrap_or_else(|| state.clock.now());
     let mut sub = match &inv.subscription {
-        Some(s) => db::lock_subscription(&mut tx, s).await?,
+        Some(s) => db::lock_subscription(tx, s).await?,
         None => None,
     };
     match outcome {
@@ -373,9 +471,9 @@ pub(crate) async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outc
             inv.payment_intent = payment_intent.or(inv.payment_intent.take());
             inv.payment_method = payment_method.or(inv.payment_method.take());
             inv.last_payment_error = None;
-            apply_invoice(&mut tx, &mut inv, InvoiceInput::Paid, now).await?;
+            apply_invoice(tx, &mut inv, InvoiceInput::Paid, now).await?;
             if let Some(sub) = sub.as_mut() {
-                apply_subscription(&mut tx, sub, SubscriptionInput::InvoicePaid, now).await?;
+                transition_subscription(tx, sub, SubscriptionInput::InvoicePaid, now, WriteRow::IfChanged).await?;
             }
         }
         Outcome::Failed { error, action_required, payment_intent } => {
@@ -385,8 +483,7 @@ pub(crate) async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outc
                 // No transition: the status, the attempt count (the job's keys) and the retry
                 // schedule stay; the page's payment is remembered for the job to settle first.
                 inv.updated = now;
-                db::update_invoice(&mut tx, &inv).await?;
-                tx.commit().await?;
+                db::update_invoice(tx, &inv).await?;
                 return Ok(());
             }
             let first = inv.billing_reason == REASON_CREATE;
@@ -396,26 +493,24 @@ pub(crate) async fn record(state: &AppState, claimed: &InvoiceRow, outcome: Outc
             // `incomplete` until a payment method that works is given.
             let next = if first { None } else { schedule.next_attempt(attempts, now) };
             inv.next_payment_attempt = next;
-            apply_invoice(&mut tx, &mut inv, InvoiceInput::AttemptFailed { action_required }, now).await?;
+            apply_invoice(tx, &mut inv, InvoiceInput::AttemptFailed { action_required }, now).await?;
             if sub.as_ref().is_some_and(|s| s.status == SubscriptionStatus::Canceled.as_str()) {
                 // Canceled while this attempt was under way (the cancel left the invoice open
                 // for its outcome): nothing more is collected.
-                apply_invoice(&mut tx, &mut inv, InvoiceInput::Void, now).await?;
-                tx.commit().await?;
+                apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
                 return Ok(());
             }
             if next.is_none() && !first {
-                apply_invoice(&mut tx, &mut inv, InvoiceInput::GiveUp, now).await?;
+                apply_invoice(tx, &mut inv, InvoiceInput::GiveUp, now).await?;
             }
             if let Some(sub) = sub.as_mut() {
                 let input = SubscriptionInput::InvoiceFailed {
                     retries_left: next.is_some() || first,
                     after_last: after_last(state),
                 };
-                apply_subscription(&mut tx, sub, input, now).await?;
+                apply_subscription(tx, sub, input, now).await?;
             }
         }
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -65,10 +65,17 @@ pub fn customer(customer_id: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_customer_{customer_id}"))
 }
 
-/// The charge the customer makes on an invoice's hosted page with the card of one form
-/// (`confirmation_token`): a key of its own (its request differs from the off-session one).
+/// The PaymentIntent the customer's card of one form (`confirmation_token`) pays on an
+/// invoice's hosted page, made unconfirmed: a key of its own (its request differs from the
+/// off-session one).
 pub fn pay_invoice_on_page(invoice_id: &str, confirmation_token: &str) -> IdempotencyKey {
     IdempotencyKey::new(format!("kassa_invoice_{invoice_id}_page_{confirmation_token}"))
+}
+
+/// Confirming the page's PaymentIntent (made unconfirmed under [`pay_invoice_on_page`] and
+/// written to the invoice first) with the card of that form.
+pub fn confirm_invoice_on_page(invoice_id: &str, confirmation_token: &str) -> IdempotencyKey {
+    IdempotencyKey::new(format!("kassa_invoice_{invoice_id}_page_{confirmation_token}_confirm"))
 }
 
 /// Canceling an invoice's earlier PaymentIntent before it is charged again.
@@ -105,6 +112,10 @@ mod tests {
             (customer("cus_1"), "kassa_customer_cus_1"),
             (verify_card_in_portal("bps_1", "n1"), "kassa_portal_bps_1_card_n1"),
             (void_card_verification("pi_1"), "kassa_portal_void_pi_1"),
+            (pay_invoice("in_1", 2), "kassa_invoice_in_1_2"),
+            (pay_invoice_on_page("in_1", "ctoken_1"), "kassa_invoice_in_1_page_ctoken_1"),
+            (confirm_invoice_on_page("in_1", "ctoken_1"), "kassa_invoice_in_1_page_ctoken_1_confirm"),
+            (cancel_invoice_intent("pi_1"), "kassa_invoice_cancel_pi_1"),
         ];
         for (key, spelled) in keys {
             assert_eq!(key.as_str(), spelled);

@@ -16,7 +16,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::billing::{Invoice, InvoiceLine, LinePeriod};
 use crate::objects::customer::Subscription;
 use crate::services::invoices::{
-    self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, customer_now, filter_id,
+    self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, apply_subscription_unwritten,
+    customer_now, filter_id,
 };
 use crate::services::{invoice_pages, payment_methods, validate};
 use crate::state::AppState;
@@ -86,7 +87,8 @@ pub struct CancelInput {
     pub at_period_end: Option<bool>,
 }
 
-/// The statuses whose periods renew.
+/// The statuses whose periods renew. Migration 0021's partial index `subscriptions_renewing_due` lists
+/// the same ones (the due query uses it): change both together.
 const RENEWING: [SubscriptionStatus; 3] =
     [SubscriptionStatus::Trialing, SubscriptionStatus::Active, SubscriptionStatus::PastDue];
 
@@ -561,37 +563,80 @@ async fn renew(tx: &mut Tx, public_url: &str, sub: &mut SubscriptionRow, now: i6
 }
 
 /// Renews up to `limit` subscriptions whose period ended (of the customers on `clock` only,
-/// when given), one transaction each: a due subscription is locked (skipped when another
-/// server holds it), its period advanced and its invoice made, or it ends when it was to be
-/// canceled at the period end. Returns how many were renewed or ended.
+/// when given): each locked (skipped when another server holds it), its period advanced and
+/// its invoice made, or it ends when it was to be canceled at the period end. Returns how many
+/// were renewed or ended.
 ///
-/// The due ones are found with one query per batch, then each is locked and checked again:
-/// a subscription another server renewed meanwhile is no longer due and is left alone. The
-/// batch is taken in a random order so that servers working through the same due
-/// subscriptions mostly take different ones instead of queueing behind each other's locks.
+/// One read finds candidates (a few batches' worth), then one statement locks a batch of them
+/// with `SKIP LOCKED` — two servers given the same candidates take different ones — and the
+/// batch is renewed in one transaction (one commit for all; a subscription another server
+/// renewed meanwhile is no longer due and is left alone). Should the batch fail as a whole,
+/// its subscriptions are renewed one transaction each, so that one that cannot be renewed
+/// does not hold back the others.
 pub async fn renew_due(state: &AppState, clock: Option<&str>, limit: i64) -> ApiResult<usize> {
     let statuses = renewing();
-    let mut ids = db::due_subscriptions(state.store.reader(), &statuses, state.clock.now(), clock, limit).await?;
-    ids.shuffle(&mut rand::thread_rng());
-    let mut done = 0;
-    for id in ids {
-        let mut tx = state.store.begin().await?;
-        let Some(mut sub) = db::lock_due_subscription(&mut tx, &id).await? else {
-            tx.rollback().await?;
-            continue;
-        };
-        let now = customer_now(state, &mut tx, &sub.customer).await?;
-        if sub.current_period_end > now || !statuses.contains(&sub.status.as_str()) {
-            tx.rollback().await?;
-            continue;
-        }
-        let ended = sub.current_period_end;
-        let effects = apply_subscription(&mut tx, &mut sub, SubscriptionInput::PeriodEnded, ended).await?;
-        carry_out(&mut tx, &state.public_url, &mut sub, effects, now).await?;
-        tx.commit().await?;
-        done += 1;
+    let candidates = limit.saturating_mul(CANDIDATES_PER_BATCH);
+    let mut ids = db::due_subscriptions(state.store.reader(), &statuses, state.clock.now(), clock, candidates).await?;
+    if ids.is_empty() {
+        return Ok(0);
     }
+    ids.shuffle(&mut rand::thread_rng());
+    match renew_together(state, &ids, limit, &statuses).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            tracing::warn!(error = %e, "renewing a batch in one transaction failed; renewing one by one");
+            let mut done = 0;
+            for id in ids.iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                let mut tx = state.store.begin().await?;
+                let renewed = match db::lock_due_subscriptions(&mut tx, std::slice::from_ref(id), 1).await?.pop() {
+                    Some(at) => renew_locked(state, &mut tx, at, &statuses).await?,
+                    None => false,
+                };
+                if renewed {
+                    tx.commit().await?;
+                    done += 1;
+                } else {
+                    tx.rollback().await?;
+                }
+            }
+            Ok(done)
+        }
+    }
+}
+
+/// Candidates read per batch renewed: enough for two servers locking different ones.
+const CANDIDATES_PER_BATCH: i64 = 3;
+
+async fn renew_together(state: &AppState, ids: &[String], limit: i64, statuses: &[&str]) -> ApiResult<usize> {
+    let mut tx = state.store.begin().await?;
+    let locked = db::lock_due_subscriptions(&mut tx, ids, limit).await?;
+    let mut done = 0;
+    for at in locked {
+        if renew_locked(state, &mut tx, at, statuses).await? {
+            done += 1;
+        }
+    }
+    tx.commit().await?;
     Ok(done)
+}
+
+/// Renews one locked subscription if it is still due by its customer's time; `false` (nothing
+/// written) when it is not.
+async fn renew_locked(state: &AppState, tx: &mut Tx, at: db::SubscriptionAt, statuses: &[&str]) -> ApiResult<bool> {
+    let db::SubscriptionAt { row: mut sub, customer_time } = at;
+    let now = customer_time.unwrap_or_else(|| state.clock.now());
+    if sub.current_period_end > now || !statuses.contains(&sub.status.as_str()) {
+        return Ok(false);
+    }
+    let ended = sub.current_period_end;
+    let effects = apply_subscription_unwritten(tx, &mut sub, SubscriptionInput::PeriodEnded, ended).await?;
+    // A renewal writes the row with its new period; anything else is written here.
+    let renews = effects.contains(&SubscriptionEffect::Renew);
+    carry_out(tx, &state.public_url, &mut sub, effects, now).await?;
+    if !renews {
+        db::update_subscription(tx, &sub).await?;
+    }
+    Ok(true)
 }
 
 /// The earliest moment billing work falls due for the customers on `clock`.

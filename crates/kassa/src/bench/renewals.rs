@@ -12,7 +12,8 @@
 //! in production. Printed: renewals per second (subscriptions ÷ time until the last advance
 //! answered), database round trips per renewal (all servers' `/metrics`), and, with
 //! `--database-url`, the double-charge check: succeeded PaymentIntents at the test processor
-//! per (subscription, period) must be exactly 1.
+//! per (subscription, period) and per invoice at most 1 (exactly 1 for each renewal), and one
+//! invoice per (subscription, period).
 
 use super::{Ctx, db_counters_at, read};
 use anyhow::{Context, bail};
@@ -218,6 +219,16 @@ async fn double_charge_check(database_url: &str, expected: usize) -> anyhow::Res
         kassa_store::sql::query_scalar("SELECT data FROM tp_objects WHERE kind = 'payment_intent'")
             .fetch_all(store.reader())
             .await?;
+    // One invoice per period: the renewal invoices (and first invoices) per (subscription,
+    // period) — the unique index promises it; counted here rather than trusted.
+    let mut periods: HashMap<(&str, i64), usize> = HashMap::new();
+    for (sub, period, reason) in invoices.values() {
+        if reason != "subscription_update" {
+            *periods.entry((sub.as_str(), *period)).or_default() += 1;
+        }
+    }
+    let invoiced_twice = periods.values().filter(|n| **n > 1).count();
+    let mut per_invoice: HashMap<String, usize> = HashMap::new();
     let mut charges: HashMap<(String, i64), usize> = HashMap::new();
     let mut renewals: HashMap<(String, i64), usize> = HashMap::new();
     for data in intents {
@@ -225,7 +236,9 @@ async fn double_charge_check(database_url: &str, expected: usize) -> anyhow::Res
         if pi["status"] != "succeeded" {
             continue;
         }
-        let Some((sub, period, reason)) = pi["metadata"]["kassa_invoice"].as_str().and_then(|i| invoices.get(i)) else {
+        let Some(invoice) = pi["metadata"]["kassa_invoice"].as_str() else { continue };
+        *per_invoice.entry(invoice.to_string()).or_default() += 1;
+        let Some((sub, period, reason)) = invoices.get(invoice) else {
             continue;
         };
         *charges.entry((sub.clone(), *period)).or_default() += 1;
@@ -234,12 +247,17 @@ async fn double_charge_check(database_url: &str, expected: usize) -> anyhow::Res
         }
     }
     let twice = charges.values().filter(|n| **n > 1).count();
+    let invoices_charged_twice = per_invoice.values().filter(|n| **n > 1).count();
     let once = renewals.values().filter(|n| **n == 1).count();
+    let ok = twice == 0 && invoices_charged_twice == 0 && invoiced_twice == 0 && once >= expected;
     println!(
-        "double charge {} (subscription, period) pairs charged more than once; {once} of {expected} renewals charged exactly once{}",
-        twice,
-        if twice == 0 && once >= expected { ": OK" } else { ": FAILED" }
+        "double charge {twice} (subscription, period) pairs and {invoices_charged_twice} invoices charged more than once; \
+         {invoiced_twice} periods invoiced more than once; {once} of {expected} renewals charged exactly once{}",
+        if ok { ": OK" } else { ": FAILED" }
     );
     store.close().await;
+    if !ok {
+        bail!("the double-charge check failed");
+    }
     Ok(())
 }

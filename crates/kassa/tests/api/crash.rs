@@ -9,12 +9,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The real `kassa` binary, serving on a free port.
-struct Server {
-    child: Child,
-    address: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) address: String,
 }
 
-fn start(db_url: &str, failpoints: &str, delivery_ms: u64, keys: &mut Option<(String, String)>) -> Server {
+/// A test that fails before killing its server does not leave it running (and holding its
+/// database).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn start(db_url: &str, failpoints: &str, delivery_ms: u64, keys: &mut Option<(String, String)>) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
         .arg("serve")
         .env("DATABASE_URL", db_url)

@@ -14,6 +14,7 @@ mod chaos;
 mod checkout;
 mod cors;
 mod crash;
+mod crash_invoice_page;
 mod credits;
 mod customers;
 mod dashboard;

@@ -222,6 +222,46 @@ async fn a_year_on_a_test_clock_renews_twelve_times_each_charged_once_with_its_c
     assert_eq!(invoices_of(&app, &sub_id).await.len(), 13);
 }
 
+/// Missed periods are billed one by one, as Stripe does when a test clock jumps: a free price's
+/// periods each get their own invoice, paid at $0 when made, without a processor call — also
+/// for a customer with no saved card; the credits of each period are granted once.
+#[tokio::test]
+async fn free_periods_missed_at_once_are_each_invoiced_and_paid_without_a_charge() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 0, 7).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let customer = customer_on(&app, Some(&clock)).await;
+    let body = json!({"customer": customer, "items": [{"price": price, "quantity": 3}]});
+    let sub = app.post("/admin/subscriptions", As::Admin, body).await.ok();
+    assert_eq!(sub["status"], "active", "{sub}");
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+
+    advance(&app, &clock, JAN_31_2027 + 92 * DAY).await; // 2027-05-03: Feb 28, Mar 31, Apr 30 missed
+
+    let invoices = invoices_of(&app, &sub_id).await;
+    assert_eq!(invoices.len(), 4, "the first invoice and one per missed period");
+    let starts: Vec<String> = invoices.iter().map(|i| ymd(i["period_start"].as_i64().unwrap())).collect();
+    assert_eq!(starts, ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]);
+    for inv in &invoices {
+        assert_eq!(inv["status"], "paid", "{inv}");
+        assert_eq!((inv["amount_due"].as_i64(), inv["amount_paid"].as_i64()), (Some(0), Some(0)));
+        assert_eq!(inv["payment_intent"], Value::Null, "no processor call for a $0 invoice");
+    }
+    assert!(charges_by_invoice(&app).await.is_empty());
+    let s = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "active");
+    assert_eq!(ymd(s["current_period_end"].as_i64().unwrap()), "2027-05-31");
+    let credits = app.get(&format!("/admin/customers/{customer}/credits?limit=100"), As::Admin).await.ok();
+    assert_eq!(credits["balance"], 4 * 3 * 7, "7 credits × quantity 3 per paid period, once each");
+    let paid = event_types_about(&app, &invoices.iter().map(|i| i["id"].as_str().unwrap()).collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .flat_map(|(_, kinds)| kinds)
+        .filter(|k| k == "invoice.paid")
+        .count();
+    assert_eq!(paid, 4);
+}
+
 #[tokio::test]
 async fn a_card_that_declines_goes_past_due_retries_on_schedule_then_cancels() {
     let app = spawn_app().await;
