@@ -20,6 +20,7 @@ mod duplicate_charges;
 mod guest_secrets;
 mod hosted_pages;
 mod idempotency;
+mod lifecycle;
 mod localstripe;
 mod operations;
 mod rate_limits;
