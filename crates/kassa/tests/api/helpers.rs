@@ -126,6 +126,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     s.rate_limits.admin_burst = 1_000_000;
     s.rate_limits.store_per_second = 1_000_000;
     s.rate_limits.store_burst = 1_000_000;
+    s.rate_limits.failed_auth_per_minute = 1_000_000;
+    s.rate_limits.failed_auth_burst = 1_000_000;
     s
 }
 
