@@ -49,3 +49,42 @@ async fn a_build_without_failpoints_refuses_to_start_with_kassa_failpoints_set()
     assert!(stderr.contains("KASSA_FAILPOINTS") && stderr.contains("no failpoints"), "{stderr}");
     assert!(!stdout.contains("Kassa listening"), "it never served: {stdout}");
 }
+
+/// SIGTERM (what a container runtime or systemd sends): the server lets the request it is
+/// reading finish and answer, then exits, promptly and with status 0 — well within the grace
+/// period (10 s), so an idle keep-alive connection does not hold it either.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_and_exits_promptly_with_status_0() {
+    let (_db, url) = TestDb::fresh().await;
+    let mut server = start_binary(&url, &[]);
+    let (sk, pk) = server.keys();
+    let api = remote(&server.address, &sk, &pk);
+    // A kept-alive idle connection.
+    api.get("/admin/products", As::Admin).await.ok();
+    // A request in flight: headers and half its body sent.
+    let body = br#"{"name": "Sencha sent across a shutdown"}"#;
+    let mut conn = TcpStream::connect(server.address.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /admin/products HTTP/1.1\r\nHost: kassa\r\nAuthorization: Bearer {sk}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body[..10]).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let sent = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the request in flight was answered: {answer}");
+    assert!(answer.contains("Sencha sent across a shutdown"), "{answer}");
+
+    let status = exit_within(&mut server.child, Duration::from_secs(5)).expect("exits within 5 s of SIGTERM");
+    assert!(status.success(), "exit status 0: {status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(5));
+}
