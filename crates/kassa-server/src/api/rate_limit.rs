@@ -173,6 +173,8 @@ struct FailedAuth {
     tolerance: Duration,
     /// When each client's bucket is full again (its GCRA "theoretical arrival time").
     full_at: Mutex<HashMap<IpAddr, Instant>>,
+    /// How many clients `full_at` holds: while none failed, a request takes no lock.
+    clients: AtomicU64,
     /// When the entries whose bucket is full again are next dropped.
     next_sweep: Mutex<Instant>,
 }
@@ -187,11 +189,15 @@ impl FailedAuth {
             interval,
             tolerance: interval * (burst - 1),
             full_at: Mutex::new(HashMap::new()),
+            clients: AtomicU64::new(0),
             next_sweep: Mutex::new(Instant::now() + SWEEP_EVERY),
         })
     }
 
     fn check(&self, client: IpAddr, now: Instant) -> Result<(), ApiError> {
+        if self.clients.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
         let Some(&at) = full_at.get(&client) else { return Ok(()) };
         // Refused while the bucket is empty: until a failure's worth has refilled.
@@ -213,6 +219,7 @@ impl FailedAuth {
         let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
         let at = full_at.entry(client).or_insert(now);
         *at = (*at).max(now) + self.interval;
+        self.clients.store(full_at.len() as u64, Ordering::Relaxed);
         drop(full_at);
         self.sweep_when_due(now);
     }
@@ -225,7 +232,9 @@ impl FailedAuth {
         }
         *next = now + SWEEP_EVERY;
         drop(next);
-        self.full_at.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, at| *at > now);
+        let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
+        full_at.retain(|_, at| *at > now);
+        self.clients.store(full_at.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -395,6 +404,7 @@ mod tests {
         *f.next_sweep.lock().unwrap() = later;
         f.sweep_when_due(later);
         assert!(f.full_at.lock().unwrap().is_empty());
+        assert_eq!(f.clients.load(Ordering::Relaxed), 0);
     }
 
     #[test]
