@@ -256,6 +256,13 @@ pub struct RateLimitSettings {
     pub store_per_second: u32,
     /// Store API: requests a publishable key may send at once from one client address.
     pub store_burst: u32,
+    /// Failed authentications (an unknown or revoked API key) a client address may make per
+    /// minute, sustained; past that, every API-key request from it is refused (429) until
+    /// `Retry-After`, whatever key it sends, so guessing keys gets nowhere.
+    pub failed_auth_per_minute: u32,
+    /// Failed authentications a client address may make at once (a misconfigured client
+    /// retrying is not locked out at its first mistakes).
+    pub failed_auth_burst: u32,
 }
 
 /// Webhooks to the merchant (SPEC §9).
@@ -384,6 +391,8 @@ impl Default for Settings {
                 admin_burst: 400,
                 store_per_second: 100,
                 store_burst: 200,
+                failed_auth_per_minute: 10,
+                failed_auth_burst: 20,
             },
             webhooks: WebhookSettings::default(),
             billing: BillingSettings::default(),
@@ -585,6 +594,12 @@ impl Settings {
             (r.admin_burst, "rate_limits.admin_burst", "KASSA_RATE_LIMITS__ADMIN_BURST"),
             (r.store_per_second, "rate_limits.store_per_second", "KASSA_RATE_LIMITS__STORE_PER_SECOND"),
             (r.store_burst, "rate_limits.store_burst", "KASSA_RATE_LIMITS__STORE_BURST"),
+            (
+                r.failed_auth_per_minute,
+                "rate_limits.failed_auth_per_minute",
+                "KASSA_RATE_LIMITS__FAILED_AUTH_PER_MINUTE",
+            ),
+            (r.failed_auth_burst, "rate_limits.failed_auth_burst", "KASSA_RATE_LIMITS__FAILED_AUTH_BURST"),
         ] {
             if r.enabled && value == 0 {
                 return Err(ConfigError::Invalid {

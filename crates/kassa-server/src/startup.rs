@@ -84,6 +84,7 @@ impl Application {
         options: BuildOptions,
         clock: Clock,
     ) -> anyhow::Result<Application> {
+        crate::failpoint::refuse_if_set()?;
         // The port first: a start that cannot serve must not create the first API keys (they
         // are printed once, and a start that fails right after would lose them).
         let addr = format!("{}:{}", settings.server.host, settings.server.port);

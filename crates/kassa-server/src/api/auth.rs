@@ -50,12 +50,17 @@ fn bearer(parts: &Parts) -> Option<String> {
     Some(text.split(':').next().unwrap_or_default().to_string())
 }
 
-async fn check_key(state: &AppState, presented: &str) -> Result<ApiKeyRow, ApiError> {
-    match state.api_keys.check(&state.store, presented).await? {
-        KeyCheck::Valid(row) => Ok(row),
-        KeyCheck::Revoked => Err(ApiError::Authentication("This API key has been revoked.".into())),
-        KeyCheck::Unknown => Err(ApiError::Authentication("Invalid API key provided.".into())),
-    }
+/// The key's row, or 401; a client that failed too often is refused (429) before the lookup
+/// ([`crate::api::rate_limit`]).
+async fn check_key(state: &AppState, parts: &Parts, presented: &str) -> Result<ApiKeyRow, ApiError> {
+    state.rate_limits.before_authentication(parts)?;
+    let refused = match state.api_keys.check(&state.store, presented).await? {
+        KeyCheck::Valid(row) => return Ok(row),
+        KeyCheck::Revoked => "This API key has been revoked.",
+        KeyCheck::Unknown => "Invalid API key provided.",
+    };
+    state.rate_limits.authentication_failed(parts);
+    Err(ApiError::Authentication(refused.into()))
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -67,7 +72,7 @@ impl FromRequestParts<AppState> for Admin {
                 "You did not provide an API key. Send your secret key as `Authorization: Bearer sk_…`.".into(),
             ));
         };
-        let row = check_key(state, &key).await?;
+        let row = check_key(state, parts, &key).await?;
         if row.kind != "secret" {
             return Err(ApiError::PermissionDenied(
                 "Publishable keys cannot use the admin API; use a secret key (sk_…).".into(),
@@ -94,7 +99,7 @@ impl FromRequestParts<AppState> for Storefront {
                 )));
             }
         };
-        let row = check_key(state, &key).await?;
+        let row = check_key(state, parts, &key).await?;
         if row.kind != "publishable" {
             return Err(ApiError::PermissionDenied(
                 "Secret keys must not be used in the store API, which browsers call; use a publishable key (pk_…)."

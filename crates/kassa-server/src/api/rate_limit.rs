@@ -9,6 +9,11 @@
 //! extractors ([`crate::api::auth`]), after the key is known to be valid, so only API-key
 //! routes are limited: `/webhooks/stripe` (signed by the processor), `/health`, `/ready`,
 //! `/metrics` and the test processor's hosted pages are not.
+//!
+//! Failed authentications (an unknown or revoked key) are limited per client address
+//! ([`FailedAuth`]): past the limit, every API-key request from that address is refused with
+//! 429 before its key is even looked up, so a brute force of `sk_…` guesses learns nothing,
+//! while valid keys from other addresses are untouched.
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -17,9 +22,11 @@ use axum::http::request::Parts;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 pub struct RateLimits {
     admin: Option<Buckets<String>>,
     store: Option<Buckets<(String, IpAddr)>>,
+    failed_auth: Option<FailedAuth>,
     trusted_proxies: Vec<IpNet>,
 }
 
@@ -41,13 +49,29 @@ impl RateLimits {
         let r = &settings.rate_limits;
         let trusted_proxies = settings.trusted_proxies().map_err(anyhow::Error::msg)?;
         if !r.enabled {
-            return Ok(RateLimits { admin: None, store: None, trusted_proxies });
+            return Ok(RateLimits { admin: None, store: None, failed_auth: None, trusted_proxies });
         }
         Ok(RateLimits {
             admin: Some(Buckets::new("admin", r.admin_per_second, r.admin_burst)?),
             store: Some(Buckets::new("store", r.store_per_second, r.store_burst)?),
+            failed_auth: Some(FailedAuth::new(r.failed_auth_per_minute, r.failed_auth_burst)?),
             trusted_proxies,
         })
+    }
+
+    /// Before a key is looked up: 429 when the client has used up its failed authentications.
+    pub fn before_authentication(&self, parts: &Parts) -> Result<(), ApiError> {
+        match &self.failed_auth {
+            Some(f) => f.check(bucket_address(self.client_address(parts)), Instant::now()),
+            None => Ok(()),
+        }
+    }
+
+    /// After a key was refused (unknown or revoked): counts it against the client.
+    pub fn authentication_failed(&self, parts: &Parts) {
+        if let Some(f) = &self.failed_auth {
+            f.failed(bucket_address(self.client_address(parts)), Instant::now());
+        }
     }
 
     /// Takes a token for a request with this secret key.
@@ -135,6 +159,83 @@ fn bucket_address(ip: IpAddr) -> IpAddr {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Failed authentications per client address: a GCRA bucket of `burst` failures refilling at
+/// `per_minute`, kept by hand because it is read before a key is checked (a refused client
+/// must not reach the key lookup) but drawn from only after a failure, which `governor` (its
+/// checks always take a token) does not offer. Only addresses with failures have an entry.
+struct FailedAuth {
+    /// Time one failure takes to refill.
+    interval: Duration,
+    /// How far ahead of now a client's refill may run before it is refused (`burst - 1`
+    /// intervals: the `burst`-th failure is still answered 401, the next request 429).
+    tolerance: Duration,
+    /// When each client's bucket is full again (its GCRA "theoretical arrival time").
+    full_at: Mutex<HashMap<IpAddr, Instant>>,
+    /// How many clients `full_at` holds: while none failed, a request takes no lock.
+    clients: AtomicU64,
+    /// When the entries whose bucket is full again are next dropped.
+    next_sweep: Mutex<Instant>,
+}
+
+impl FailedAuth {
+    fn new(per_minute: u32, burst: u32) -> anyhow::Result<Self> {
+        if per_minute == 0 || burst == 0 {
+            anyhow::bail!("rate_limits.failed_auth_per_minute and failed_auth_burst must be positive");
+        }
+        let interval = Duration::from_secs(60) / per_minute;
+        Ok(FailedAuth {
+            interval,
+            tolerance: interval * (burst - 1),
+            full_at: Mutex::new(HashMap::new()),
+            clients: AtomicU64::new(0),
+            next_sweep: Mutex::new(Instant::now() + SWEEP_EVERY),
+        })
+    }
+
+    fn check(&self, client: IpAddr, now: Instant) -> Result<(), ApiError> {
+        if self.clients.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(&at) = full_at.get(&client) else { return Ok(()) };
+        // Refused while the bucket is empty: until a failure's worth has refilled.
+        let allowed_from = at.checked_sub(self.tolerance).unwrap_or(now);
+        if now < allowed_from {
+            drop(full_at);
+            metrics::counter!("kassa_rate_limited_total", "api" => "failed_auth").increment(1);
+            let wait = allowed_from - now;
+            let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(ApiError::RateLimited {
+                scope: "from this address after failed authentications",
+                retry_after: retry_after.max(1),
+            });
+        }
+        Ok(())
+    }
+
+    fn failed(&self, client: IpAddr, now: Instant) {
+        let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
+        let at = full_at.entry(client).or_insert(now);
+        *at = (*at).max(now) + self.interval;
+        self.clients.store(full_at.len() as u64, Ordering::Relaxed);
+        drop(full_at);
+        self.sweep_when_due(now);
+    }
+
+    /// Drops the clients whose bucket is full again (like [`Buckets::sweep_when_due`]).
+    fn sweep_when_due(&self, now: Instant) {
+        let mut next = self.next_sweep.lock().unwrap_or_else(|e| e.into_inner());
+        if now < *next {
+            return;
+        }
+        *next = now + SWEEP_EVERY;
+        drop(next);
+        let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
+        full_at.retain(|_, at| *at > now);
+        self.clients.store(full_at.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// One API's keyed token buckets.
@@ -274,6 +375,36 @@ mod tests {
         make_sweep_due(&b);
         b.sweep_when_due();
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn failed_authentications_lock_out_their_address_only_and_refill() {
+        // 3 failures at once, then one a second (60 a minute).
+        let f = FailedAuth::new(60, 3).unwrap();
+        let (attacker, other): (IpAddr, IpAddr) = ("203.0.113.7".parse().unwrap(), "198.51.100.1".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            f.check(attacker, t0).unwrap();
+            f.failed(attacker, t0);
+        }
+        match f.check(attacker, t0) {
+            Err(ApiError::RateLimited { retry_after, .. }) => assert_eq!(retry_after, 1),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        // Another address is not affected.
+        f.check(other, t0).unwrap();
+        // One failure's worth refills in a second: one more try, then refused again.
+        let t1 = t0 + Duration::from_secs(1);
+        f.check(attacker, t1).unwrap();
+        f.failed(attacker, t1);
+        assert!(f.check(attacker, t1).is_err());
+        // Full again after the whole burst has refilled; the entry is then swept.
+        let later = t1 + Duration::from_secs(3);
+        f.check(attacker, later).unwrap();
+        *f.next_sweep.lock().unwrap() = later;
+        f.sweep_when_due(later);
+        assert!(f.full_at.lock().unwrap().is_empty());
+        assert_eq!(f.clients.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! ledger with an adjustment form, the processor's customer id, links to its subscriptions
 //! and invoices).
 
+use crate::dashboard::acted::{self, FormKey};
 use crate::dashboard::error_page;
 use crate::dashboard::layout::{self, Area, badge, csrf, form_key, money, pager, query, sides, time};
 use crate::dashboard::session::{Posted, Signed};
-use crate::services::dashboard::actions::{self, Done, Submitted};
+use crate::services::dashboard::actions;
 use crate::services::dashboard::{Permission, pages};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
@@ -151,9 +152,8 @@ pub async fn detail(
 
 #[derive(Deserialize)]
 pub struct CreditsForm {
-    #[serde(default)]
-    idempotency_key: String,
-    confirm: Option<String>,
+    #[serde(flatten)]
+    key: FormKey,
     #[serde(default)]
     amount: String,
     #[serde(default)]
@@ -162,10 +162,7 @@ pub struct CreditsForm {
 
 pub async fn adjust_credits(State(app): State<AppState>, Path(id): Path<String>, p: Posted<CreditsForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let sub = Submitted { key: &f.idempotency_key, confirmed: f.confirm.as_deref() == Some("yes") };
-    match actions::adjust_credits(&app, &user, &id, &f.amount, &f.reason, sub).await {
-        Ok(Done::Now(_)) => Redirect::to(&format!("/dashboard/customers/{id}?done=credits")).into_response(),
-        Ok(Done::Before) => Redirect::to(&format!("/dashboard/customers/{id}?done=repeat")).into_response(),
-        Err(e) => error_page(e, Some(&user)),
-    }
+    let result = actions::adjust_credits(&app, &user, &id, &f.amount, &f.reason, f.key.submitted()).await;
+    let again = |e| async { error_page(e, Some(&user)) };
+    acted::answer(&user, &format!("/dashboard/customers/{id}"), "credits", result, again).await
 }

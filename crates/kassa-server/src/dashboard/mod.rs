@@ -10,6 +10,7 @@
 //! - one module per area: `login`, `overview`, `orders`, `customers`, `lists` (payments,
 //!   events, catalog), `subscriptions` (subscriptions and invoices), `webhooks` (endpoints, delivery log, resend), `admin` (API keys, users).
 
+mod acted;
 mod admin;
 mod assets;
 mod customers;

@@ -2,18 +2,19 @@
 //! (lines, totals, addresses, the payment's timeline, and the actions capture, refund, cancel
 //! and fulfil — each confirmed with a checkbox and done once per form).
 
+use crate::dashboard::acted::{self, FormKey};
 use crate::dashboard::error_page;
 use crate::dashboard::layout::{self, Area, badge, csrf, form_key, money, pager, query, sides, time};
 use crate::dashboard::session::{Posted, Signed};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::Address;
-use crate::services::dashboard::actions::{self, Done, Submitted};
+use crate::services::dashboard::actions::{self, Done};
 use crate::services::dashboard::pages::{self, OrderDetail, OrderQuery};
 use crate::services::dashboard::{Permission, SignedIn};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use kassa_domain::lifecycle::Status;
 use kassa_domain::lifecycle::order::{OrderPaymentStatus, OrderStatus};
 use maud::{Markup, html};
@@ -291,56 +292,39 @@ fn confirm(id: &str, label: &str) -> Markup {
 
 #[derive(Deserialize)]
 pub struct ActionForm {
-    #[serde(default)]
-    idempotency_key: String,
-    confirm: Option<String>,
+    #[serde(flatten)]
+    key: FormKey,
     amount: Option<String>,
     reason: Option<String>,
 }
 
-fn submitted(f: &ActionForm) -> Submitted<'_> {
-    Submitted { key: &f.idempotency_key, confirmed: f.confirm.as_deref() == Some("yes") }
-}
-
-/// After an action: back to the order page (303, so a reload does not post again), or the
-/// page with the error in place; a refused role is a 403 page.
-async fn after<T>(
-    app: &AppState,
-    user: &SignedIn,
-    id: &str,
-    action: &str,
-    result: Result<Done<T>, ApiError>,
-) -> Response {
-    match result {
-        Ok(Done::Now(_)) => Redirect::to(&format!("/dashboard/orders/{id}?done={action}")).into_response(),
-        Ok(Done::Before) => Redirect::to(&format!("/dashboard/orders/{id}?done=repeat")).into_response(),
-        Err(e @ (ApiError::PermissionDenied(_) | ApiError::NotFound { .. } | ApiError::Internal(_))) => {
-            error_page(e, Some(user))
-        }
-        Err(e) => render(app, user, id, e.status(), None, Some(&e.to_string())).await,
-    }
+/// After an action: [`acted::answer`], on the order's page.
+async fn after<T>(app: &AppState, user: &SignedIn, id: &str, done: &str, result: ApiResult<Done<T>>) -> Response {
+    let again = |e: ApiError| async move { render(app, user, id, e.status(), None, Some(&e.to_string())).await };
+    acted::answer(user, &format!("/dashboard/orders/{id}"), done, result, again).await
 }
 
 pub async fn capture(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let result = actions::capture_order(&app, &user, &id, f.amount.as_deref(), submitted(&f)).await;
+    let result = actions::capture_order(&app, &user, &id, f.amount.as_deref(), f.key.submitted()).await;
     after(&app, &user, &id, "capture", result).await
 }
 
 pub async fn refund(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let result = actions::refund_order(&app, &user, &id, f.amount.as_deref(), f.reason.as_deref(), submitted(&f)).await;
+    let (amount, reason) = (f.amount.as_deref(), f.reason.as_deref());
+    let result = actions::refund_order(&app, &user, &id, amount, reason, f.key.submitted()).await;
     after(&app, &user, &id, "refund", result).await
 }
 
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let result = actions::cancel_order(&app, &user, &id, submitted(&f)).await;
+    let result = actions::cancel_order(&app, &user, &id, f.key.submitted()).await;
     after(&app, &user, &id, "cancel", result).await
 }
 
 pub async fn fulfill(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let result = actions::fulfill_order(&app, &user, &id, submitted(&f)).await;
+    let result = actions::fulfill_order(&app, &user, &id, f.key.submitted()).await;
     after(&app, &user, &id, "fulfill", result).await
 }

@@ -3,18 +3,19 @@
 //! cancel now, cancel at the period end and resume — each confirmed and done once per form),
 //! and an invoice's page (lines, amounts, attempts, the next attempt).
 
+use crate::dashboard::acted::{self, FormKey};
 use crate::dashboard::error_page;
 use crate::dashboard::layout::{self, Area, badge, csrf, form_key, money, pager, query, sides, time};
 use crate::dashboard::session::{Posted, Signed};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::objects::billing::Invoice;
-use crate::services::dashboard::actions::{self, Done, Submitted};
+use crate::services::dashboard::actions::{self, Done};
 use crate::services::dashboard::pages::{self, BillingQuery, SubscriptionDetail};
 use crate::services::dashboard::{Permission, SignedIn};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use kassa_domain::lifecycle::Status;
 use kassa_domain::lifecycle::invoice::InvoiceStatus;
 use kassa_domain::lifecycle::subscription::SubscriptionStatus;
@@ -258,33 +259,17 @@ fn subscription_page(
 
 #[derive(Deserialize)]
 pub struct ActionForm {
-    #[serde(default)]
-    idempotency_key: String,
-    confirm: Option<String>,
+    #[serde(flatten)]
+    key: FormKey,
     at_period_end: Option<String>,
 }
 
-fn submitted(f: &ActionForm) -> Submitted<'_> {
-    Submitted { key: &f.idempotency_key, confirmed: f.confirm.as_deref() == Some("yes") }
-}
-
-/// After an action: back to the subscription's page (303, so a reload does not post again),
-/// or the page with the error in place; a refused role is a 403 page.
-async fn after<T>(
-    app: &AppState,
-    user: &SignedIn,
-    id: &str,
-    action: &str,
-    result: Result<Done<T>, ApiError>,
-) -> Response {
-    match result {
-        Ok(Done::Now(_)) => Redirect::to(&format!("/dashboard/subscriptions/{id}?done={action}")).into_response(),
-        Ok(Done::Before) => Redirect::to(&format!("/dashboard/subscriptions/{id}?done=repeat")).into_response(),
-        Err(e @ (ApiError::PermissionDenied(_) | ApiError::NotFound { .. } | ApiError::Internal(_))) => {
-            error_page(e, Some(user))
-        }
-        Err(e) => render(app, user, id, &DetailQuery::default(), e.status(), None, Some(&e.to_string())).await,
-    }
+/// After an action: [`acted::answer`], on the subscription's page.
+async fn after<T>(app: &AppState, user: &SignedIn, id: &str, done: &str, result: ApiResult<Done<T>>) -> Response {
+    let again = |e: ApiError| async move {
+        render(app, user, id, &DetailQuery::default(), e.status(), None, Some(&e.to_string())).await
+    };
+    acted::answer(user, &format!("/dashboard/subscriptions/{id}"), done, result, again).await
 }
 
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
@@ -297,14 +282,14 @@ pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>, p: Post
             return render(&app, &user, &id, &DetailQuery::default(), e.status(), None, Some(&e.to_string())).await;
         }
     };
-    let result = actions::cancel_subscription(&app, &user, &id, at_period_end, submitted(&f)).await;
+    let result = actions::cancel_subscription(&app, &user, &id, at_period_end, f.key.submitted()).await;
     let done = if at_period_end { "cancel_at_period_end" } else { "cancel" };
     after(&app, &user, &id, done, result).await
 }
 
 pub async fn resume(State(app): State<AppState>, Path(id): Path<String>, p: Posted<ActionForm>) -> Response {
     let (user, f) = (p.user, p.form);
-    let result = actions::resume_subscription(&app, &user, &id, submitted(&f)).await;
+    let result = actions::resume_subscription(&app, &user, &id, f.key.submitted()).await;
     after(&app, &user, &id, "resume", result).await
 }
 

@@ -2,6 +2,7 @@
 //! business rules live here and in `kassa-domain`, where tests reach them.
 
 pub mod access;
+pub mod audit;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

@@ -3,6 +3,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
 use crate::services::access::Caller;
+use crate::services::audit::{self, AuditRecord};
 use crate::services::settlement::{self, Release};
 use crate::services::{processor_keys, validate};
 use crate::state::AppState;
@@ -78,8 +79,9 @@ fn intent_of(p: &kassa_store::payments::PaymentRow) -> ApiResult<String> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payment {} has no PaymentIntent", p.id)))
 }
 
-/// Captures an authorized order (fully, or partially releasing the rest).
-pub async fn capture(state: &AppState, id: &str, input: CaptureInput) -> ApiResult<Order> {
+/// Captures an authorized order (fully, or partially releasing the rest). `audit` (who asked,
+/// from the dashboard) commits with the captured order.
+pub async fn capture(state: &AppState, id: &str, input: CaptureInput, audit: Option<&AuditRecord>) -> ApiResult<Order> {
     let order = row(&state.store, id).await?;
     let amount = machine::capture_amount(&order.state(), input.amount).map_err(|r| match r.code {
         "amount_invalid" => ApiError::invalid("amount", r.message),
@@ -100,6 +102,7 @@ pub async fn capture(state: &AppState, id: &str, input: CaptureInput) -> ApiResu
     let mut tx = state.store.begin().await?;
     let mut o = db::lock(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("order", id))?;
     let t = machine::transition(&o.state(), &OrderInput::Captured { amount_captured: pi.amount_received })?;
+    audit::write(audit, &mut tx, now).await?;
     if t.next == o.state() {
         tx.commit().await?;
         return load(&state.store, id).await;
@@ -117,8 +120,9 @@ pub async fn capture(state: &AppState, id: &str, input: CaptureInput) -> ApiResu
 }
 
 /// Cancels an unfulfilled order: releases the authorization (or refunds what was captured)
-/// and puts its stock back.
-pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
+/// and puts its stock back. `audit` commits with the first change (the refund's reservation,
+/// or the cancellation).
+pub async fn cancel(state: &AppState, id: &str, audit: Option<&AuditRecord>) -> ApiResult<Order> {
     let order = row(&state.store, id).await?;
     let plan = machine::cancel_plan(&order.state())?;
     let payment = match plan {
@@ -136,7 +140,8 @@ pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
             })?;
         }
         CancelPlan::RefundRemaining => {
-            let r = refund(state, id, RefundInput { amount: None, reason: Some("order canceled".into()) }).await?;
+            let input = RefundInput { amount: None, reason: Some("order canceled".into()) };
+            let r = refund(state, id, input, audit).await?;
             if r.status != RefundStatus::Succeeded.as_str() {
                 return Err(ApiError::ProcessorUnavailable(
                     "the refund is pending; cancel again once it succeeded".into(),
@@ -148,6 +153,7 @@ pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let result = settlement::cancel_order(&mut tx, id, Release::Here, now).await?;
+    audit::write(audit, &mut tx, now).await?;
     tx.commit().await?;
     match result {
         Some(order) => Ok(order),
@@ -158,8 +164,9 @@ pub async fn cancel(state: &AppState, id: &str) -> ApiResult<Order> {
 /// Refunds part or all of what was captured. The amount is set aside atomically before the
 /// processor call, so concurrent refunds never add up to more than was captured; the
 /// processor call's idempotency key is the refund's id, so retrying a pending refund (the
-/// refund job does) never refunds twice.
-pub async fn refund(state: &AppState, id: &str, input: RefundInput) -> ApiResult<Refund> {
+/// refund job does) never refunds twice. `audit` commits with the reservation: from then on
+/// the refund happens (the refund job finishes it), so that is when it is recorded.
+pub async fn refund(state: &AppState, id: &str, input: RefundInput, audit: Option<&AuditRecord>) -> ApiResult<Refund> {
     let order = load(&state.store, id).await?;
     let reason = validate::optional_text("reason", input.reason.as_deref(), 500)?;
     if let Some(a) = input.amount {
@@ -195,6 +202,7 @@ pub async fn refund(state: &AppState, id: &str, input: RefundInput) -> ApiResult
         ));
     }
     db::insert_refund(&mut tx, &refund).await?;
+    audit::write(audit, &mut tx, now).await?;
     tx.commit().await?;
     execute_refund(state, &refund).await
 }

@@ -374,3 +374,19 @@ async fn signed_in_customers_see_their_balance() {
     assert_eq!(mine["entries"][0]["amount"], 40);
     assert_eq!(app.get("/store/customers/me/credits", As::Store).await.status, 401);
 }
+
+/// A guest's credits session for a new email answers promptly: the processor-customer job
+/// (woken by the new customer) and the session's own wait for that customer never wait for
+/// each other's lease (they did, for its 30 s, before eb06cbd). A bound far above any normal
+/// answer that still catches such a wait; a deadlock check, not a speed target.
+#[tokio::test]
+async fn a_guest_credits_session_for_a_new_email_answers_promptly() {
+    let app = spawn_app().await;
+    for n in 0..3 {
+        let started = std::time::Instant::now();
+        let session = top_up_session(&app, &format!("prompt-{n}-{}@example.com", rand_suffix()), 100).await;
+        let took = started.elapsed();
+        assert_eq!(session["purpose"], "credits", "{session}");
+        assert!(took < std::time::Duration::from_secs(5), "session {n} took {took:?}");
+    }
+}

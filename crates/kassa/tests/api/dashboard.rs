@@ -585,3 +585,45 @@ async fn staff_cancel_at_period_end_twice_is_done_once_then_resume_then_cancel_n
     let page = b.get(&path).await;
     assert!(!page.html.contains("/cancel\""), "a canceled subscription offers no action: {}", page.html);
 }
+
+/// The audit event of an action commits with the action: a server that stops dead right after
+/// a dashboard refund committed (failpoint `dashboard.after_action`, in the real binary) has
+/// recorded both the refund and who made it — no refund without its audit event.
+#[tokio::test]
+async fn a_refund_and_its_audit_event_commit_together_even_if_the_server_dies_right_after() {
+    let (_db, url) = TestDb::fresh().await;
+    let server = start_binary(&url, &[("KASSA_FAILPOINTS", "dashboard.after_action")]);
+    let (sk, pk) = server.keys();
+    let api = remote(&server.address, &sk, &pk);
+    let store = kassa_store::Store::connect(&kassa_store::db::ConnectOptions {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        sqlite_full_sync: false,
+    })
+    .await
+    .unwrap();
+    users::create(&store, "staff@example.com", Role::Staff, PASSWORD, 0).await.expect("user created");
+    let shop = shop(&api, 10).await;
+    let cart = ready_cart(&api, &shop, "buyer@example.com").await;
+    let order = pay(&api, &cart, VISA).await.ok()["order"]["id"].as_str().unwrap().to_string();
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut b = Browser { http, base: server.address.clone(), cookies: Vec::new() };
+    assert_eq!(b.sign_in("staff@example.com", PASSWORD).await.status, 303);
+    let page = b.get(&format!("/dashboard/orders/{order}")).await;
+    let (csrf, key) = (page.field("csrf_token"), page.field("idempotency_key"));
+    let form = [("csrf_token", csrf.as_str()), ("idempotency_key", &key), ("confirm", "yes"), ("amount", "5.00")];
+    let path = format!("/dashboard/orders/{order}/refund");
+    let hung = tokio::time::timeout(std::time::Duration::from_secs(5), b.post(&path, &form)).await;
+    assert!(hung.is_err(), "the action stops at the failpoint, after it committed");
+
+    let refunds = api.get(&format!("/admin/orders/{order}/refunds"), As::Admin).await.ok();
+    assert_eq!(refunds.as_array().unwrap().len(), 1, "{refunds}");
+    assert_eq!(refunds[0]["amount"], 500);
+    let audit = api.get(&format!("/admin/events?type=dashboard.order.refund&object={order}"), As::Admin).await.ok();
+    let events = audit["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "the refund's audit event is there: {audit}");
+    assert_eq!(events[0]["data"]["object"]["user"]["email"], "staff@example.com");
+    assert_eq!(events[0]["data"]["object"]["detail"]["params"]["amount"], 500);
+}

@@ -126,6 +126,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     s.rate_limits.admin_burst = 1_000_000;
     s.rate_limits.store_per_second = 1_000_000;
     s.rate_limits.store_burst = 1_000_000;
+    s.rate_limits.failed_auth_per_minute = 1_000_000;
+    s.rate_limits.failed_auth_burst = 1_000_000;
     s
 }
 
@@ -319,4 +321,65 @@ impl Api {
             .ok();
         (pid, price["id"].as_str().unwrap().to_string())
     }
+}
+
+/// The real `kassa` binary serving on a free port (`kassa serve`): for what only a process
+/// shows (a kill, a restart, a signal, its own metrics). Killed (SIGKILL) when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub address: String,
+    /// The first API keys, printed by the server that created the database (`None` when the
+    /// database had keys already).
+    pub keys: Option<(String, String)>,
+}
+
+impl Binary {
+    /// The first server's keys (panics on a server that did not create the database).
+    pub fn keys(&self) -> (String, String) {
+        self.keys.clone().expect("a fresh database prints its keys")
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `kassa serve` against `db_url` and waits until it listens. `env` comes last, so it
+/// overrides the defaults (port 0, `RUST_LOG=warn`); stderr is dropped, stdout read to the end
+/// so the server never blocks on a full pipe.
+pub fn start_binary(db_url: &str, env: &[(&str, &str)]) -> Binary {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("KASSA_SERVER__PORT", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the kassa binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut keys = None;
+    let address = loop {
+        let line = lines.next().expect("kassa prints its address").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
+            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
+            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
+        }
+        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Binary { child, address, keys }
 }

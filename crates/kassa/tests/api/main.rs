@@ -22,6 +22,7 @@ mod duplicate_charges;
 mod guest_secrets;
 mod hosted_pages;
 mod idempotency;
+mod lifecycle;
 mod localstripe;
 mod operations;
 mod rate_limits;

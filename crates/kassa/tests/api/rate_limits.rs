@@ -158,3 +158,53 @@ async fn limits_can_be_switched_off() {
         burst(BURST * 4, || app.http.get(format!("{}/admin/products", app.address)).bearer_auth(&app.secret_key)).await;
     assert_eq!(count(&answers, 200), BURST * 4);
 }
+
+/// Guessing API keys: past `failed_auth_burst` failed authentications an address gets 429 with
+/// `Retry-After` for every API-key request — a right guess included, so guessing learns
+/// nothing — on both APIs; a valid key from another address is never refused.
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_address() {
+    // Behind a trusted proxy (this test's own loopback address), X-Forwarded-For names the client.
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.1".into()];
+        s.rate_limits.failed_auth_per_minute = 60;
+        s.rate_limits.failed_auth_burst = BURST as u32;
+    })
+    .await;
+    let admin = |client: &'static str, key: String| {
+        let (http, url) = (app.http.clone(), format!("{}/admin/products", app.address));
+        move || http.get(&url).bearer_auth(&key).header("x-forwarded-for", client)
+    };
+    let guess = || format!("sk_{}", rand_suffix());
+    let before = rate_limited_total(&app, "failed_auth").await;
+
+    // One guess at a time, as a brute force goes: BURST answered 401, then 429.
+    for _ in 0..BURST {
+        let answers = burst(1, admin("203.0.113.9", guess())).await;
+        assert_eq!(answers[0].status, 401, "{}", answers[0].body);
+    }
+    let answers = burst(3, admin("203.0.113.9", guess())).await;
+    answers.iter().for_each(assert_rate_limited);
+    assert!(answers[0].body["error"]["message"].as_str().unwrap().contains("failed authentications"));
+    // The right key from that address is refused too, and so is the store API.
+    assert_rate_limited(&burst(1, admin("203.0.113.9", app.secret_key.clone())).await[0]);
+    let pk = app.publishable_key.clone();
+    let store = burst(1, || {
+        app.http
+            .get(format!("{}/store/products", app.address))
+            .header("kassa-publishable-key", &pk)
+            .header("x-forwarded-for", "203.0.113.9")
+    })
+    .await;
+    assert_rate_limited(&store[0]);
+    assert!(rate_limited_total(&app, "failed_auth").await - before >= 5);
+
+    // Another address: its valid key passes, its own guesses are its own.
+    let answers = burst(BURST, admin("198.51.100.20", app.secret_key.clone())).await;
+    assert_eq!(count(&answers, 200), BURST);
+    assert_eq!(burst(1, admin("198.51.100.20", guess())).await[0].status, 401);
+
+    // Retry-After is honest: a second later one failure's worth has refilled.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(burst(1, admin("203.0.113.9", app.secret_key.clone())).await[0].status, 200);
+}

@@ -11,8 +11,6 @@ use crate::carts::address;
 use crate::checkout::{VISA, card_token, shop};
 use crate::helpers::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most: 40 to 41
@@ -26,46 +24,9 @@ const MAX_ROUND_TRIPS: u64 = 48;
 /// token's), one of headroom.
 const MAX_TRANSACTIONS: u64 = 7;
 
-struct Server {
-    child: Child,
-    address: String,
-    /// The first API keys, printed by the server that created the database.
-    keys: Option<(String, String)>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("KASSA_SERVER__PORT", "0")
-        .env("KASSA_JOBS__INTERVAL_MS", "3600000")
-        .env("KASSA_PROCESSOR__TEST__DELIVERY_INTERVAL_MS", "3600000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the kassa binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut keys = None;
-    let address = loop {
-        let line = lines.next().expect("kassa prints its address").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
-            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
-            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
-        }
-        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    Server { child, address, keys }
-}
+/// No background work during the measured requests: jobs and test-processor deliveries wait an hour.
+const QUIET: &[(&str, &str)] =
+    &[("KASSA_JOBS__INTERVAL_MS", "3600000"), ("KASSA_PROCESSOR__TEST__DELIVERY_INTERVAL_MS", "3600000")];
 
 /// `(round trips, write transactions)` the server has made so far.
 async fn counters(app: &Api) -> (u64, u64) {
@@ -96,8 +57,8 @@ async fn checkout(app: &Api, region: &str, shipping: &str, prices: (&str, &str),
 #[tokio::test]
 async fn a_seven_request_checkout_stays_within_its_round_trips() {
     let (_db, url) = TestDb::fresh().await;
-    let server = start(&url);
-    let (sk, pk) = server.keys.clone().expect("a fresh database prints its keys");
+    let server = start_binary(&url, QUIET);
+    let (sk, pk) = server.keys();
     let app = remote(&server.address, &sk, &pk);
     let shop = shop(&app, 1_000).await;
     let prices = (shop.tracked.1.as_str(), shop.untracked.1.as_str());
@@ -126,9 +87,9 @@ async fn a_seven_request_checkout_stays_within_its_round_trips() {
 #[tokio::test]
 async fn configuration_changed_on_another_server_is_charged_at_once() {
     let (_db, url) = TestDb::fresh().await;
-    let a = start(&url);
-    let b = start(&url);
-    let (sk, pk) = a.keys.clone().expect("a fresh database prints its keys");
+    let a = start_binary(&url, QUIET);
+    let b = start_binary(&url, QUIET);
+    let (sk, pk) = a.keys();
     let api_a = remote(&a.address, &sk, &pk);
     let api_b = remote(&b.address, &sk, &pk);
     let shop = shop(&api_a, 100).await;

@@ -13,48 +13,7 @@ use crate::helpers::*;
 use kassa_store::Store;
 use kassa_store::db::ConnectOptions;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct Server {
-    child: Child,
-    address: String,
-    keys: (String, String),
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("KASSA_SERVER__PORT", "0")
-        .env("KASSA_JOBS__ENABLED", "false")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the kassa binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut keys = None;
-    let address = loop {
-        let line = lines.next().expect("kassa prints its address").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
-            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
-            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
-        }
-        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    Server { child, address, keys: keys.expect("a fresh database prints its keys") }
-}
 
 /// Database round trips the server has made so far.
 async fn round_trips(app: &Api) -> u64 {
@@ -86,8 +45,9 @@ async fn deliver(app: &Api, secret: &str, body: &str) -> (u16, u64) {
 #[tokio::test]
 async fn the_webhooks_after_a_checkout_cost_one_statement_when_they_change_nothing() {
     let (_db, url) = TestDb::fresh().await;
-    let server = start(&url);
-    let app = remote(&server.address, &server.keys.0, &server.keys.1);
+    let server = start_binary(&url, &[("KASSA_JOBS__ENABLED", "false")]);
+    let (sk, pk) = server.keys();
+    let app = remote(&server.address, &sk, &pk);
     let shop = shop(&app, 10).await;
     let cart = app
         .post(

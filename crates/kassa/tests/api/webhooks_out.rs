@@ -11,9 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use kassa_server::config::Settings;
 use kassa_server::startup::{Application, BuildOptions};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -687,44 +686,17 @@ async fn kassa_listen_forwards_signed_events_to_a_local_url() {
     assert_eq!(endpoints["data"].as_array().unwrap().len(), 0, "the listening endpoint is deleted: {endpoints}");
 }
 
-/// The real binary, serving webhooks on `db_url`; returns it with its address (and the keys
-/// when the database was fresh).
-fn start_binary(db_url: &str) -> (Child, String, Option<(String, String)>) {
-    start_binary_with(db_url, &[])
-}
-
-/// [`start_binary`] with more settings in the environment.
-fn start_binary_with(db_url: &str, env: &[(&str, &str)]) -> (Child, String, Option<(String, String)>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kassa"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("KASSA_SERVER__PORT", "0")
-        .env("KASSA_JOBS__INTERVAL_MS", "50")
-        .env("KASSA_WEBHOOKS__ALLOW_PRIVATE_URLS", "true")
-        .env("KASSA_WEBHOOKS__TIMEOUT_MS", "1000")
-        .env("KASSA_WEBHOOKS__RETRY_SCHEDULE_MS", "[200]")
-        .env("RUST_LOG", "warn")
-        // The caller's settings last, so that they override the defaults above.
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the kassa binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut keys = None;
-    let address = loop {
-        let line = lines.next().expect("kassa prints its address").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("export KASSA_SECRET_KEY=") {
-            let mut parts = rest.split(" KASSA_PUBLISHABLE_KEY=");
-            keys = Some((parts.next().unwrap().to_string(), parts.next().unwrap().to_string()));
-        }
-        if let Some(rest) = line.strip_prefix("Kassa listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, address, keys)
+/// The real binary with fast webhook retries to private URLs, jobs every 50 ms, and `env`.
+fn start_delivering(db_url: &str, env: &[(&str, &str)]) -> Binary {
+    let mut all = vec![
+        ("KASSA_JOBS__INTERVAL_MS", "50"),
+        ("KASSA_WEBHOOKS__ALLOW_PRIVATE_URLS", "true"),
+        ("KASSA_WEBHOOKS__TIMEOUT_MS", "1000"),
+        ("KASSA_WEBHOOKS__RETRY_SCHEDULE_MS", "[200]"),
+    ];
+    // The caller's settings last, so that they override the defaults above.
+    all.extend_from_slice(env);
+    start_binary(db_url, &all)
 }
 
 /// A server killed (SIGKILL) in the middle of a delivery: after a restart the event is
@@ -733,9 +705,9 @@ fn start_binary_with(db_url: &str, env: &[(&str, &str)]) -> (Child, String, Opti
 async fn a_delivery_cut_by_sigkill_is_made_after_a_restart() {
     let (_db, url) = TestDb::fresh().await;
     let receiver = Receiver::start(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) }).await;
-    let (mut first, address, keys) = start_binary(&url);
-    let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
-    let api = remote(&address, &secret_key, &publishable_key);
+    let mut first = start_delivering(&url, &[]);
+    let (secret_key, publishable_key) = first.keys();
+    let api = remote(&first.address, &secret_key, &publishable_key);
     api.post(
         "/admin/webhook-endpoints",
         As::Admin,
@@ -745,12 +717,11 @@ async fn a_delivery_cut_by_sigkill_is_made_after_a_restart() {
     .ok();
     api.post("/admin/products", As::Admin, json!({"name": "Genmaicha"})).await.ok();
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let (mut second, address, _) = start_binary(&url);
+    first.kill();
+    let second = start_delivering(&url, &[]);
     let got = receiver.wait_for(2, Duration::from_secs(20)).await;
     assert_eq!(got[0].json()["id"], got[1].json()["id"], "the same event, delivered after the restart");
-    let api = remote(&address, &secret_key, &publishable_key);
+    let api = remote(&second.address, &secret_key, &publishable_key);
     let evt = got[1].json()["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -761,8 +732,7 @@ async fn a_delivery_cut_by_sigkill_is_made_after_a_restart() {
         assert!(Instant::now() < deadline, "no successful attempt logged: {log}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    second.kill().unwrap();
-    let _ = second.wait();
+    drop(second);
 }
 
 /// An `Idempotency-Key` on create and roll-secret: a replay answers the same endpoint with the
@@ -901,9 +871,9 @@ async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
     // with some delivered, some in flight and most still queued.
     let slow = [("KASSA_WEBHOOKS__MAX_IN_FLIGHT_PER_ENDPOINT", "4"), ("KASSA_WEBHOOKS__TIMEOUT_MS", "5000")];
     let receiver = Receiver::start(|_| Answer::Slow(1000)).await;
-    let (mut first, address, keys) = start_binary_with(&url, &slow);
-    let (secret_key, publishable_key) = keys.expect("a fresh database prints its keys");
-    let api = remote(&address, &secret_key, &publishable_key);
+    let mut first = start_delivering(&url, &slow);
+    let (secret_key, publishable_key) = first.keys();
+    let api = remote(&first.address, &secret_key, &publishable_key);
     api.post(
         "/admin/webhook-endpoints",
         As::Admin,
@@ -918,11 +888,10 @@ async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
         created.push(p["id"].as_str().unwrap().to_string());
     }
     receiver.wait_for(5, Duration::from_secs(10)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     let delivered_before = receiver.got().len();
     assert!(delivered_before < N, "the kill came mid-delivery ({delivered_before} of {N} arrived)");
-    let (mut second, _, _) = start_binary_with(&url, &slow);
+    let second = start_delivering(&url, &slow);
     let deadline = Instant::now() + Duration::from_secs(90);
     let objects = loop {
         let mut objects: Vec<String> =
@@ -936,6 +905,5 @@ async fn every_event_is_delivered_after_a_sigkill_mid_delivery() {
     };
     created.sort();
     assert_eq!(objects, created, "every event arrived after the restart");
-    second.kill().unwrap();
-    let _ = second.wait();
+    drop(second);
 }

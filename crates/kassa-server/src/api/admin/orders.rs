@@ -74,7 +74,7 @@ async fn capture_order(
     req: Idempotent<CaptureInput>,
 ) -> ApiResult<Response> {
     let body = req.body;
-    let work = async { orders::capture(&app, &id, body).await };
+    let work = async { orders::capture(&app, &id, body, None).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
 }
 
@@ -92,7 +92,7 @@ async fn cancel_order(
     if req.body.as_object().is_some_and(|o| !o.is_empty()) {
         return Err(ApiError::invalid("body", "cancel takes no parameters."));
     }
-    let work = async { orders::cancel(&app, &id).await };
+    let work = async { orders::cancel(&app, &id, None).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
 }
 
@@ -107,7 +107,7 @@ async fn refund_order(
     req: Idempotent<RefundInput>,
 ) -> ApiResult<Response> {
     let body = req.body;
-    let work = async { orders::refund(&app, &id, body).await };
+    let work = async { orders::refund(&app, &id, body, None).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
 }
 

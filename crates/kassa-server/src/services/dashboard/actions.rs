@@ -6,13 +6,19 @@
 //!    API's `Idempotency-Key` (scope `dashboard:<user id>`), so a double click or a reload of
 //!    the POST does the work once and the second answer says it was done;
 //! 4. is recorded as an event `dashboard.<action>` naming the user, the object and the
-//!    outcome (the audit trail).
+//!    outcome (the audit trail). The record of a success commits in the transaction of the
+//!    change itself (the service writes it, see [`crate::services::audit`]), so no crash can
+//!    leave a refund that nobody is recorded as having made; an action whose use case takes no
+//!    record yet, or that changed nothing, is recorded right after it. A failure is recorded
+//!    as `dashboard.<action>.failed`; a refund the processor refuses after its reservation
+//!    committed has both events (it was made, then failed).
 
 use crate::error::{ApiError, ApiResult};
 use crate::objects::commerce::{Order, Refund};
 use crate::objects::credits::CreditEntry;
 use crate::objects::customer::Subscription;
-use crate::services::dashboard::audit::audit;
+use crate::services::audit::AuditRecord;
+use crate::services::dashboard::audit::{self, audit};
 use crate::services::dashboard::{Permission, Role, SignedIn};
 use crate::services::idempotency::{self, Outcome};
 use crate::services::keys::{self, KeyKind, NewKey};
@@ -61,7 +67,12 @@ where
         Err(e) => return Err(e),
     }
     tx.commit().await?;
-    match work.await {
+    let outcome = work.await;
+    if outcome.is_ok() {
+        // Crash tests: the action committed, nothing after it did.
+        crate::failpoint::hit("dashboard.after_action").await;
+    }
+    match outcome {
         Ok(value) => {
             let body = serde_json::to_string(&value).map_err(|e| ApiError::Internal(e.into()))?;
             idempotency::complete(state, &scope, key, 200, &body).await?;
@@ -86,6 +97,27 @@ struct Action<'a> {
     object: &'a str,
     sub: Submitted<'a>,
     detail: Value,
+    /// The record of its success, for the use case to commit with its change.
+    record: AuditRecord,
+}
+
+impl<'a> Action<'a> {
+    fn new(
+        user: &SignedIn,
+        permission: Permission,
+        name: &'a str,
+        object: &'a str,
+        sub: Submitted<'a>,
+        detail: Value,
+    ) -> Action<'a> {
+        let record = audit::record(user, name, object, json!({"params": detail, "outcome": "succeeded"}));
+        Action { permission, name, object, sub, detail, record }
+    }
+
+    /// The record a use case writes in the transaction of its change.
+    fn audit(&self) -> Option<&AuditRecord> {
+        Some(&self.record)
+    }
 }
 
 /// What every action form sends besides its fields.
@@ -98,12 +130,13 @@ pub struct Submitted<'a> {
 }
 
 /// Runs a permitted action once and records it (its failure too, with the error's code).
-async fn act<T, Fut>(state: &AppState, user: &SignedIn, a: Action<'_>, work: Fut) -> ApiResult<Done<T>>
+async fn act<T, Fut>(state: &AppState, user: &SignedIn, a: &Action<'_>, work: Fut) -> ApiResult<Done<T>>
 where
     T: Serialize,
     Fut: Future<Output = ApiResult<T>>,
 {
-    let Action { permission, name: action, object, sub, detail } = a;
+    let (permission, action, object, sub, detail, record) =
+        (a.permission, a.name, a.object, a.sub, &a.detail, &a.record);
     if let Err(e) = user.role.require(permission) {
         audit(state, user, &format!("{action}.refused"), object, json!({"params": detail, "reason": "role"})).await?;
         return Err(e);
@@ -114,9 +147,7 @@ where
     let fingerprint = format!("{action} {object} {detail}");
     let result = once(state, user, sub.key, &fingerprint, work).await;
     match &result {
-        Ok(Done::Now(_)) => {
-            audit(state, user, action, object, json!({"params": detail, "outcome": "succeeded"})).await?
-        }
+        Ok(Done::Now(_)) => audit::commit(state, record).await?,
         Ok(Done::Before) => {}
         Err(e) => {
             let outcome = json!({"params": detail, "outcome": "failed", "error": e.to_string()});
@@ -166,10 +197,8 @@ pub async fn capture_order(
     sub: Submitted<'_>,
 ) -> ApiResult<Done<Order>> {
     let amount = if user.role.allows(Permission::ManageOrders) { order_amount(state, id, amount).await? } else { None };
-    let detail = json!({"amount": amount});
-    let work = orders::capture(state, id, CaptureInput { amount });
-    let a = Action { permission: Permission::ManageOrders, name: "order.capture", object: id, sub, detail };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageOrders, "order.capture", id, sub, json!({"amount": amount}));
+    act(state, user, &a, orders::capture(state, id, CaptureInput { amount }, a.audit())).await
 }
 
 pub async fn refund_order(
@@ -183,26 +212,26 @@ pub async fn refund_order(
     let amount = if user.role.allows(Permission::ManageOrders) { order_amount(state, id, amount).await? } else { None };
     let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_string);
     let detail = json!({"amount": amount, "reason": reason});
-    let work = orders::refund(state, id, RefundInput { amount, reason });
-    let a = Action { permission: Permission::ManageOrders, name: "order.refund", object: id, sub, detail };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageOrders, "order.refund", id, sub, detail);
+    act(state, user, &a, orders::refund(state, id, RefundInput { amount, reason }, a.audit())).await
 }
 
 pub async fn cancel_order(state: &AppState, user: &SignedIn, id: &str, sub: Submitted<'_>) -> ApiResult<Done<Order>> {
-    let work = orders::cancel(state, id);
-    let a = Action { permission: Permission::ManageOrders, name: "order.cancel", object: id, sub, detail: json!({}) };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageOrders, "order.cancel", id, sub, json!({}));
+    act(state, user, &a, orders::cancel(state, id, a.audit())).await
 }
 
 pub async fn fulfill_order(state: &AppState, user: &SignedIn, id: &str, sub: Submitted<'_>) -> ApiResult<Done<Order>> {
+    let a = Action::new(user, Permission::ManageOrders, "order.fulfill", id, sub, json!({}));
     let work = async {
+        let now = state.clock.now();
         let mut tx = state.store.begin().await?;
-        let order = orders::fulfill(&mut tx, state.clock.now(), id).await?;
+        let order = orders::fulfill(&mut tx, now, id).await?;
+        a.record.write(&mut tx, now).await?;
         tx.commit().await?;
         Ok(order)
     };
-    let a = Action { permission: Permission::ManageOrders, name: "order.fulfill", object: id, sub, detail: json!({}) };
-    act(state, user, a, work).await
+    act(state, user, &a, work).await
 }
 
 /// Cancels a subscription now (its open invoices are voided) or at its period end, as
@@ -215,10 +244,8 @@ pub async fn cancel_subscription(
     sub: Submitted<'_>,
 ) -> ApiResult<Done<Subscription>> {
     let detail = json!({"at_period_end": at_period_end});
-    let work = subscriptions::cancel(state, id, CancelInput { at_period_end: Some(at_period_end) });
-    let a =
-        Action { permission: Permission::ManageSubscriptions, name: "subscription.cancel", object: id, sub, detail };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageSubscriptions, "subscription.cancel", id, sub, detail);
+    act(state, user, &a, subscriptions::cancel(state, id, CancelInput { at_period_end: Some(at_period_end) })).await
 }
 
 /// Undoes a cancel at the period end, as `POST /admin/subscriptions/{id}/resume` does.
@@ -228,15 +255,8 @@ pub async fn resume_subscription(
     id: &str,
     sub: Submitted<'_>,
 ) -> ApiResult<Done<Subscription>> {
-    let work = subscriptions::resume(state, id);
-    let a = Action {
-        permission: Permission::ManageSubscriptions,
-        name: "subscription.resume",
-        object: id,
-        sub,
-        detail: json!({}),
-    };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageSubscriptions, "subscription.resume", id, sub, json!({}));
+    act(state, user, &a, subscriptions::resume(state, id)).await
 }
 
 /// Adds (or with a negative amount removes) credits, with a reason, as the admin API's
@@ -251,17 +271,19 @@ pub async fn adjust_credits(
 ) -> ApiResult<Done<CreditEntry>> {
     let detail = json!({"amount": amount.trim(), "reason": reason});
     let source = format!("dashboard:{}:{}", user.user_id, sub.key.trim());
+    let a = Action::new(user, Permission::AdjustCredits, "credits.adjust", customer, sub, detail);
     let work = async {
         let amount: i64 =
             amount.trim().parse().map_err(|_| ApiError::invalid("amount", "Enter a whole number of credits."))?;
         let input = credits::AdjustInput { amount, reason: reason.to_string() };
+        let now = state.clock.now();
         let mut tx = state.store.begin().await?;
-        let entry = credits::adjust(&mut tx, state.clock.now(), customer, source, input).await?;
+        let entry = credits::adjust(&mut tx, now, customer, source, input).await?;
+        a.record.write(&mut tx, now).await?;
         tx.commit().await?;
         Ok(entry)
     };
-    let a = Action { permission: Permission::AdjustCredits, name: "credits.adjust", object: customer, sub, detail };
-    act(state, user, a, work).await
+    act(state, user, &a, work).await
 }
 
 /// A created key and its secret, shown once.
@@ -286,12 +308,12 @@ pub async fn create_api_key(
     };
     let name = validate::optional_text("name", name.map(str::trim).filter(|n| !n.is_empty()), 200)?;
     let detail = json!({"kind": kind.as_str(), "name": name});
+    let a = Action::new(user, Permission::ManageApiKeys, "api_key.create", "api_keys", sub, detail);
     let work = async {
         let key: NewKey = keys::create(&state.store, kind, name, state.clock.now()).await?;
         Ok(CreatedKey { id: key.row.id, secret: key.secret })
     };
-    let a = Action { permission: Permission::ManageApiKeys, name: "api_key.create", object: "api_keys", sub, detail };
-    act(state, user, a, work).await
+    act(state, user, &a, work).await
 }
 
 pub async fn revoke_api_key(state: &AppState, user: &SignedIn, id: &str, sub: Submitted<'_>) -> ApiResult<Done<bool>> {
@@ -302,9 +324,8 @@ pub async fn revoke_api_key(state: &AppState, user: &SignedIn, id: &str, sub: Su
             Err(ApiError::not_found("api_key", id))
         }
     };
-    let a =
-        Action { permission: Permission::ManageApiKeys, name: "api_key.revoke", object: id, sub, detail: json!({}) };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageApiKeys, "api_key.revoke", id, sub, json!({}));
+    act(state, user, &a, work).await
 }
 
 pub async fn create_user(
@@ -317,9 +338,10 @@ pub async fn create_user(
 ) -> ApiResult<Done<crate::services::dashboard::users::User>> {
     let role = Role::parse(role)?;
     let detail = json!({"email": email.trim().to_lowercase(), "role": role.as_str()});
-    let work = crate::services::dashboard::users::create(&state.store, email, role, password, state.clock.now());
-    let a = Action { permission: Permission::ManageUsers, name: "user.create", object: "dashboard_users", sub, detail };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageUsers, "user.create", "dashboard_users", sub, detail);
+    let now = state.clock.now();
+    let work = crate::services::dashboard::users::create_audited(&state.store, email, role, password, now, a.audit());
+    act(state, user, &a, work).await
 }
 
 /// Sends an event again to one endpoint (the delivery log's "resend").
@@ -332,9 +354,8 @@ pub async fn resend_event(
 ) -> ApiResult<Done<crate::objects::webhook_endpoint::EventResent>> {
     let input = crate::services::webhook_endpoints::ResendInput { webhook_endpoint: Some(endpoint.to_string()) };
     let detail = json!({"webhook_endpoint": endpoint});
-    let work = crate::services::webhook_endpoints::resend(state, event, input);
-    let a = Action { permission: Permission::ManageWebhooks, name: "event.resend", object: event, sub, detail };
-    act(state, user, a, work).await
+    let a = Action::new(user, Permission::ManageWebhooks, "event.resend", event, sub, detail);
+    act(state, user, &a, crate::services::webhook_endpoints::resend(state, event, input)).await
 }
 
 #[cfg(test)]

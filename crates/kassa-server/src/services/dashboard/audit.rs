@@ -4,14 +4,14 @@
 //! the object's page in the dashboard).
 
 use crate::error::ApiResult;
+use crate::services::audit::AuditRecord;
 use crate::services::dashboard::SignedIn;
 use crate::state::AppState;
-use kassa_store::events;
 use serde_json::{Value, json};
 
-/// Records `dashboard.<action>` about `object`, naming the user.
-pub async fn audit(state: &AppState, user: &SignedIn, action: &str, object: &str, detail: Value) -> ApiResult<()> {
-    let now = state.clock.now();
+/// The event `dashboard.<action>` about `object`, naming the user; a service writes it in the
+/// transaction of the change ([`AuditRecord`]).
+pub fn record(user: &SignedIn, action: &str, object: &str, detail: Value) -> AuditRecord {
     let data = json!({
         "object": "dashboard_action",
         "action": action,
@@ -19,8 +19,22 @@ pub async fn audit(state: &AppState, user: &SignedIn, action: &str, object: &str
         "user": {"id": user.user_id, "email": user.email, "role": user.role.as_str()},
         "detail": detail,
     });
+    AuditRecord::new(format!("dashboard.{action}"), object, data)
+}
+
+/// Records `dashboard.<action>` about `object` in a transaction of its own: for what changes
+/// nothing else (a sign-in, a refused or failed action).
+pub async fn audit(state: &AppState, user: &SignedIn, action: &str, object: &str, detail: Value) -> ApiResult<()> {
+    commit(state, &record(user, action, object, detail)).await
+}
+
+/// Writes `record` in a transaction of its own (unless a use case wrote it already).
+pub async fn commit(state: &AppState, record: &AuditRecord) -> ApiResult<()> {
+    if record.written() {
+        return Ok(());
+    }
     let mut tx = state.store.begin().await?;
-    events::record(&mut tx, &format!("dashboard.{action}"), object, &data, now).await?;
+    record.write(&mut tx, state.clock.now()).await?;
     tx.commit().await?;
     Ok(())
 }

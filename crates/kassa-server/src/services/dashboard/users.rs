@@ -10,6 +10,7 @@
 //!   address without locking the real user out from another.
 
 use crate::error::{ApiError, ApiResult};
+use crate::services::audit::AuditRecord;
 use crate::services::dashboard::Role;
 use crate::services::dashboard::audit::audit;
 use crate::services::dashboard::signed_in::SignedIn;
@@ -98,6 +99,18 @@ impl From<UserRow> for User {
 /// Creates a user (`kassa users create`, or an owner in the dashboard); 409 when the email
 /// is taken.
 pub async fn create(store: &Store, email: &str, role: Role, password: &str, now: i64) -> ApiResult<User> {
+    create_audited(store, email, role, password, now, None).await
+}
+
+/// [`create`], with `audit` (the owner who added the user) committed with the new user.
+pub async fn create_audited(
+    store: &Store,
+    email: &str,
+    role: Role,
+    password: &str,
+    now: i64,
+    audit: Option<&AuditRecord>,
+) -> ApiResult<User> {
     let email = normalize_email(email)?;
     check_password_rules(password)?;
     let row = UserRow {
@@ -108,9 +121,12 @@ pub async fn create(store: &Store, email: &str, role: Role, password: &str, now:
         created: now,
         updated: now,
     };
-    if !db::insert_user(store.writer(), &row).await? {
+    let mut tx = store.begin().await?;
+    if !db::insert_user(tx.conn(), &row).await? {
         return Err(ApiError::conflict("user_exists", format!("A dashboard user with the email {email} exists.")));
     }
+    crate::services::audit::write(audit, &mut tx, now).await?;
+    tx.commit().await?;
     Ok(row.into())
 }
 
