@@ -177,3 +177,43 @@ async fn configuration_changed_on_another_server_is_charged_at_once() {
     assert_eq!(paid["payment"]["amount"].as_i64().unwrap(), expected, "{paid}");
     assert_eq!(paid["order"]["total"].as_i64().unwrap(), expected);
 }
+
+/// A cart created on server B right after server A changed the configuration is priced with
+/// the new figures: B creates carts from its copies as of the newest version it has seen,
+/// without reading the version first, and its insert, which observes the version, runs the
+/// creation again when that was not the newest (`Tx::assume_config_version`).
+#[tokio::test]
+async fn a_cart_created_after_a_change_on_another_server_uses_the_change() {
+    let (_db, url) = TestDb::fresh().await;
+    let a = start(&url);
+    let b = start(&url);
+    let (sk, pk) = a.keys.clone().expect("a fresh database prints its keys");
+    let api_a = remote(&a.address, &sk, &pk);
+    let api_b = remote(&b.address, &sk, &pk);
+    let shop = shop(&api_a, 100).await;
+    let compact = |email: &str| {
+        json!({"region": shop.region, "email": email, "shipping_address": address(),
+               "shipping_option": shop.shipping, "items": [{"price": shop.untracked.1}]})
+    };
+    // B keeps copies of the region, the shipping option and the price.
+    let first = api_b.post("/store/carts", As::Store, compact("first@example.com")).await.ok();
+    api_b.post("/store/carts", As::Store, json!({"region": shop.region})).await.ok();
+    // A: 20 % tax, shipping 700.
+    api_a
+        .post(
+            &format!("/admin/regions/{}", shop.region),
+            As::Admin,
+            json!({"tax_rates": [{"name": "VAT", "percentage": "20"}]}),
+        )
+        .await
+        .ok();
+    api_a.post(&format!("/admin/shipping-options/{}", shop.shipping), As::Admin, json!({"amount": 700})).await.ok();
+    // B's next cart: its copies are of the version before.
+    let cart = api_b.post("/store/carts", As::Store, compact("second@example.com")).await.ok();
+    assert_eq!(cart["shipping_total"], 700, "{cart}");
+    assert!(cart["tax_total"].as_i64().unwrap() >= 80, "20 % of 400 at least: {cart}");
+    assert_ne!(cart["total"], first["total"]);
+    // And a third, created at once (no retry needed now), the same.
+    let again = api_b.post("/store/carts", As::Store, compact("third@example.com")).await.ok();
+    assert_eq!(again["total"], cart["total"]);
+}
