@@ -15,13 +15,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most: 40 to 41
-/// measured on PostgreSQL and 43 to 46 on SQLite (its cart change with a new line is two
-/// statements, a CTE on PostgreSQL), with no webhook endpoint. About 5 % headroom: the API-key
-/// lookup (once a second per key, so 0 to 2 times in a checkout this slow) and the guest's
-/// processor customer (created by a woken job, or by pay if it gets there first) overlap a
+/// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most, on
+/// PostgreSQL: 36 to 37 measured with no webhook endpoint (pay locks its cart and payment in
+/// one statement and writes the order, the cart and the payment in one; a new cart's insert
+/// observes the configuration version). Headroom of 4: the API-key lookup (once a second per
+/// key, so 0 to 2 times in a checkout as slow as this test's) and the guest's processor
+/// customer (created by a woken job, or by pay if it gets there first: +1 or 2) overlap a
 /// checkout differently from run to run.
-const MAX_ROUND_TRIPS: u64 = 48;
+const MAX_ROUND_TRIPS_POSTGRES: u64 = 41;
+/// The same on SQLite: 42 to 43 measured (no data-modifying CTEs there: the order, the cart
+/// and the payment are three statements, a cart change with a new line two, and a new cart
+/// reads the configuration version at commit), the same headroom.
+const MAX_ROUND_TRIPS_SQLITE: u64 = 47;
 /// Write transactions per checkout, at most: 6 measured (one per request but the confirmation
 /// token's), one of headroom.
 const MAX_TRANSACTIONS: u64 = 7;
@@ -115,7 +120,8 @@ async fn a_seven_request_checkout_stays_within_its_round_trips() {
         eprintln!("checkout {n}: {} round trips, {} write transactions", used.0, used.1);
         worst = (worst.0.max(used.0), worst.1.max(used.1));
     }
-    assert!(worst.0 <= MAX_ROUND_TRIPS, "a checkout took {} round trips (at most {MAX_ROUND_TRIPS})", worst.0);
+    let max_round_trips = if url.starts_with("postgres") { MAX_ROUND_TRIPS_POSTGRES } else { MAX_ROUND_TRIPS_SQLITE };
+    assert!(worst.0 <= max_round_trips, "a checkout took {} round trips (at most {max_round_trips})", worst.0);
     assert!(worst.1 <= MAX_TRANSACTIONS, "a checkout took {} write transactions (at most {MAX_TRANSACTIONS})", worst.1);
 }
 
