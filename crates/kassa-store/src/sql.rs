@@ -207,14 +207,6 @@ pub(crate) fn shift_placeholders(statement: &str, by: usize) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_shift() {
-        assert_eq!(super::shift_placeholders("a = $1, b = $12 WHERE id = $2", 20), "a = $21, b = $32 WHERE id = $22");
-    }
-}
-
 /// A boolean column. SQLite has no boolean type (Kassa's SQLite schema stores 0/1 in
 /// INTEGER columns, which is all sqlx's Any driver can read from SQLite) while PostgreSQL
 /// has BOOLEAN; this decodes either. Row structs read it with `#[sqlx(try_from = "DbBool")]`.
@@ -244,5 +236,13 @@ impl<'r> sqlx::Decode<'r, Any> for DbBool {
         } else {
             Ok(DbBool(<i64 as sqlx::Decode<Any>>::decode(value)? != 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_shift() {
+        assert_eq!(super::shift_placeholders("a = $1, b = $12 WHERE id = $2", 20), "a = $21, b = $32 WHERE id = $22");
     }
 }
