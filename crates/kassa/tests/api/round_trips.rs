@@ -18,15 +18,15 @@ use std::time::Duration;
 /// Round trips (statements, BEGIN, COMMIT, ROLLBACK, pings) per checkout, at most, on
 /// PostgreSQL: 36 to 37 measured with no webhook endpoint (pay locks its cart and payment in
 /// one statement and writes the order, the cart and the payment in one; a new cart's insert
-/// observes the configuration version). Headroom of 4: the API-key lookup (once a second per
+/// observes the configuration version). Headroom of 5: the API-key lookup (once a second per
 /// key, so 0 to 2 times in a checkout as slow as this test's) and the guest's processor
 /// customer (created by a woken job, or by pay if it gets there first: +1 or 2) overlap a
-/// checkout differently from run to run.
-const MAX_ROUND_TRIPS_POSTGRES: u64 = 41;
-/// The same on SQLite: 42 to 43 measured (no data-modifying CTEs there: the order, the cart
-/// and the payment are three statements, a cart change with a new line two, and a new cart
-/// reads the configuration version at commit), the same headroom.
-const MAX_ROUND_TRIPS_SQLITE: u64 = 47;
+/// checkout differently from run to run (seen: up to +5 over the usual figure on SQLite).
+const MAX_ROUND_TRIPS_POSTGRES: u64 = 42;
+/// The same on SQLite: 42 to 43 measured, once 47 (no data-modifying CTEs there: the order,
+/// the cart and the payment are three statements, a cart change with a new line two, and a
+/// new cart reads the configuration version at commit), the same headroom.
+const MAX_ROUND_TRIPS_SQLITE: u64 = 48;
 /// Write transactions per checkout, at most: 6 measured (one per request but the confirmation
 /// token's), one of headroom.
 const MAX_TRANSACTIONS: u64 = 7;
