@@ -98,16 +98,23 @@ pub async fn insert(tx: &mut Tx, c: &CartRow) -> Result<()> {
 
 /// Inserts a new cart and its lines: one statement on PostgreSQL (the lines' insert runs on
 /// the cart's, in a CTE; their foreign key is checked at the end of the statement), the cart
-/// and then all lines in one multi-row insert on SQLite (no data-modifying CTEs there).
+/// and then all lines in one multi-row insert on SQLite (no data-modifying CTEs there). On
+/// PostgreSQL the statement also observes the configuration version (`RETURNING`), which
+/// confirms a version the transaction assumed (`Tx::assume_config_version`).
 pub async fn insert_with_lines(tx: &mut Tx, c: &CartRow, lines: &[LineRow]) -> Result<()> {
-    if lines.is_empty() {
-        bind_insert(sql::query(INSERT_CART), c).execute(tx.conn()).await?;
-        return Ok(());
-    }
+    const VERSION: &str = " RETURNING (SELECT version FROM config_version WHERE id = 1)";
     match tx.backend() {
         crate::Backend::Postgres => {
-            let statement = format!("WITH new_cart AS ({INSERT_CART}) {}", insert_lines_sql(23, lines.len()));
-            bind_lines(bind_insert(sql::query(&statement), c), lines).execute(tx.conn()).await?;
+            let statement = if lines.is_empty() {
+                format!("{INSERT_CART}{VERSION}")
+            } else {
+                format!("WITH new_cart AS ({INSERT_CART}) {}{VERSION}", insert_lines_sql(23, lines.len()))
+            };
+            let version: i64 = sqlx::Row::try_get(
+                &bind_lines(bind_insert(sql::query(&statement), c), lines).fetch_one(tx.conn()).await?,
+                0,
+            )?;
+            tx.observe_config_version(version)?;
         }
         crate::Backend::Sqlite => {
             bind_insert(sql::query(INSERT_CART), c).execute(tx.conn()).await?;
@@ -159,24 +166,62 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Option<CartRow>> {
 /// statement also observes the configuration version (see `config_cache`), so that the
 /// change's regions, shipping options and prices come from memory without another statement.
 pub async fn lock_with_lines(tx: &mut Tx, id: &str) -> Result<Option<(CartRow, Vec<LineRow>)>> {
-    use sqlx::{FromRow, Row};
     let lock = match tx.backend() {
         crate::Backend::Postgres => " FOR UPDATE OF c",
         crate::Backend::Sqlite => "",
     };
-    let line_columns: Vec<String> = LINE_COLUMNS.split(", ").map(|c| format!("l.{c} AS line_{c}")).collect();
     let statement = format!(
         "SELECT {}, (SELECT version FROM config_version WHERE id = 1) AS config_version, {} \
          FROM carts c LEFT JOIN cart_lines l ON l.cart = c.id WHERE c.id = $1 ORDER BY l.position, l.id{lock}",
         sql::qualified("c", CART_COLUMNS),
-        line_columns.join(", ")
+        line_columns()
     );
     let rows = sql::query(&statement).bind(id).fetch_all(tx.conn()).await?;
+    Ok(cart_with_lines(tx, &rows)?.map(|(cart, lines, _)| (cart, lines)))
+}
+
+/// [`lock_with_lines`] and the payment `payment` locked too, in one statement (a payment
+/// being applied to its cart: the lock order is the cart, then the payment). `None` when the
+/// cart or the payment does not exist (the caller then takes them one by one).
+pub async fn lock_with_lines_and_payment(
+    tx: &mut Tx,
+    id: &str,
+    payment: &str,
+) -> Result<Option<(CartRow, Vec<LineRow>, crate::payments::PaymentRow)>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR UPDATE OF c, p",
+        crate::Backend::Sqlite => "",
+    };
+    let statement = format!(
+        "SELECT {}, (SELECT version FROM config_version WHERE id = 1) AS config_version, {}, {} \
+         FROM carts c JOIN payments p ON p.id = $2 LEFT JOIN cart_lines l ON l.cart = c.id \
+         WHERE c.id = $1 ORDER BY l.position, l.id{lock}",
+        sql::qualified("c", CART_COLUMNS),
+        line_columns(),
+        crate::payments::prefixed_columns("p", "payment_")
+    );
+    let rows = sql::query(&statement).bind(id).bind(payment).fetch_all(tx.conn()).await?;
+    let Some((cart, lines, first)) = cart_with_lines(tx, &rows)? else { return Ok(None) };
+    Ok(Some((cart, lines, crate::payments::from_prefixed_row(first, "payment_")?)))
+}
+
+/// The lines' columns as `line_{column}`, beside the cart's.
+fn line_columns() -> String {
+    LINE_COLUMNS.split(", ").map(|c| format!("l.{c} AS line_{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The cart, its lines and the first row, from the rows of a cart joined with its lines (and
+/// the configuration version, which the transaction observes).
+fn cart_with_lines<'r>(
+    tx: &mut Tx,
+    rows: &'r [sqlx::any::AnyRow],
+) -> Result<Option<(CartRow, Vec<LineRow>, &'r sqlx::any::AnyRow)>> {
+    use sqlx::{FromRow, Row};
     let Some(first) = rows.first() else { return Ok(None) };
     let cart = CartRow::from_row(first)?;
-    tx.observe_config_version(first.try_get("config_version")?);
+    tx.observe_config_version(first.try_get("config_version")?)?;
     let mut lines = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let Some(line_id) = row.try_get::<Option<String>, _>("line_id")? else { continue };
         lines.push(LineRow {
             id: line_id,
@@ -192,17 +237,17 @@ pub async fn lock_with_lines(tx: &mut Tx, id: &str) -> Result<Option<(CartRow, V
             position: row.try_get("line_position")?,
         });
     }
-    Ok(Some((cart, lines)))
+    Ok(Some((cart, lines, first)))
 }
 
-const SAVE_CART: &str = "UPDATE carts SET customer = $2, email = $3, region = $4, currency = $5, shipping_option = $6, \
+pub(crate) const SAVE_CART: &str = "UPDATE carts SET customer = $2, email = $3, region = $4, currency = $5, shipping_option = $6, \
     shipping_address = $7, billing_address = $8, status = $9, version = $10, subtotal = $11, \
     discount_total = $12, shipping_total = $13, tax_total = $14, total = $15, metadata = $16, \
     last_activity = $17, completed_at = $18, updated = $19, customer_signed_in = $20 \
     WHERE id = $1";
 
 /// Binds `$1…$20` of [`SAVE_CART`].
-fn bind_save<'q>(q: Statement<'q>, c: &'q CartRow) -> Statement<'q> {
+pub(crate) fn bind_save<'q>(q: Statement<'q>, c: &'q CartRow) -> Statement<'q> {
     q.bind(&c.id)
         .bind(&c.customer)
         .bind(&c.email)

@@ -41,6 +41,17 @@ impl ConfigCache {
         inner
     }
 
+    /// The newest version copies were filed under, if any.
+    pub(crate) fn version(&self) -> Option<i64> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (inner.version > 0 || !inner.entries.is_empty()).then_some(inner.version)
+    }
+
+    /// A transaction observed `version`: older copies go.
+    pub(crate) fn saw(&self, version: i64) {
+        drop(self.current(version));
+    }
+
     /// The copy of `kind`/`id`, if one read at `observed` or later is kept.
     pub(crate) fn get<T: Clone + 'static>(&self, observed: i64, kind: &'static str, id: &str) -> Option<T> {
         let inner = self.current(observed);

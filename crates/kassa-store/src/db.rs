@@ -141,6 +141,7 @@ impl Store {
             events: Vec::new(),
             config: self.config.clone(),
             config_version: None,
+            config_assumed: false,
             events_committed: self.events_committed.clone(),
             webhook_subscriptions: self.webhook_subscriptions.clone(),
         })
@@ -286,6 +287,10 @@ pub struct Tx {
     config: Arc<ConfigCache>,
     /// The configuration version this transaction observed (see `config_cache`).
     config_version: Option<i64>,
+    /// `config_version` is assumed (the newest this server has seen), not observed yet: a
+    /// later statement of the transaction must observe the same value (see
+    /// [`Tx::assume_config_version`]).
+    config_assumed: bool,
     events_committed: Arc<std::sync::atomic::AtomicU64>,
     webhook_subscriptions: Arc<SubscriptionsCache>,
 }
@@ -310,6 +315,11 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<()> {
+        if self.config_assumed {
+            let v: i64 =
+                sql::query_scalar("SELECT version FROM config_version WHERE id = 1").fetch_one(self.conn()).await?;
+            self.observe_config_version(v)?;
+        }
         let events = std::mem::take(&mut self.events);
         let unwanted_at =
             self.webhook_subscriptions.unwanted_at(events.iter().filter(|e| e.for_fan_out()).map(|e| e.kind()));
@@ -344,9 +354,39 @@ impl Tx {
 
     /// Notes the configuration version read within one of this transaction's statements; the
     /// first observation counts (later ones may only be newer, and the transaction's copies
-    /// are at least as new as the first).
-    pub(crate) fn observe_config_version(&mut self, version: i64) {
-        self.config_version.get_or_insert(version);
+    /// are at least as new as the first). When the version was assumed, this is the check of
+    /// the assumption: a newer version aborts the transaction, to be run again (retryable).
+    pub(crate) fn observe_config_version(&mut self, version: i64) -> Result<()> {
+        if !self.config_assumed {
+            self.config_version.get_or_insert(version);
+            return Ok(());
+        }
+        self.config_assumed = false;
+        if Some(version) != self.config_version {
+            // Copies used so far may predate a change: run again, at the version now known.
+            self.config.saw(version);
+            self.config_version = Some(version);
+            return Err(StoreError::Retryable(sqlx::Error::Protocol(
+                "the configuration changed while the transaction used copies of it".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Uses the newest configuration version this server has seen instead of reading it, to
+    /// save the read for a transaction whose first write observes the version anyway (a
+    /// cart's creation: `carts::insert_with_lines`). Copies are then used as of that version,
+    /// and the observation must confirm it before commit: a newer version aborts the
+    /// transaction as retryable, and nothing stale is written. [`Tx::commit`] reads the version
+    /// itself if no statement confirmed it. Does nothing once a version is known.
+    pub fn assume_config_version(&mut self) {
+        if self.config_version.is_some() {
+            return;
+        }
+        if let Some(v) = self.config.version() {
+            self.config_version = Some(v);
+            self.config_assumed = true;
+        }
     }
 
     /// The configuration version this transaction observed, reading it now if it has not.

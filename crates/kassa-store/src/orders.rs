@@ -110,15 +110,76 @@ const REFUND_COLUMNS: &str =
 /// the lines' foreign key is checked at the end of the statement), two on SQLite (no
 /// data-modifying CTEs there), the lines in one multi-row insert either way.
 pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result<()> {
-    let order = format!(
-        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-    );
+    let order = insert_order_sql();
     let one_statement = tx.backend() == crate::Backend::Postgres && !lines.is_empty();
     let statement =
         if one_statement { format!("WITH new_order AS ({order}) {}", lines_sql(25, lines.len())) } else { order };
-    let q = sql::query(&statement)
-        .bind(&o.id)
+    let q = bind_order(sql::query(&statement), o);
+    if one_statement {
+        bind_lines(q, lines).execute(tx.conn()).await?;
+        return Ok(());
+    }
+    q.execute(tx.conn()).await?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let statement = lines_sql(1, lines.len());
+    bind_lines(sql::query(&statement), lines).execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Creates the order that completes `cart` and writes the cart and the payment that pays for
+/// it back (the caller holds both locks and has set their new states): one statement on
+/// PostgreSQL (the order, its lines and the cart's update in CTEs, then the payment's
+/// update), four on SQLite (no data-modifying CTEs there).
+pub async fn insert_completing(
+    tx: &mut Tx,
+    o: &OrderRow,
+    lines: &[OrderLineRow],
+    cart: &crate::carts::CartRow,
+    payment: &crate::payments::PaymentRow,
+) -> Result<()> {
+    if tx.backend() == crate::Backend::Sqlite {
+        insert(tx, o, lines).await?;
+        crate::carts::save(tx, cart).await?;
+        return crate::payments::save(tx, payment).await;
+    }
+    let mut statement = format!("WITH new_order AS ({}), ", insert_order_sql());
+    let mut bound = 24;
+    if !lines.is_empty() {
+        statement.push_str(&format!("new_lines AS ({}), ", lines_sql(bound + 1, lines.len())));
+        bound += 9 * lines.len();
+    }
+    statement.push_str(&format!("saved_cart AS ({}) ", sql::shift_placeholders(crate::carts::SAVE_CART, bound)));
+    statement.push_str(&sql::shift_placeholders(crate::payments::SAVE, bound + 20));
+    let q = bind_lines(bind_order(sql::query(&statement), o), lines);
+    let q = crate::carts::bind_save(q, cart);
+    crate::payments::bind_save(q, payment).execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// `INSERT INTO order_lines … VALUES (…), (…)` for `n` lines, placeholders from `$first`.
+fn lines_sql(first: usize, n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("({})", sql::placeholders(first + i * 9, 9))).collect();
+    format!(
+        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked, position) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The order's insert, `$1…$24`.
+fn insert_order_sql() -> String {
+    format!(
+        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    )
+}
+
+/// Binds `$1…$24` of [`insert_order_sql`].
+fn bind_order<'q>(q: Statement<'q>, o: &'q OrderRow) -> Statement<'q> {
+    q.bind(&o.id)
         .bind(&o.cart)
         .bind(&o.payment)
         .bind(&o.customer)
@@ -141,30 +202,8 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[OrderLineRow]) -> Result
         .bind(o.amount_refunded)
         .bind(&o.metadata)
         .bind(o.created)
-        .bind(o.updated);
-    if one_statement {
-        bind_lines(q, lines).execute(tx.conn()).await?;
-        return Ok(());
-    }
-    q.execute(tx.conn()).await?;
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let statement = lines_sql(1, lines.len());
-    bind_lines(sql::query(&statement), lines).execute(tx.conn()).await?;
-    Ok(())
+        .bind(o.updated)
 }
-
-/// `INSERT INTO order_lines … VALUES (…), (…)` for `n` lines, placeholders from `$first`.
-fn lines_sql(first: usize, n: usize) -> String {
-    let rows: Vec<String> = (0..n).map(|i| format!("({})", sql::placeholders(first + i * 9, 9))).collect();
-    format!(
-        "INSERT INTO order_lines (id, order_id, product, price, name, quantity, unit_amount, stocked, position) VALUES {}",
-        rows.join(", ")
-    )
-}
-
-type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the lines in the order they are given (their ids do not sort by creation).
 fn bind_lines<'q>(mut q: Statement<'q>, lines: &'q [OrderLineRow]) -> Statement<'q> {

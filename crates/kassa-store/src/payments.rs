@@ -226,32 +226,77 @@ pub async fn latest_for_cart<'e, E: Executor<'e, Database = Any>>(db: E, cart: &
     .await?)
 }
 
+/// The update of [`save`], `$1…$14` (also the last part of `orders::insert_completing`).
+pub(crate) const SAVE: &str = "UPDATE payments SET processor_payment_intent = $2, status = $3, amount_capturable = $4, \
+    amount_captured = $5, amount_refunded = $6, failure_code = $7, decline_code = $8, \
+    failure_message = $9, next_action_url = $10, void_reason = $11, updated = $12, \
+    checkout_session = $13, lease_until = $14 \
+    WHERE id = $1";
+
+/// Binds `$1…$14` of [`SAVE`].
+pub(crate) fn bind_save<'q>(q: Statement<'q>, p: &'q PaymentRow) -> Statement<'q> {
+    q.bind(&p.id)
+        .bind(&p.processor_payment_intent)
+        .bind(p.status.as_str())
+        .bind(p.amount_capturable)
+        .bind(p.amount_captured)
+        .bind(p.amount_refunded)
+        .bind(&p.failure_code)
+        .bind(&p.decline_code)
+        .bind(&p.failure_message)
+        .bind(&p.next_action_url)
+        .bind(&p.void_reason)
+        .bind(p.updated)
+        .bind(&p.checkout_session)
+        .bind(p.lease_until)
+}
+
 /// Writes a payment's mutable fields back (the caller holds its lock).
 pub async fn save(tx: &mut Tx, p: &PaymentRow) -> Result<()> {
-    sql::query(
-        "UPDATE payments SET processor_payment_intent = $2, status = $3, amount_capturable = $4, \
-            amount_captured = $5, amount_refunded = $6, failure_code = $7, decline_code = $8, \
-            failure_message = $9, next_action_url = $10, void_reason = $11, updated = $12, \
-            checkout_session = $13, lease_until = $14 \
-         WHERE id = $1",
-    )
-    .bind(&p.id)
-    .bind(&p.processor_payment_intent)
-    .bind(p.status.as_str())
-    .bind(p.amount_capturable)
-    .bind(p.amount_captured)
-    .bind(p.amount_refunded)
-    .bind(&p.failure_code)
-    .bind(&p.decline_code)
-    .bind(&p.failure_message)
-    .bind(&p.next_action_url)
-    .bind(&p.void_reason)
-    .bind(p.updated)
-    .bind(&p.checkout_session)
-    .bind(p.lease_until)
-    .execute(tx.conn())
-    .await?;
+    bind_save(sql::query(SAVE), p).execute(tx.conn()).await?;
     Ok(())
+}
+
+/// The payment columns, each as `{alias}.{column} AS {prefix}{column}`, for a join that
+/// reads a payment beside another table's columns of the same names.
+pub(crate) fn prefixed_columns(alias: &str, prefix: &str) -> String {
+    COLUMNS.split(", ").map(|c| format!("{alias}.{c} AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads a payment selected with [`prefixed_columns`].
+pub(crate) fn from_prefixed_row(row: &sqlx::any::AnyRow, prefix: &str) -> Result<PaymentRow> {
+    use sqlx::Row;
+    let name = |column: &str| format!("{prefix}{column}");
+    let decode = |e: kassa_domain::lifecycle::UnknownStatus| crate::StoreError::from(sqlx::Error::Decode(Box::new(e)));
+    let purpose: String = row.try_get(name("purpose").as_str())?;
+    let status: String = row.try_get(name("status").as_str())?;
+    Ok(PaymentRow {
+        id: row.try_get(name("id").as_str())?,
+        purpose: Purpose::try_from(purpose).map_err(decode)?,
+        cart: row.try_get(name("cart").as_str())?,
+        cart_version: row.try_get(name("cart_version").as_str())?,
+        attempt: row.try_get(name("attempt").as_str())?,
+        checkout_session: row.try_get(name("checkout_session").as_str())?,
+        customer: row.try_get(name("customer").as_str())?,
+        amount: row.try_get(name("amount").as_str())?,
+        currency: row.try_get(name("currency").as_str())?,
+        processor: row.try_get(name("processor").as_str())?,
+        processor_payment_intent: row.try_get(name("processor_payment_intent").as_str())?,
+        source: row.try_get(name("source").as_str())?,
+        status: PaymentStatus::try_from(status).map_err(decode)?,
+        amount_capturable: row.try_get(name("amount_capturable").as_str())?,
+        amount_captured: row.try_get(name("amount_captured").as_str())?,
+        amount_refunded: row.try_get(name("amount_refunded").as_str())?,
+        failure_code: row.try_get(name("failure_code").as_str())?,
+        decline_code: row.try_get(name("decline_code").as_str())?,
+        failure_message: row.try_get(name("failure_message").as_str())?,
+        next_action_url: row.try_get(name("next_action_url").as_str())?,
+        void_reason: row.try_get(name("void_reason").as_str())?,
+        lease_until: row.try_get(name("lease_until").as_str())?,
+        duplicate_of: row.try_get(name("duplicate_of").as_str())?,
+        created: row.try_get(name("created").as_str())?,
+        updated: row.try_get(name("updated").as_str())?,
+    })
 }
 
 /// Takes the lease on a pending payment's processor call, unless another request holds a

@@ -180,6 +180,33 @@ pub fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// `statement` with every placeholder `$n` renumbered `$(n + by)`, to run it as a part (a
+/// CTE) of a statement whose earlier parts bind `by` values.
+pub(crate) fn shift_placeholders(statement: &str, by: usize) -> String {
+    let mut out = String::with_capacity(statement.len() + 16);
+    let mut chars = statement.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while let Some(&(j, d)) = chars.peek() {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            end = j + 1;
+            chars.next();
+        }
+        if end > start {
+            let n: usize = statement[start..end].parse().expect("digits");
+            out.push_str(&(n + by).to_string());
+        }
+    }
+    out
+}
+
 /// A boolean column. SQLite has no boolean type (Kassa's SQLite schema stores 0/1 in
 /// INTEGER columns, which is all sqlx's Any driver can read from SQLite) while PostgreSQL
 /// has BOOLEAN; this decodes either. Row structs read it with `#[sqlx(try_from = "DbBool")]`.
@@ -209,5 +236,13 @@ impl<'r> sqlx::Decode<'r, Any> for DbBool {
         } else {
             Ok(DbBool(<i64 as sqlx::Decode<Any>>::decode(value)? != 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_shift() {
+        assert_eq!(super::shift_placeholders("a = $1, b = $12 WHERE id = $2", 20), "a = $21, b = $32 WHERE id = $22");
     }
 }

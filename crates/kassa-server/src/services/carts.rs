@@ -485,6 +485,10 @@ pub async fn create(tx: &mut Tx, actor: &Actor, input: CreateCart, new: &mut New
     if input.items.len() > MAX_LINES {
         return Err(ApiError::invalid("items", format!("A cart holds at most {MAX_LINES} lines.")));
     }
+    // The configuration (region, shipping option, prices) comes from memory as of the newest
+    // version this server has seen, without reading the version first: the cart's insert
+    // observes it, and a newer one runs the creation again (`Tx::assume_config_version`).
+    tx.assume_config_version();
     let region =
         if IdKind::Region.matches(&input.region) { catalog::region_cached(tx, &input.region).await? } else { None };
     let region = region.ok_or_else(|| ApiError::invalid("region", format!("No such region: '{}'", input.region)))?;

@@ -137,12 +137,23 @@ async fn apply(
             payments::get(tx.conn(), payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?.cart
         }
     };
-    // The cart's lines come with its lock: an order copies them.
-    let (mut cart, lines) = match &cart_id {
-        Some(id) => carts::lock_with_lines(tx, id).await?.unzip(),
-        None => (None, None),
+    // The cart's lines come with its lock: an order copies them. The cart and the payment are
+    // locked by one statement when both exist.
+    let locked = match &cart_id {
+        Some(id) => carts::lock_with_lines_and_payment(tx, id, payment_id).await?,
+        None => None,
     };
-    let mut p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+    let (mut cart, lines, mut p) = match locked {
+        Some((cart, lines, p)) => (Some(cart), Some(lines), p),
+        None => {
+            let (cart, lines) = match &cart_id {
+                Some(id) => carts::lock_with_lines(tx, id).await?.unzip(),
+                None => (None, None),
+            };
+            let p = payments::lock(tx, payment_id).await?.ok_or_else(|| ApiError::not_found("payment", payment_id))?;
+            (cart, lines, p)
+        }
+    };
     if let Some(kept) = &p.processor_payment_intent
         && *kept != pi.id
     {
@@ -175,13 +186,23 @@ async fn apply(
         tracing::warn!(payment = %p.id, cart = ?p.cart, reason = ?p.void_reason, "secured payment cannot complete its cart; giving it back");
     }
     let mut created = None;
+    // The order created here, written with the payment's update at the end (one statement on
+    // PostgreSQL) unless an effect reads it before.
+    let mut unwritten: Option<settlement::UnwrittenOrder> = None;
     for effect in &t.effects {
+        if !matches!(effect, PaymentEffect::CreateOrder | PaymentEffect::Record(_))
+            && let (Some(order), Some(cart)) = (unwritten.take(), cart.as_ref())
+        {
+            settlement::write_order(tx, &order, cart).await?;
+        }
         match effect {
             PaymentEffect::CreateOrder => {
                 let cart =
                     cart.as_mut().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payment {} has no cart", p.id)))?;
                 let lines = lines.as_deref().unwrap_or_default();
-                created = Some(settlement::create_order(tx, cart, lines, &p, pi.amount_received, now).await?);
+                let (shown, order) = settlement::create_order(tx, cart, lines, &p, pi.amount_received, now).await?;
+                created = Some(shown);
+                unwritten = Some(order);
             }
             PaymentEffect::AddCredits => settlement::add_top_up_credits(tx, &p, now).await?,
             PaymentEffect::MarkOrderCaptured { amount_captured } => {
@@ -205,7 +226,7 @@ async fn apply(
             PaymentEffect::Record(_) => {}
         }
     }
-    if p == unchanged {
+    if p == unchanged && unwritten.is_none() {
         // A late or repeated report of what is recorded already: nothing to write.
         return Ok((p, None));
     }
@@ -214,7 +235,12 @@ async fn apply(
         p.lease_until = None;
     }
     p.updated = now;
-    payments::save(tx, &p).await?;
+    match (&unwritten, &cart) {
+        (Some(order), Some(cart)) => {
+            kassa_store::orders::insert_completing(tx, &order.row, &order.lines, cart, &p).await?
+        }
+        _ => payments::save(tx, &p).await?,
+    }
     settlement::record_payment_events(tx, &p, &t.effects, now).await?;
     Ok((p, created))
 }

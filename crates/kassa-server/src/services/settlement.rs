@@ -28,9 +28,25 @@ const TOP_UP: &str = "top_up";
 /// The ledger kind of the entry that takes back a refunded top-up's credits.
 const REFUND_REVERSAL: &str = "refund_reversal";
 
+/// An order made by [`create_order`] and not written yet: the caller writes it together with
+/// its cart and payment (`orders::insert_completing`: one statement on PostgreSQL), or with
+/// [`write_order`] before anything reads it.
+pub struct UnwrittenOrder {
+    pub row: OrderRow,
+    pub lines: Vec<OrderLineRow>,
+}
+
+/// Writes an [`UnwrittenOrder`] and its completed cart now.
+pub async fn write_order(tx: &mut Tx, order: &UnwrittenOrder, cart: &CartRow) -> ApiResult<()> {
+    orders::insert(tx, &order.row, &order.lines).await?;
+    carts::save(tx, cart).await?;
+    Ok(())
+}
+
 /// The money for `cart` (holding `lines`) is secured by `p` (and the cart can take it): create the order,
 /// complete the cart and take its reserved stock, record `order.created`. Returns the order as
-/// the API shows it (the pay call answers with it without reading it back).
+/// the API shows it (the pay call answers with it without reading it back), and the order
+/// with the cart's new state still to be written (see [`UnwrittenOrder`]).
 pub async fn create_order(
     tx: &mut Tx,
     cart: &mut CartRow,
@@ -38,7 +54,7 @@ pub async fn create_order(
     p: &PaymentRow,
     amount_captured: i64,
     now: i64,
-) -> ApiResult<Order> {
+) -> ApiResult<(Order, UnwrittenOrder)> {
     let completed = cart::transition(cart.status, CartInput::Complete)?;
     let state = OrderState::new(p.amount, amount_captured, p.status == PaymentStatus::Authorized);
     let order = OrderRow {
@@ -80,7 +96,6 @@ pub async fn create_order(
             stocked: l.reserved,
         })
         .collect();
-    orders::insert(tx, &order, &order_lines).await?;
     for effect in &completed.effects {
         match effect {
             CartEffect::TakeReservedStock => {
@@ -96,11 +111,9 @@ pub async fn create_order(
     cart.status = completed.next;
     cart.completed_at = Some(now);
     cart.updated = now;
-    carts::save(tx, cart).await?;
-    let order_id = order.id.clone();
-    let shown = Order::from_rows(order, order_lines);
-    events::record(tx, "order.created", &order_id, &shown, now).await?;
-    Ok(shown)
+    let shown = Order::from_rows(order.clone(), order_lines.clone());
+    events::record(tx, "order.created", &order.id, &shown, now).await?;
+    Ok((shown, UnwrittenOrder { row: order, lines: order_lines }))
 }
 
 /// A top-up's payment is secured: add its credits, once per checkout session.
