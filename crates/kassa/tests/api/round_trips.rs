@@ -152,8 +152,8 @@ async fn configuration_changed_on_another_server_is_charged_at_once() {
 #[tokio::test]
 async fn a_cart_created_after_a_change_on_another_server_uses_the_change() {
     let (_db, url) = TestDb::fresh().await;
-    let a = start(&url);
-    let b = start(&url);
+    let a = start_binary(&url, QUIET);
+    let b = start_binary(&url, QUIET);
     let (sk, pk) = a.keys.clone().expect("a fresh database prints its keys");
     let api_a = remote(&a.address, &sk, &pk);
     let api_b = remote(&b.address, &sk, &pk);
