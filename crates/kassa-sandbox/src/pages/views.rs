@@ -48,6 +48,32 @@ pub struct Typed {
     pub exp: Option<String>,
 }
 
+/// The card number, expiry and security code inputs of every page that takes a card (this
+/// checkout, Kassa's hosted invoice page and billing portal): one markup, so that their
+/// labels, autocomplete hints and error wiring stay alike. With an `error` the number is
+/// marked invalid and described by the error box.
+pub fn card_fields(typed: &Typed, error: Option<&str>) -> Markup {
+    let invalid = error.is_some().then_some("true");
+    let described = error.map(|_| "payment-error");
+    html! {
+        label for="number" { "Card number" }
+        input #number name="number" inputmode="numeric" autocomplete="cc-number"
+            placeholder="1234 1234 1234 1234" required value=[typed.number.as_deref()]
+            aria-invalid=[invalid] aria-describedby=[described];
+        div.row {
+            div {
+                label for="exp" { "Expiration date" }
+                input #exp name="exp" autocomplete="cc-exp" placeholder="MM / YY" required
+                    value=[typed.exp.as_deref()];
+            }
+            div {
+                label for="cvc" { "Security code" }
+                input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
+            }
+        }
+    }
+}
+
 /// The names of the lines Kassa adds after a cart's items (see `services::checkout_sessions`).
 const AFTER_SUBTOTAL: &[&str] = &["Shipping", "Tax"];
 
@@ -104,8 +130,6 @@ pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed,
         lines.len() - lines.iter().rev().take_while(|l| AFTER_SUBTOTAL.contains(&l.description.as_str())).count();
     let (item_lines, extra_lines) = lines.split_at(items);
     let subtotal: i64 = item_lines.iter().map(|l| l.amount_total).sum();
-    let invalid = error.is_some().then_some("true");
-    let described = error.map(|_| "payment-error");
     layout(
         &title,
         html! {
@@ -169,21 +193,7 @@ pub fn checkout(session: &CheckoutSession, summary: &PageSummary, typed: &Typed,
                     (error_box(error))
                     form method="post" action=(action) {
                         input type="hidden" name="method" value="card";
-                        label for="number" { "Card number" }
-                        input #number name="number" inputmode="numeric" autocomplete="cc-number"
-                            placeholder="1234 1234 1234 1234" required value=[typed.number.as_deref()]
-                            aria-invalid=[invalid] aria-describedby=[described];
-                        div.row {
-                            div {
-                                label for="exp" { "Expiration date" }
-                                input #exp name="exp" autocomplete="cc-exp" placeholder="MM / YY" required
-                                    value=[typed.exp.as_deref()];
-                            }
-                            div {
-                                label for="cvc" { "Security code" }
-                                input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
-                            }
-                        }
+                        (card_fields(typed, error))
                         @if saves_card {
                             div.consent {
                                 p #consent-text {

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use kassa_sandbox::pages::views::{error_box, layout, money};
+use kassa_sandbox::pages::views::{Typed, card_fields, error_box, layout, money};
 use maud::{Markup, html};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,6 +34,8 @@ fn render(app: &AppState, status: StatusCode, inv: &Invoice, token: &str, error:
 fn view(inv: &Invoice, token: &str, error: Option<&str>, can_pay: bool) -> Markup {
     let due = money(inv.amount_remaining, &inv.currency);
     let action = format!("/invoice-pages/{token}");
+    // This page's refusal, else why the last charge failed.
+    let shown_error = error.or(inv.last_payment_error.as_ref().map(|e| e.message.as_str()));
     layout(
         "Invoice",
         html! {
@@ -48,21 +50,9 @@ fn view(inv: &Invoice, token: &str, error: Option<&str>, can_pay: bool) -> Marku
             p #invoice-status { "Status: " strong { (inv.status) } }
             @if inv.status == "open" && can_pay {
                 h2 { "Pay with card" }
-                (error_box(error.or(inv.last_payment_error.as_ref().map(|e| e.message.as_str()))))
+                (error_box(shown_error))
                 form method="post" action=(action) {
-                    label for="number" { "Card number" }
-                    input #number name="number" inputmode="numeric" autocomplete="cc-number"
-                        placeholder="1234 1234 1234 1234" required;
-                    div.row {
-                        div {
-                            label for="exp" { "Expiration date" }
-                            input #exp name="exp" autocomplete="cc-exp" placeholder="MM / YY" required;
-                        }
-                        div {
-                            label for="cvc" { "Security code" }
-                            input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
-                        }
-                    }
+                    (card_fields(&Typed::default(), shown_error))
                     button type="submit" { "Pay " (due) }
                 }
                 p.hint { "Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 3220 asks for 3-D Secure." }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use kassa_sandbox::pages::views::{error_box, layout, money};
+use kassa_sandbox::pages::views::{Typed, card_fields, error_box, layout, money};
 use maud::{Markup, html};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -165,19 +165,7 @@ fn view(portal: &Portal, token: &str, message: Option<&str>, error: Option<&str>
             @if portal.can_update_card {
                 form #update-card method="post" action=(format!("{base}/card")) {
                     (hidden(&portal.forms.form()))
-                    label for="number" { "Card number" }
-                    input #number name="number" inputmode="numeric" autocomplete="cc-number"
-                        placeholder="1234 1234 1234 1234" required;
-                    div.row {
-                        div {
-                            label for="exp" { "Expiration date" }
-                            input #exp name="exp" autocomplete="cc-exp" placeholder="MM / YY" required;
-                        }
-                        div {
-                            label for="cvc" { "Security code" }
-                            input #cvc name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" required;
-                        }
-                    }
+                    (card_fields(&Typed::default(), error))
                     button type="submit" { "Update card" }
                 }
                 p.hint { "Your bank may ask you to confirm the card; a small check of the card is released at once. "
