@@ -2,6 +2,7 @@
 //! API. A key is shown once, when created; only its SHA-256 is stored. A plain hash is enough
 //! (unlike passwords): keys are 40 random base62 characters, far beyond brute force.
 
+use crate::services::audit::{self, AuditRecord};
 use kassa_domain::ids::IdKind;
 use kassa_store::api_keys;
 /// An API key as stored: its hash, never the key.
@@ -49,8 +50,20 @@ fn random_key(kind: KeyKind) -> String {
 }
 
 pub async fn create(store: &Store, kind: KeyKind, name: Option<String>, now: i64) -> Result<NewKey, StoreError> {
+    create_audited(store, kind, name, now, None).await
+}
+
+/// [`create`], with a person's `audit` record (the dashboard's) committed with the key.
+pub async fn create_audited(
+    store: &Store,
+    kind: KeyKind,
+    name: Option<String>,
+    now: i64,
+    audit: Option<&AuditRecord>,
+) -> Result<NewKey, StoreError> {
     let mut tx = store.begin().await?;
     let key = insert_new(&mut tx, kind, name, now).await?;
+    audit::write(audit, &mut tx, now).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -140,9 +153,20 @@ impl KeyCache {
     }
 
     /// Revokes a key, effective at once in this server; returns false when no such key is
-    /// active.
-    pub async fn revoke(&self, store: &Store, id: &str, now: i64) -> Result<bool, StoreError> {
-        let revoked = revoke(store, id, now).await?;
+    /// active. A person's `audit` record (the dashboard's) commits with the revocation.
+    pub async fn revoke(
+        &self,
+        store: &Store,
+        id: &str,
+        now: i64,
+        audit: Option<&AuditRecord>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = store.begin().await?;
+        let revoked = api_keys::revoke(tx.conn(), id, now).await?;
+        if revoked {
+            audit::write(audit, &mut tx, now).await?;
+        }
+        tx.commit().await?;
         self.entries().retain(|_, (row, _)| row.as_ref().is_none_or(|r| r.id != id));
         Ok(revoked)
     }

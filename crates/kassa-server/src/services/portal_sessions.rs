@@ -272,9 +272,9 @@ pub async fn cancel_at_period_end(
     let action = if cancel { "cancel_at_period_end" } else { "resume" };
     let Some(_) = act(state, token, proof, action).await? else { return Ok(Acted::Done) };
     let done = if cancel {
-        subscriptions::cancel(state, subscription, CancelInput { at_period_end: Some(true) }).await
+        subscriptions::cancel(state, subscription, CancelInput { at_period_end: Some(true) }, None).await
     } else {
-        subscriptions::resume(state, subscription).await
+        subscriptions::resume(state, subscription, None).await
     };
     match done {
         Ok(_) => Ok(Acted::Done),

@@ -15,6 +15,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::objects::billing::{Invoice, InvoiceLine, LinePeriod};
 use crate::objects::customer::Subscription;
+use crate::services::audit::{self, AuditRecord};
 use crate::services::invoices::{
     self, REASON_CREATE, REASON_CYCLE, REASON_UPDATE, apply_invoice, apply_subscription, apply_subscription_unwritten,
     customer_now, filter_id,
@@ -392,24 +393,32 @@ async fn carry_out(
     Ok(())
 }
 
-/// Cancel now (open invoices are voided) or at the period end.
-pub async fn cancel(state: &AppState, id: &str, input: CancelInput) -> ApiResult<Subscription> {
+/// Cancel now (open invoices are voided) or at the period end. `audit` (a person's action from
+/// the dashboard) commits with the change.
+pub async fn cancel(
+    state: &AppState,
+    id: &str,
+    input: CancelInput,
+    audit: Option<&AuditRecord>,
+) -> ApiResult<Subscription> {
     let mut tx = state.store.begin().await?;
     let mut sub = locked(&mut tx, id).await?;
     let now = customer_now(state, &mut tx, &sub.customer).await?;
     let at_period_end = input.at_period_end.unwrap_or(false);
     let effects = apply_subscription(&mut tx, &mut sub, SubscriptionInput::Cancel { at_period_end }, now).await?;
     carry_out(&mut tx, &state.public_url, &mut sub, effects, now).await?;
+    audit::write(audit, &mut tx, now).await?;
     tx.commit().await?;
     Ok(sub.into())
 }
 
-/// Undo a cancel at the period end.
-pub async fn resume(state: &AppState, id: &str) -> ApiResult<Subscription> {
+/// Undo a cancel at the period end. `audit` as for [`cancel`].
+pub async fn resume(state: &AppState, id: &str, audit: Option<&AuditRecord>) -> ApiResult<Subscription> {
     let mut tx = state.store.begin().await?;
     let mut sub = locked(&mut tx, id).await?;
     let now = customer_now(state, &mut tx, &sub.customer).await?;
     apply_subscription(&mut tx, &mut sub, SubscriptionInput::Resume, now).await?;
+    audit::write(audit, &mut tx, now).await?;
     tx.commit().await?;
     Ok(sub.into())
 }

@@ -49,7 +49,7 @@ async fn revoked_keys_stop_working_at_once() {
             .await
             .unwrap();
     assert_eq!(app.get("/admin/products", As::Bearer(&key.secret)).await.status, 200);
-    assert!(app.state.api_keys.revoke(&app.state.store, &key.row.id, 1).await.unwrap());
+    assert!(app.state.api_keys.revoke(&app.state.store, &key.row.id, 1, None).await.unwrap());
     let r = app.get("/admin/products", As::Bearer(&key.secret)).await;
     assert_eq!(r.status, 401);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("revoked"));

@@ -586,6 +586,48 @@ async fn staff_cancel_at_period_end_twice_is_done_once_then_resume_then_cancel_n
     assert!(!page.html.contains("/cancel\""), "a canceled subscription offers no action: {}", page.html);
 }
 
+/// An owner creates an API key (its secret shown once, usable at once), a double submission
+/// creates one; revoking it refuses the key at once; both recorded naming the owner.
+#[tokio::test]
+async fn an_owner_creates_a_key_once_for_a_double_submission_then_revokes_it() {
+    let app = spawn_app().await;
+    user(&app, "owner@example.com", Role::Owner).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    let page = b.get("/dashboard/api-keys").await;
+    let (csrf, key) = (page.field("csrf_token"), page.field("idempotency_key"));
+    let before = kassa_store::api_keys::list(app.state.store.reader()).await.unwrap().len();
+    let form = [("csrf_token", csrf.as_str()), ("idempotency_key", key.as_str()), ("kind", "secret"), ("name", "CI")];
+    let created = b.post("/dashboard/api-keys", &form).await;
+    assert_eq!(created.status, 200, "{}", created.html);
+    let marker = "id=\"new-secret\">";
+    let start = created.html.find(marker).expect("the secret is shown") + marker.len();
+    let secret = created.html[start..].split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("sk_"), "{secret}");
+    let again = b.post("/dashboard/api-keys", &form).await;
+    assert_eq!(again.status, 303, "the repeated form creates nothing: {}", again.html);
+    assert!(!again.html.contains(&secret), "the secret is not shown again");
+    let keys = kassa_store::api_keys::list(app.state.store.reader()).await.unwrap();
+    assert_eq!(keys.len(), before + 1, "one key for two submissions");
+    let id = keys.iter().find(|k| k.name.as_deref() == Some("CI")).unwrap().id.clone();
+    let with_new_key = |secret: &str| {
+        reqwest::Client::new().get(format!("{}/admin/products", app.api.address)).bearer_auth(secret.to_string()).send()
+    };
+    assert_eq!(with_new_key(&secret).await.unwrap().status(), 200, "the new key works at once");
+
+    let revoke = [("csrf_token", csrf.as_str()), ("idempotency_key", "revoke-ci-key"), ("confirm", "yes")];
+    let revoked = b.post(&format!("/dashboard/api-keys/{id}/revoke"), &revoke).await;
+    assert_eq!(revoked.status, 303, "{}", revoked.html);
+    assert_eq!(with_new_key(&secret).await.unwrap().status(), 401, "a revoked key is refused at once");
+    for (kind, object) in [("dashboard.api_key.create", "api_keys"), ("dashboard.api_key.revoke", id.as_str())] {
+        let audit = app.api.get(&format!("/admin/events?type={kind}&object={object}"), As::Admin).await.ok();
+        let events = audit["data"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{kind}: {audit}");
+        assert_eq!(events[0]["data"]["object"]["user"]["email"], "owner@example.com");
+    }
+    assert!(!app.api.get("/admin/events?type=dashboard.api_key.create", As::Admin).await.text.contains(&secret));
+}
+
 /// The audit event of an action commits with the action: a server that stops dead right after
 /// a dashboard refund committed (failpoint `dashboard.after_action`, in the real binary) has
 /// recorded both the refund and who made it — no refund without its audit event.

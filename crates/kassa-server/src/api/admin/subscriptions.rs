@@ -111,7 +111,7 @@ async fn cancel_subscription(
     req: Idempotent<CancelInput>,
 ) -> ApiResult<Response> {
     let body = req.body;
-    let work = async { subscriptions::cancel(&app, &id, body).await };
+    let work = async { subscriptions::cancel(&app, &id, body, None).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
 }
 
@@ -128,7 +128,7 @@ async fn resume_subscription(
     if req.body.as_object().is_some_and(|o| !o.is_empty()) {
         return Err(crate::error::ApiError::invalid("body", "resume takes no parameters."));
     }
-    let work = async { subscriptions::resume(&app, &id).await };
+    let work = async { subscriptions::resume(&app, &id, None).await };
     req.request.staged(&app, &admin.idempotency_scope(), work).await
 }
 

@@ -245,7 +245,8 @@ pub async fn cancel_subscription(
 ) -> ApiResult<Done<Subscription>> {
     let detail = json!({"at_period_end": at_period_end});
     let a = Action::new(user, Permission::ManageSubscriptions, "subscription.cancel", id, sub, detail);
-    act(state, user, &a, subscriptions::cancel(state, id, CancelInput { at_period_end: Some(at_period_end) })).await
+    let input = CancelInput { at_period_end: Some(at_period_end) };
+    act(state, user, &a, subscriptions::cancel(state, id, input, a.audit())).await
 }
 
 /// Undoes a cancel at the period end, as `POST /admin/subscriptions/{id}/resume` does.
@@ -256,7 +257,7 @@ pub async fn resume_subscription(
     sub: Submitted<'_>,
 ) -> ApiResult<Done<Subscription>> {
     let a = Action::new(user, Permission::ManageSubscriptions, "subscription.resume", id, sub, json!({}));
-    act(state, user, &a, subscriptions::resume(state, id)).await
+    act(state, user, &a, subscriptions::resume(state, id, a.audit())).await
 }
 
 /// Adds (or with a negative amount removes) credits, with a reason, as the admin API's
@@ -310,21 +311,21 @@ pub async fn create_api_key(
     let detail = json!({"kind": kind.as_str(), "name": name});
     let a = Action::new(user, Permission::ManageApiKeys, "api_key.create", "api_keys", sub, detail);
     let work = async {
-        let key: NewKey = keys::create(&state.store, kind, name, state.clock.now()).await?;
+        let key: NewKey = keys::create_audited(&state.store, kind, name, state.clock.now(), a.audit()).await?;
         Ok(CreatedKey { id: key.row.id, secret: key.secret })
     };
     act(state, user, &a, work).await
 }
 
 pub async fn revoke_api_key(state: &AppState, user: &SignedIn, id: &str, sub: Submitted<'_>) -> ApiResult<Done<bool>> {
+    let a = Action::new(user, Permission::ManageApiKeys, "api_key.revoke", id, sub, json!({}));
     let work = async {
-        if state.api_keys.revoke(&state.store, id, state.clock.now()).await? {
+        if state.api_keys.revoke(&state.store, id, state.clock.now(), a.audit()).await? {
             Ok(true)
         } else {
             Err(ApiError::not_found("api_key", id))
         }
     };
-    let a = Action::new(user, Permission::ManageApiKeys, "api_key.revoke", id, sub, json!({}));
     act(state, user, &a, work).await
 }
 
