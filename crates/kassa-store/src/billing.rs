@@ -140,6 +140,29 @@ pub async fn due_subscriptions<'e, E: Executor<'e, Database = Any>>(
     Ok(q.fetch_all(db).await?)
 }
 
+/// Up to `limit` subscriptions in `status` created at least `age` seconds before their
+/// customer's time (its test clock's, else `now`), oldest first; with `clock`, only the
+/// customers on that test clock. Not locked: a caller locks them with
+/// [`lock_due_subscriptions`] and checks each is still in `status` and old enough. (The
+/// expiry of `incomplete` subscriptions: few rows in that status at any time.)
+pub async fn aged_subscriptions<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    status: &str,
+    age: i64,
+    now: i64,
+    clock: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let due = "t.status = $3 AND t.created <= {time} - $4";
+    let branches = due_branches("subscriptions", due, "created", "$2", clock.map(|_| "$5"));
+    let sql = format!("SELECT id FROM ({branches}) AS due ORDER BY due_at LIMIT $2");
+    let mut q = sql::query_scalar::<String>(&sql).bind(now).bind(limit).bind(status).bind(age);
+    if let Some(c) = clock {
+        q = q.bind(c);
+    }
+    Ok(q.fetch_all(db).await?)
+}
+
 /// A locked row with its customer's time (its test clock's frozen time; `None`: real time),
 /// read in the same statement (one round trip less per renewal and per payment outcome).
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -495,14 +518,17 @@ pub async fn credits_per_period<'e, E: Executor<'e, Database = Any>>(db: E, pric
 }
 
 /// The earliest moment work falls due for the customers on `clock`: a period end of a
-/// subscription in one of `statuses`, or the next attempt of an invoice in `invoice_status`.
+/// subscription in one of `statuses`, the next attempt of an invoice in `invoice_status`, or
+/// the moment a subscription in `aging.0` becomes `aging.1` seconds old (see
+/// [`aged_subscriptions`]).
 pub async fn next_due_on_clock<'e, E: Executor<'e, Database = Any>>(
     db: E,
     clock: &str,
     statuses: &[&str],
     invoice_status: &str,
+    aging: (&str, i64),
 ) -> Result<Option<i64>> {
-    let status_list = sql::placeholders(3, statuses.len());
+    let status_list = sql::placeholders(5, statuses.len());
     let sql = format!(
         "SELECT MIN(t) FROM (\
             SELECT MIN(current_period_end) AS t FROM subscriptions WHERE status IN ({status_list}) \
@@ -510,9 +536,12 @@ pub async fn next_due_on_clock<'e, E: Executor<'e, Database = Any>>(
             UNION ALL \
             SELECT MIN(next_payment_attempt) AS t FROM invoices WHERE status = $2 \
               AND next_payment_attempt IS NOT NULL \
+              AND customer IN (SELECT id FROM customers WHERE test_clock = $1) \
+            UNION ALL \
+            SELECT MIN(created) + $4 AS t FROM subscriptions WHERE status = $3 \
               AND customer IN (SELECT id FROM customers WHERE test_clock = $1)) AS due"
     );
-    let mut q = sql::query_scalar::<Option<i64>>(&sql).bind(clock).bind(invoice_status);
+    let mut q = sql::query_scalar::<Option<i64>>(&sql).bind(clock).bind(invoice_status).bind(aging.0).bind(aging.1);
     for s in statuses {
         q = q.bind(*s);
     }

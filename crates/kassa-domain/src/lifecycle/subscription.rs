@@ -4,11 +4,12 @@
 //!  incomplete ──(first invoice paid)──▶ active ◀──(invoice paid)── past_due ──(retries used up)──▶ canceled | unpaid
 //!  trialing ──(trial ends)──▶ active ──(renewal fails / needs the customer)──▶ past_due
 //!  any but canceled ──(cancel now, or the period ends with cancel_at_period_end)──▶ canceled
+//!  incomplete ──(first invoice not paid within 23 hours of the start)──▶ incomplete_expired
 //! ```
 //!
 //! The period advances when the renewal invoice for the next period is created (as Stripe's
-//! does): the invoice bills that period, and whether it is paid moves the status. Canceled is
-//! final; an `unpaid` subscription returns to `active` when its open invoice is paid.
+//! does): the invoice bills that period, and whether it is paid moves the status. Canceled and
+//! incomplete_expired are final (never billed again); an `unpaid` subscription returns to `active` when its open invoice is paid.
 
 use super::{Refused, status_enum};
 
@@ -24,8 +25,15 @@ status_enum!(
         Canceled => "canceled",
         /// The retries are used up and the merchant chose to keep it (no more renewals).
         Unpaid => "unpaid",
+        /// Its first invoice was not paid within [`INCOMPLETE_EXPIRES_AFTER_SECS`] of its start
+        /// (Stripe's): ended like canceled, its open invoice voided.
+        IncompleteExpired => "incomplete_expired",
     }
 );
+
+/// How long an `incomplete` subscription waits for its first invoice to be paid before it
+/// becomes `incomplete_expired` (Stripe's 23 hours), counted from its creation.
+pub const INCOMPLETE_EXPIRES_AFTER_SECS: i64 = 23 * 3600;
 
 /// What ends dunning after the last retry (configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,6 +68,10 @@ pub enum SubscriptionInput {
     Resume,
     /// Price or quantity changed.
     Updated,
+    /// The first invoice was not paid in time ([`INCOMPLETE_EXPIRES_AFTER_SECS`]): ends an
+    /// `incomplete` subscription; from any other status nothing happens (a sweep that finds it
+    /// paid or canceled meanwhile changes nothing).
+    FirstInvoiceExpired,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,13 +95,27 @@ pub fn bills(status: SubscriptionStatus) -> bool {
     matches!(status, S::Incomplete | S::Trialing | S::Active | S::PastDue)
 }
 
+/// Whether a subscription in `status` has ended for good: canceled or expired before its
+/// first payment. Nothing changes it any more.
+pub fn ended(status: SubscriptionStatus) -> bool {
+    use SubscriptionStatus as S;
+    matches!(status, S::Canceled | S::IncompleteExpired)
+}
+
 pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Result<Transition, Refused> {
     use SubscriptionEffect as E;
     use SubscriptionStatus as S;
     let mut next = current.clone();
     let mut effects = Vec::new();
-    let canceled = current.status == S::Canceled;
+    let canceled = ended(current.status);
     match input {
+        SubscriptionInput::FirstInvoiceExpired => {
+            if current.status == S::Incomplete {
+                next.status = S::IncompleteExpired;
+                effects.push(E::StopBilling);
+                effects.push(E::Record("subscription.deleted"));
+            }
+        }
         SubscriptionInput::InvoicePaid => {
             // A trial's own (zero) invoice leaves it trialing; the trial ends with its period.
             if matches!(current.status, S::Incomplete | S::PastDue | S::Unpaid) {
@@ -132,7 +158,7 @@ pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Res
         }
         SubscriptionInput::Cancel { at_period_end } => {
             if canceled {
-                return Err(Refused::new("subscription_canceled", "The subscription is canceled already."));
+                return Err(Refused::new("subscription_canceled", "The subscription has ended already."));
             }
             if *at_period_end {
                 if !current.cancel_at_period_end {
@@ -147,7 +173,7 @@ pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Res
         }
         SubscriptionInput::Resume => {
             if canceled {
-                return Err(Refused::new("subscription_canceled", "A canceled subscription cannot be resumed."));
+                return Err(Refused::new("subscription_canceled", "A subscription that ended cannot be resumed."));
             }
             if current.cancel_at_period_end {
                 next.cancel_at_period_end = false;
@@ -156,7 +182,7 @@ pub fn transition(current: &SubscriptionState, input: &SubscriptionInput) -> Res
         }
         SubscriptionInput::Updated => {
             if canceled {
-                return Err(Refused::new("subscription_canceled", "A canceled subscription cannot be changed."));
+                return Err(Refused::new("subscription_canceled", "A subscription that ended cannot be changed."));
             }
             effects.push(E::Record("subscription.updated"));
         }
@@ -181,6 +207,7 @@ mod tests {
             any::<bool>().prop_map(|a| SubscriptionInput::Cancel { at_period_end: a }),
             Just(SubscriptionInput::Resume),
             Just(SubscriptionInput::Updated),
+            Just(SubscriptionInput::FirstInvoiceExpired),
         ]
     }
 
@@ -192,19 +219,30 @@ mod tests {
         ) {
             let current = SubscriptionState { status, cancel_at_period_end: flag };
             let Ok(t) = transition(&current, &input) else {
-                prop_assert_eq!(status, SubscriptionStatus::Canceled);
+                prop_assert!(ended(status));
                 return Ok(());
             };
-            if status == SubscriptionStatus::Canceled {
-                prop_assert_eq!(t.next.status, SubscriptionStatus::Canceled);
+            if ended(status) {
+                prop_assert_eq!(t.next.status, status);
                 prop_assert!(t.effects.is_empty());
+                prop_assert!(!bills(status));
             }
             if t.effects.contains(&SubscriptionEffect::Renew) {
                 prop_assert!(bills(status) && !flag);
             }
-            // Ending records subscription.deleted exactly when it becomes canceled.
+            // Only an incomplete subscription expires, and nothing else expires it.
+            if t.next.status == SubscriptionStatus::IncompleteExpired {
+                prop_assert!(status == SubscriptionStatus::IncompleteExpired
+                    || (status == SubscriptionStatus::Incomplete && input == SubscriptionInput::FirstInvoiceExpired));
+            }
+            if input == SubscriptionInput::FirstInvoiceExpired && status != SubscriptionStatus::Incomplete {
+                prop_assert_eq!(&t.next, &current);
+                prop_assert!(t.effects.is_empty());
+            }
+            // Ending records subscription.deleted, and stops billing, exactly when it ends.
             let deleted = t.effects.contains(&SubscriptionEffect::Record("subscription.deleted"));
-            prop_assert_eq!(deleted, status != SubscriptionStatus::Canceled && t.next.status == SubscriptionStatus::Canceled);
+            prop_assert_eq!(deleted, !ended(status) && ended(t.next.status));
+            prop_assert_eq!(t.effects.contains(&SubscriptionEffect::StopBilling), deleted);
         }
     }
 
@@ -223,5 +261,32 @@ mod tests {
             transition(&at_end, &SubscriptionInput::PeriodEnded).unwrap().next.status,
             SubscriptionStatus::Canceled
         );
+    }
+
+    #[test]
+    fn an_unpaid_first_invoice_expires_an_incomplete_subscription_only() {
+        let state = |status| SubscriptionState { status, cancel_at_period_end: false };
+        let t = transition(&state(SubscriptionStatus::Incomplete), &SubscriptionInput::FirstInvoiceExpired).unwrap();
+        assert_eq!(t.next.status, SubscriptionStatus::IncompleteExpired);
+        assert_eq!(
+            t.effects,
+            vec![SubscriptionEffect::StopBilling, SubscriptionEffect::Record("subscription.deleted")]
+        );
+        for status in SubscriptionStatus::ALL.iter().copied().filter(|s| *s != SubscriptionStatus::Incomplete) {
+            let t = transition(&state(status), &SubscriptionInput::FirstInvoiceExpired).unwrap();
+            assert_eq!((t.next, t.effects), (state(status), vec![]), "{status:?}: no change, no error");
+        }
+        // Expired is final: never billed, renewed, revived by a payment, changed or resumed.
+        let expired = state(SubscriptionStatus::IncompleteExpired);
+        assert!(!bills(SubscriptionStatus::IncompleteExpired));
+        for input in [SubscriptionInput::InvoicePaid, SubscriptionInput::PeriodEnded] {
+            let t = transition(&expired, &input).unwrap();
+            assert_eq!((t.next, t.effects), (expired.clone(), vec![]));
+        }
+        for input in
+            [SubscriptionInput::Cancel { at_period_end: false }, SubscriptionInput::Resume, SubscriptionInput::Updated]
+        {
+            assert_eq!(transition(&expired, &input).unwrap_err().code, "subscription_canceled");
+        }
     }
 }

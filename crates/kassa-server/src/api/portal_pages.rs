@@ -136,7 +136,7 @@ fn view(portal: &Portal, token: &str, message: Option<&str>, error: Option<&str>
                         }
                     }
                     p { "Status: " strong.status { (sub.status) } }
-                    @if sub.status != "canceled" {
+                    @if !crate::services::subscriptions::has_ended(&sub.status) {
                         @if sub.cancel_at_period_end {
                             p.cancel-note { "Cancels on " (date(sub.current_period_end)) "." }
                             form method="post" action=(format!("{base}/subscriptions/{}/resume", sub.id)) {

@@ -138,7 +138,7 @@ pub fn badge(status: &str) -> Markup {
     let class = match status {
         "succeeded" | "captured" | "completed" | "fulfilled" | "enabled" | "active" | "paid" => "badge good",
         "failed" | "canceled" | "refunded" | "voided" | "revoked" | "disabled" | "void" | "unpaid"
-        | "uncollectible" => "badge bad",
+        | "uncollectible" | "incomplete_expired" => "badge bad",
         "pending" | "authorized" | "partially_refunded" | "requires_action" | "processing" | "void_pending"
         | "past_due" | "incomplete" | "trialing" => "badge warn",
         _ => "badge",

@@ -168,7 +168,7 @@ fn subscription_page(
     older: bool,
 ) -> Markup {
     let s = &d.subscription;
-    let ended = s.status == SubscriptionStatus::Canceled.as_str();
+    let ended = crate::services::subscriptions::has_ended(&s.status);
     html! {
         p { a href="/dashboard/subscriptions" { "← Subscriptions" } }
         h1 { "Subscription " span.id { (s.id) } }

@@ -65,7 +65,7 @@ pub struct Subscription {
     pub price: String,
     pub quantity: i64,
     pub items: SubscriptionItems,
-    /// `incomplete`, `trialing`, `active`, `past_due`, `canceled` or `unpaid`.
+    /// `incomplete`, `trialing`, `active`, `past_due`, `canceled`, `unpaid` or `incomplete_expired`.
     pub status: String,
     pub current_period_start: i64,
     pub current_period_end: i64,

@@ -494,9 +494,10 @@ async fn record_in(
             let next = if first { None } else { schedule.next_attempt(attempts, now) };
             inv.next_payment_attempt = next;
             apply_invoice(tx, &mut inv, InvoiceInput::AttemptFailed { action_required }, now).await?;
-            if sub.as_ref().is_some_and(|s| s.status == SubscriptionStatus::Canceled.as_str()) {
-                // Canceled while this attempt was under way (the cancel left the invoice open
-                // for its outcome): nothing more is collected.
+            let ended = |s: &SubscriptionRow| SubscriptionStatus::parse(&s.status).is_some_and(sub_machine::ended);
+            if sub.as_ref().is_some_and(ended) {
+                // Canceled (or expired incomplete) while this attempt was under way (the end
+                // left the invoice open for its outcome): nothing more is collected.
                 apply_invoice(tx, &mut inv, InvoiceInput::Void, now).await?;
                 return Ok(());
             }

@@ -388,7 +388,7 @@ async fn save_card(state: &AppState, session: &PortalSessionRow, pi: &PaymentInt
     payment_methods::set_default(state, &session.customer, &pm).await?;
     let page = Page { limit: 100, starting_after: None, ending_before: None };
     for s in subscriptions::list(state, Some(&session.customer), None, &page).await?.data {
-        if s.status == "canceled" || s.default_payment_method.as_deref() == Some(pm.as_str()) {
+        if subscriptions::has_ended(&s.status) || s.default_payment_method.as_deref() == Some(pm.as_str()) {
             continue;
         }
         let input =

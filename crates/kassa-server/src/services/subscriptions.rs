@@ -25,7 +25,9 @@ use crate::state::AppState;
 use kassa_domain::billing::{Interval, boundary_after, cycle_boundary, proration};
 use kassa_domain::ids::IdKind;
 use kassa_domain::lifecycle::invoice::{InvoiceInput, InvoiceStatus};
-use kassa_domain::lifecycle::subscription::{SubscriptionEffect, SubscriptionInput, SubscriptionStatus};
+use kassa_domain::lifecycle::subscription::{
+    INCOMPLETE_EXPIRES_AFTER_SECS, SubscriptionEffect, SubscriptionInput, SubscriptionStatus,
+};
 use kassa_store::billing::{self as db, InvoiceRow};
 use kassa_store::catalog::{self, PriceRow};
 use kassa_store::customers::{CustomerRow, SubscriptionRow};
@@ -95,6 +97,12 @@ const RENEWING: [SubscriptionStatus; 3] =
 
 fn renewing() -> Vec<&'static str> {
     RENEWING.iter().map(|s| s.as_str()).collect()
+}
+
+/// Whether a subscription with this stored status has ended for good (canceled, or expired
+/// before its first payment): nothing changes it any more.
+pub fn has_ended(status: &str) -> bool {
+    SubscriptionStatus::parse(status).is_some_and(kassa_domain::lifecycle::subscription::ended)
 }
 
 /// A price a subscription can bill: recurring and active.
@@ -648,9 +656,81 @@ async fn renew_locked(state: &AppState, tx: &mut Tx, at: db::SubscriptionAt, sta
     Ok(true)
 }
 
-/// The earliest moment billing work falls due for the customers on `clock`.
+/// The earliest moment billing work falls due for the customers on `clock`: a period end, a
+/// payment attempt, or an `incomplete` subscription's expiry.
 pub async fn next_due_on_clock(state: &AppState, clock: &str) -> ApiResult<Option<i64>> {
-    Ok(db::next_due_on_clock(state.store.reader(), clock, &renewing(), InvoiceStatus::Open.as_str()).await?)
+    let aging = (SubscriptionStatus::Incomplete.as_str(), INCOMPLETE_EXPIRES_AFTER_SECS);
+    Ok(db::next_due_on_clock(state.store.reader(), clock, &renewing(), InvoiceStatus::Open.as_str(), aging).await?)
+}
+
+/// Ends up to `limit` `incomplete` subscriptions whose first invoice was not paid within
+/// [`INCOMPLETE_EXPIRES_AFTER_SECS`] of their creation, by their customer's time (its test
+/// clock's, else the server's); of the customers on `clock` only, when given. Each becomes
+/// `incomplete_expired` (`subscription.deleted`) and its open invoice is voided — unless a
+/// payment attempt of it is under way, which keeps it open for its outcome as a cancel does
+/// ([`void_open_invoices`]). Returns how many ended.
+///
+/// Exactly once, on several servers: candidates are read, then locked in one statement with
+/// `SKIP LOCKED` (as the renewals), and each is checked under its lock to be still
+/// `incomplete` and old enough (one paid or expired by another server meanwhile is left
+/// alone; the transition from any other status is a no-op anyway). One transaction per batch;
+/// should it fail as a whole, one per subscription.
+pub async fn expire_incomplete(state: &AppState, clock: Option<&str>, limit: i64) -> ApiResult<usize> {
+    let incomplete = SubscriptionStatus::Incomplete.as_str();
+    let candidates = limit.saturating_mul(CANDIDATES_PER_BATCH);
+    let age = INCOMPLETE_EXPIRES_AFTER_SECS;
+    let mut ids =
+        db::aged_subscriptions(state.store.reader(), incomplete, age, state.clock.now(), clock, candidates).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    ids.shuffle(&mut rand::thread_rng());
+    let together = async {
+        let mut tx = state.store.begin().await?;
+        let mut done = 0;
+        for at in db::lock_due_subscriptions(&mut tx, &ids, limit).await? {
+            if expire_locked(state, &mut tx, at).await? {
+                done += 1;
+            }
+        }
+        tx.commit().await?;
+        ApiResult::Ok(done)
+    };
+    match together.await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            tracing::warn!(error = %e, "expiring a batch in one transaction failed; expiring one by one");
+            let mut done = 0;
+            for id in ids.iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                let mut tx = state.store.begin().await?;
+                let expired = match db::lock_due_subscriptions(&mut tx, std::slice::from_ref(id), 1).await?.pop() {
+                    Some(at) => expire_locked(state, &mut tx, at).await?,
+                    None => false,
+                };
+                if expired {
+                    tx.commit().await?;
+                    done += 1;
+                } else {
+                    tx.rollback().await?;
+                }
+            }
+            Ok(done)
+        }
+    }
+}
+
+/// Expires one locked subscription if it is still `incomplete` and old enough by its
+/// customer's time; `false` (nothing written) when it is not.
+async fn expire_locked(state: &AppState, tx: &mut Tx, at: db::SubscriptionAt) -> ApiResult<bool> {
+    let db::SubscriptionAt { row: mut sub, customer_time } = at;
+    let now = customer_time.unwrap_or_else(|| state.clock.now());
+    let expires = sub.created.saturating_add(INCOMPLETE_EXPIRES_AFTER_SECS);
+    if sub.status != SubscriptionStatus::Incomplete.as_str() || expires > now {
+        return Ok(false);
+    }
+    let effects = apply_subscription(tx, &mut sub, SubscriptionInput::FirstInvoiceExpired, now).await?;
+    carry_out(tx, &state.public_url, &mut sub, effects, now).await?;
+    Ok(true)
 }
 
 // ---------------------------------------------------------------- started by a hosted checkout

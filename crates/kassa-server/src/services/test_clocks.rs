@@ -1,5 +1,6 @@
 //! Test clocks (the test processor only), like Stripe's: customers created on a clock live at
-//! its frozen time, and advancing it runs every renewal and retry that falls due for them, in
+//! its frozen time, and advancing it runs every renewal, retry and expiry of an `incomplete`
+//! subscription that falls due for them, in
 //! time order, before it answers. Other customers are unaffected.
 
 use crate::error::{ApiError, ApiResult};
@@ -125,7 +126,8 @@ async fn move_to(state: &AppState, id: &str, t: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Does everything due on the clock at time `t`: renewals, then payment attempts, until
+/// Does everything due on the clock at time `t`: renewals, expiries of `incomplete`
+/// subscriptions, then payment attempts, until
 /// nothing is due — including work another server claimed, which it waits for.
 async fn drain(state: &AppState, id: &str, t: i64, deadline: tokio::time::Instant) -> ApiResult<()> {
     loop {
@@ -135,8 +137,9 @@ async fn drain(state: &AppState, id: &str, t: i64, deadline: tokio::time::Instan
             ));
         }
         let renewed = subscriptions::renew_due(state, Some(id), 100).await?;
+        let expired = subscriptions::expire_incomplete(state, Some(id), 100).await?;
         let (attempted, _) = invoices::collect_due(state, Some(id), 100).await?;
-        if renewed > 0 || attempted > 0 {
+        if renewed > 0 || expired > 0 || attempted > 0 {
             continue;
         }
         match subscriptions::next_due_on_clock(state, id).await? {

@@ -632,6 +632,151 @@ async fn a_card_not_set_up_for_off_session_leaves_the_subscription_incomplete() 
     assert!(charges_by_invoice(&app).await.is_empty());
 }
 
+const HOUR: i64 = 3_600;
+const CARD_VISA: [(&str, &str); 3] = [("number", "4242 4242 4242 4242"), ("exp", "12/34"), ("cvc", "123")];
+
+/// Stripe's `incomplete_expired`: a subscription whose first invoice is not paid within 23
+/// hours of its start ends (never billed again) and its invoice is voided; its hosted page
+/// then takes no payment. One whose first invoice is paid in time stays active.
+#[tokio::test]
+async fn an_incomplete_subscription_expires_after_23_hours_and_its_invoice_is_voided() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 900, 5).await;
+    let clock = clock(&app, JAN_31_2027).await;
+    let start = |customer: String| {
+        let app = &app;
+        let body = json!({"customer": customer, "items": [{"price": price}]});
+        async move {
+            let sub = app.post("/admin/subscriptions", As::Admin, body).await.ok();
+            assert_eq!(sub["status"], "incomplete");
+            let inv = app.get(&format!("/admin/invoices/{}", sub["latest_invoice"].as_str().unwrap()), As::Admin).await;
+            (sub["id"].as_str().unwrap().to_string(), inv.ok())
+        }
+    };
+    let lapsing = customer_on(&app, Some(&clock)).await;
+    attach(&app, &lapsing, "pm_card_authenticationRequiredOnSetup").await;
+    let (sub_id, inv) = start(lapsing.clone()).await;
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+    assert_eq!(inv["status"], "open");
+    let url = inv["hosted_invoice_url"].as_str().unwrap().to_string();
+    // Another customer on the clock pays its first invoice on the page within the 23 hours.
+    let paying = customer_on(&app, Some(&clock)).await;
+    attach(&app, &paying, "pm_card_authenticationRequiredOnSetup").await;
+    let (paid_sub, paid_inv) = start(paying).await;
+
+    advance(&app, &clock, JAN_31_2027 + 22 * HOUR).await;
+    let s = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "incomplete", "not yet expired after 22 hours");
+    assert_eq!(app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok()["status"], "open");
+    let (status, _, _) = form(paid_inv["hosted_invoice_url"].as_str().unwrap(), &CARD_VISA).await;
+    assert_eq!(status, 303);
+    assert_eq!(app.get(&format!("/admin/subscriptions/{paid_sub}"), As::Admin).await.ok()["status"], "active");
+
+    advance(&app, &clock, JAN_31_2027 + 23 * HOUR).await;
+    let s = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "incomplete_expired");
+    assert_eq!(s["canceled_at"], JAN_31_2027 + 23 * HOUR);
+    let i = app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok();
+    assert_eq!((i["status"].as_str(), i["amount_paid"].as_i64()), (Some("void"), Some(0)));
+    assert_eq!(i["next_payment_attempt"], Value::Null);
+    let listed = app.get("/admin/subscriptions?status=incomplete_expired", As::Admin).await.ok();
+    let ids: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [sub_id.as_str()]);
+
+    // Its hosted page takes no payment any more.
+    let (status, back, _) = form(&url, &CARD_VISA).await;
+    assert_eq!((status, back.contains("/test-processor/")), (303, false));
+    let (status, html) = page(&url).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("not payable (void)") && !html.contains("Pay with card"), "{html}");
+    assert_eq!(app.get(&format!("/admin/invoices/{inv_id}"), As::Admin).await.ok()["status"], "void");
+    // Ended: it cannot be changed, canceled or resumed.
+    let r = app.post(&format!("/admin/subscriptions/{sub_id}/cancel"), As::Admin, json!({})).await;
+    assert_eq!(r.status, 409);
+    let r = app.post(&format!("/admin/subscriptions/{sub_id}/resume"), As::Admin, json!({})).await;
+    assert_eq!(r.status, 409);
+
+    // A month and more later: never renewed, never charged; the paid one renewed.
+    advance(&app, &clock, JAN_31_2027 + 40 * DAY).await;
+    let s = app.get(&format!("/admin/subscriptions/{sub_id}"), As::Admin).await.ok();
+    assert_eq!(s["status"], "incomplete_expired");
+    assert_eq!(invoices_of(&app, &sub_id).await.len(), 1);
+    assert_eq!(invoices_of(&app, &paid_sub).await.len(), 2);
+    let charges = charges_by_invoice(&app).await;
+    assert!(!charges.contains_key(&inv_id), "the expired subscription was never charged: {charges:?}");
+    assert_eq!(charges.get(paid_inv["id"].as_str().unwrap()), Some(&1));
+    let credits = app.get(&format!("/admin/customers/{lapsing}"), As::Admin).await.ok();
+    assert_eq!(credits["credit_balance"], 0, "no credits for a period never paid");
+
+    let events = event_types_about(&app, &[&sub_id, &inv_id]).await;
+    let at = |t: i64, kinds: &[&str]| {
+        let mut kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        kinds.sort();
+        (t, kinds)
+    };
+    assert_eq!(
+        events,
+        [
+            at(
+                JAN_31_2027,
+                &[
+                    "subscription.created",
+                    "invoice.created",
+                    "invoice.payment_failed",
+                    "invoice.payment_action_required"
+                ]
+            ),
+            at(JAN_31_2027 + 23 * HOUR, &["subscription.deleted", "invoice.voided"]),
+        ],
+        "events in order"
+    );
+    let deleted = app.get(&format!("/admin/events?object={sub_id}&limit=100"), As::Admin).await.ok();
+    let deleted = deleted["data"].as_array().unwrap().iter().find(|e| e["type"] == "subscription.deleted").cloned();
+    assert_eq!(deleted.unwrap()["data"]["object"]["status"], "incomplete_expired");
+}
+
+/// The expiry runs on the job (real time, no test clock) exactly once, even with sweeps racing
+/// (the server's own job and two more at once, as on several servers sharing the database).
+#[tokio::test]
+async fn incomplete_subscriptions_expire_on_the_job_exactly_once_with_sweeps_racing() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 500, 0).await;
+    let mut subs = Vec::new();
+    for _ in 0..3 {
+        let customer = customer_on(&app, None).await;
+        attach(&app, &customer, "pm_card_authenticationRequiredOnSetup").await;
+        let body = json!({"customer": customer, "items": [{"price": price}]});
+        let sub = app.post("/admin/subscriptions", As::Admin, body).await.ok();
+        assert_eq!(sub["status"], "incomplete");
+        subs.push(sub["id"].as_str().unwrap().to_string());
+    }
+    app.state.clock.advance(23 * HOUR - 1);
+    let job = |state: kassa_server::state::AppState| async move {
+        kassa_server::services::subscriptions::expire_incomplete(&state, None, 100).await.unwrap()
+    };
+    assert_eq!(job(app.state.clone()).await, 0, "not yet");
+    app.state.clock.advance(1);
+    let (a, b) = tokio::join!(job(app.state.clone()), job(app.state.clone()));
+    assert!(a + b <= 3, "each expired once at most: {a} + {b}");
+    assert_eq!(job(app.state.clone()).await, 0, "all expired by the racing sweeps and the job");
+    for sub in &subs {
+        // The server's own job may hold one still, about to commit.
+        let mut s = Value::Null;
+        for _ in 0..100 {
+            s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+            if s["status"] != "incomplete" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(s["status"], "incomplete_expired");
+        let deleted = app.get(&format!("/admin/events?object={sub}&limit=100"), As::Admin).await.ok();
+        let n = deleted["data"].as_array().unwrap().iter().filter(|e| e["type"] == "subscription.deleted").count();
+        assert_eq!(n, 1);
+        assert_eq!(invoices_of(&app, sub).await[0]["status"], "void");
+    }
+}
+
 /// Marks an invoice's payment attempt as claimed by a server that has not written its outcome
 /// (its charge under way, or made by a server that died before recording it).
 async fn claim_without_outcome(app: &TestApp, invoice: &str) {

@@ -50,7 +50,7 @@ async fn create_subscription(
 #[into_params(parameter_in = Query)]
 struct SubscriptionListParams {
     customer: Option<String>,
-    /// `incomplete`, `trialing`, `active`, `past_due`, `canceled` or `unpaid`.
+    /// `incomplete`, `trialing`, `active`, `past_due`, `canceled`, `unpaid` or `incomplete_expired`.
     status: Option<String>,
     /// 1 to 100, default 10.
     #[param(minimum = 1, maximum = 100)]
