@@ -781,6 +781,73 @@ async fn incomplete_subscriptions_expire_on_the_job_exactly_once_with_sweeps_rac
     }
 }
 
+/// An `incomplete` subscription that expires while a payment attempt of its first invoice is
+/// under way (claimed, no outcome written) does not lose that charge: as with a cancel, the
+/// invoice stays open for the attempt's outcome, which the job writes with the same key —
+/// paid (recorded once; the subscription stays expired) or, declined, voided.
+#[tokio::test]
+async fn an_expiry_during_a_first_payment_attempt_keeps_its_outcome() {
+    let app = spawn_app().await;
+    let price = recurring_price(&app, 800, 0).await;
+    let mut open = Vec::new();
+    for later_card in ["pm_card_visa", "pm_card_authenticationRequiredOnSetup"] {
+        let customer = customer_on(&app, None).await;
+        attach(&app, &customer, "pm_card_authenticationRequiredOnSetup").await;
+        let body = json!({"customer": customer, "items": [{"price": price}]});
+        let sub = app.post("/admin/subscriptions", As::Admin, body).await.ok();
+        assert_eq!(sub["status"], "incomplete");
+        let sub_id = sub["id"].as_str().unwrap().to_string();
+        let pm = attach(&app, &customer, later_card).await;
+        let body = json!({"default_payment_method": pm});
+        app.post(&format!("/admin/subscriptions/{sub_id}"), As::Admin, body).await.ok();
+        let inv = sub["latest_invoice"].as_str().unwrap().to_string();
+        claim_without_outcome(&app, &inv).await;
+        open.push((sub_id, inv));
+    }
+    app.state.clock.advance(23 * HOUR);
+    kassa_server::services::subscriptions::expire_incomplete(&app.state, None, 100).await.unwrap();
+    for (sub, inv) in &open {
+        // The server's own job may be expiring it (the sweep above skipped it), about to commit.
+        let mut s = Value::Null;
+        for _ in 0..100 {
+            s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+            if s["status"] != "incomplete" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(s["status"], "incomplete_expired");
+        let i = app.get(&format!("/admin/invoices/{inv}"), As::Admin).await.ok();
+        assert_eq!(i["status"], "open", "an attempt under way keeps its invoice open for its outcome");
+    }
+    assert!(charges_by_invoice(&app).await.is_empty());
+
+    // The claim runs out (its server died): the job makes the same attempt and writes it.
+    app.state.clock.advance(kassa_server::services::invoices::ATTEMPT_LEASE_SECS + 1);
+    let status = |inv: String| {
+        let app = &app;
+        async move {
+            for _ in 0..200 {
+                let i = app.get(&format!("/admin/invoices/{inv}"), As::Admin).await.ok();
+                if i["status"] != "open" {
+                    return i;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("invoice {inv} still open");
+        }
+    };
+    let paid = status(open[0].1.clone()).await;
+    assert_eq!((paid["status"].as_str(), paid["amount_paid"].as_i64()), (Some("paid"), Some(800)));
+    let voided = status(open[1].1.clone()).await;
+    assert_eq!((voided["status"].as_str(), voided["attempt_count"].as_i64()), (Some("void"), Some(2)));
+    assert_eq!(charges_by_invoice(&app).await, BTreeMap::from([(open[0].1.clone(), 1)]));
+    for (sub, _) in &open {
+        let s = app.get(&format!("/admin/subscriptions/{sub}"), As::Admin).await.ok();
+        assert_eq!(s["status"], "incomplete_expired", "a late payment does not revive it");
+    }
+}
+
 /// Marks an invoice's payment attempt as claimed by a server that has not written its outcome
 /// (its charge under way, or made by a server that died before recording it).
 async fn claim_without_outcome(app: &TestApp, invoice: &str) {
