@@ -155,7 +155,7 @@ pub async fn aged_subscriptions<'e, E: Executor<'e, Database = Any>>(
 ) -> Result<Vec<String>> {
     // The status as a literal, as in `due_subscriptions`, for the partial index of migration
     // 0022 (`status = 'incomplete'`): it is an enum's name, never input.
-    let literal = status.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then_some(status).unwrap_or("");
+    let literal = if status.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') { status } else { "" };
     debug_assert_eq!(literal, status, "status names are [a-z_]");
     let due = format!("t.status = '{literal}' AND t.created <= {{time}} - $3");
     let branches = due_branches("subscriptions", &due, "created", "$2", clock.map(|_| "$4"));
