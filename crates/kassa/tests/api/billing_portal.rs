@@ -195,6 +195,8 @@ async fn the_portal_cancels_at_period_end_once_and_resumes() {
 
     let (_, html) = page(&url).await;
     assert!(html.contains("Cancels on") && html.contains("Don't cancel"), "{html}");
+    let end = chrono::DateTime::from_timestamp(s["current_period_end"].as_i64().unwrap(), 0).unwrap();
+    assert!(html.contains(&format!("Cancels on {}.", end.format("%Y-%m-%d"))), "the period's last day: {html}");
     let resume = form_of(&app, &url, "/resume").await;
     assert_eq!(submit(&resume, &[]).await.0, 303);
     assert_eq!(submit(&resume, &[]).await.0, 303);
